@@ -1,4 +1,4 @@
-"""The ``bench`` command line: one subcommand per module, each exposing ``configure`` and ``run``."""
+"""bench: compress neural networks and compute the generalization bounds their messages buy."""
 
 from __future__ import annotations
 
@@ -6,26 +6,53 @@ import argparse
 import importlib
 import sys
 
-# subcommand name -> module that implements it (``configure(parser)`` and ``run(args) -> int``)
-SUBCOMMANDS: dict[str, str] = {
-    "calc": "bench.calc",
+# subcommand -> (module, configure function, run function)
+SUBCOMMANDS: dict[str, tuple[str, str, str]] = {
+    "run": ("bench.commands.run", "configure", "run"),
+    "list": ("bench.commands.listing", "configure", "run"),
+    "plugins": ("bench.commands.listing", "configure_plugins", "run_plugins"),
+    "leaderboard": ("bench.commands.leaderboard", "configure", "run"),
+    "verify": ("bench.commands.verify", "configure", "run"),
+    "calc": ("bench.calc", "configure", "run"),
+}
+HELP = {
+    "run": "run tasks x seeds x compressors x bounds and write the results table",
+    "list": "list registered tasks, datasets, models, compressors and bounds with their parameters",
+    "plugins": "list the loaded plugins, their versions and any load errors",
+    "leaderboard": "print ranked tables of the results",
+    "verify": "decode a cell's stored message, re-evaluate it and recompute its bound",
+    "calc": "compute a bound from a training error, a KL (or a size in bits) and n",
 }
 
 
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="bench", description=__doc__)
-    sub = parser.add_subparsers(dest="command", required=True)
-    for name, module_name in SUBCOMMANDS.items():
+    sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+    for name, (module_name, configure, run) in SUBCOMMANDS.items():
         module = importlib.import_module(module_name)
-        sub_parser = sub.add_parser(name, help=(module.__doc__ or "").strip().splitlines()[0])
-        module.configure(sub_parser)
-        sub_parser.set_defaults(_run=module.run)
+        sub_parser = sub.add_parser(name, help=HELP[name], description=HELP[name])
+        getattr(module, configure)(sub_parser)
+        sub_parser.set_defaults(_run=getattr(module, run))
     return parser
 
 
 def main(argv: list[str] | None = None) -> int:
+    from bench.contracts import DatasetUnavailable
+    from bench.params import ConfigError
+    from bench.registry import PluginError
+
     args = build_parser().parse_args(argv)
-    return int(args._run(args) or 0)
+    try:
+        return int(args._run(args) or 0)
+    except (ConfigError, DatasetUnavailable) as exc:
+        print(f"bench {args.command}: error: {exc}", file=sys.stderr)
+        return 2
+    except PluginError as exc:
+        print(f"bench {args.command}: error: {str(exc).splitlines()[0]}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print(f"bench {args.command}: interrupted", file=sys.stderr)
+        return 130
 
 
 if __name__ == "__main__":

@@ -1,0 +1,28 @@
+"""Print ranked tables of the results: certificates by error bound, then the other kinds."""
+
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+
+from bench import leaderboard
+from bench.results import ResultsStore
+
+
+def configure(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--results", type=Path, default=Path("results"), help="results folder")
+    parser.add_argument("--task", help="only this task")
+    parser.add_argument("--format", choices=["markdown", "csv", "html"], default="markdown")
+
+
+def run(args: argparse.Namespace) -> int:
+    df = ResultsStore(args.results).read()
+    if df.empty:
+        print(f"no results in {args.results}")
+        return 0
+    boards = leaderboard.build(df, args.task)
+    if not boards:
+        print(f"no results for task '{args.task}' in {args.results}")
+        return 0
+    print(leaderboard.render(boards, args.format))
+    return 0

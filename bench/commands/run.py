@@ -1,0 +1,86 @@
+"""Run the benchmark: tasks x seeds x compressors x bounds, one Parquet row per cell."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+
+from bench import leaderboard
+from bench.config import apply_assignment, load_config, parse_assignment, parse_names
+from bench.params import ConfigError
+from bench.registry import load_registry
+from bench.runner import Runner
+
+
+def default_config_path() -> Path | None:
+    path = Path("bench.toml")
+    return path if path.exists() else None
+
+
+def configure(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--config", type=Path, help="configuration file (default: ./bench.toml if present)")
+    parser.add_argument("--profile", default="default", help="profile of the configuration file")
+    parser.add_argument("--tasks", help="comma-separated task names (overrides the profile)")
+    parser.add_argument("--compressors", help="comma-separated compressor names, or 'all'")
+    parser.add_argument("--bounds", help="comma-separated bound names, or 'all'")
+    parser.add_argument("--seeds", help="comma-separated integer seeds")
+    parser.add_argument("--device", choices=["auto", "cpu", "cuda"], help="where to train and evaluate")
+    parser.add_argument("--delta", type=float, help="confidence parameter δ of the certificates")
+    parser.add_argument("--results", type=Path, help="results folder")
+    parser.add_argument("--data-dir", type=Path, help="where dataset files are (or are downloaded to)")
+    parser.add_argument("--download", action="store_true", help="allow downloading datasets")
+    parser.add_argument("--cell-timeout", type=float, help="seconds a compressor or bound may take")
+    parser.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
+                        help="override a parameter, e.g. compressor.quantize.levels=[4,8] (repeatable)")
+    parser.add_argument("--no-leaderboard", action="store_true", help="do not print the leaderboard at the end")
+
+
+def build_config(args: argparse.Namespace):
+    path = args.config if args.config is not None else default_config_path()
+    cfg = load_config(path, args.profile)
+    if args.tasks:
+        cfg.tasks = parse_names("--tasks", "tasks", args.tasks) or []
+    if args.compressors:
+        cfg.compressors = parse_names("--compressors", "compressors", args.compressors)
+    if args.bounds:
+        cfg.bounds = parse_names("--bounds", "bounds", args.bounds)
+    if args.seeds:
+        try:
+            cfg.seeds = [int(s) for s in args.seeds.split(",") if s.strip()]
+        except ValueError:
+            raise ConfigError(f"--seeds must be comma-separated integers, got {args.seeds!r}") from None
+    if args.device:
+        cfg.device = args.device
+    if args.delta is not None:
+        if not 0 < args.delta < 1:
+            raise ConfigError(f"--delta must be in (0, 1), got {args.delta}")
+        cfg.delta = args.delta
+    if args.results:
+        cfg.results = args.results
+    if args.cell_timeout:
+        cfg.cell_timeout = args.cell_timeout
+    cfg.data_dir, cfg.download = args.data_dir, args.download
+    for text in args.set:
+        apply_assignment(cfg, *parse_assignment(text))
+    return cfg
+
+
+def run(args: argparse.Namespace) -> int:
+    cfg = build_config(args)
+    registry = load_registry()
+    for record in registry.failed():
+        print(f"warning: plugin '{record.name}' failed to load: {record.error}", file=sys.stderr)
+    runner = Runner(cfg, registry, argv=sys.argv)
+    print(f"run {runner.run_id}: {runner.n_cells()} cells on {runner.device}, results in {cfg.results}",
+          file=sys.stderr)
+    summary = runner.run()
+    counts = ", ".join(f"{v} {k}" for k, v in summary.counts.items())
+    print(f"run {summary.run_id} finished: {counts}", file=sys.stderr)
+    for failure in summary.failures:
+        print(f"  failed: {failure}", file=sys.stderr)
+    if not args.no_leaderboard:
+        df = runner.store.read()
+        boards = leaderboard.build(df[df["task"].isin(cfg.tasks)])
+        print(leaderboard.render(boards))
+    return 1 if summary.failures else 0

@@ -1,0 +1,26 @@
+"""Decode a cell's stored message, re-evaluate the model and recompute the bound; exit 1 on a difference."""
+
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+
+from bench.registry import load_registry
+from bench.verify import verify_cell
+
+
+def configure(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("cell_ids", nargs="+", metavar="CELL_ID", help="cell id (or a unique prefix)")
+    parser.add_argument("--results", type=Path, default=Path("results"), help="results folder")
+    parser.add_argument("--data-dir", type=Path, help="where dataset files are")
+    parser.add_argument("--device", choices=["auto", "cpu", "cuda"], default="auto")
+
+
+def run(args: argparse.Namespace) -> int:
+    registry = load_registry()
+    status = 0
+    for cell_id in args.cell_ids:
+        report = verify_cell(cell_id, args.results, registry, args.data_dir, args.device)
+        print(report.text())
+        status = status or (0 if report.ok else 1)
+    return status

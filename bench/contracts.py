@@ -1,0 +1,293 @@
+"""The contracts between the harness and its plugins (see DESIGN.md).
+
+A plugin subclasses one of ``Dataset``, ``ModelFamily``, ``Compressor`` or ``Bound`` (or builds a
+``TaskSpec``) and hands it to the ``register`` callback of the matching hook. The harness knows plugins
+only through what is declared here.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any, Callable, ClassVar, Literal
+
+import numpy as np
+import torch
+from torch import nn
+
+from bench.params import build_params, params_dict
+
+if TYPE_CHECKING:
+    from pathlib import Path
+
+BoundKind = Literal["certificate", "expectation", "lower_bound"]
+BOUND_KINDS: tuple[str, ...] = ("certificate", "expectation", "lower_bound")
+
+
+@dataclass(frozen=True)
+class NoParams:
+    """For registered objects without parameters."""
+
+
+class Registered:
+    """Base of every registered class: a name, a version, a one-line description and ``Params``.
+
+    Parameters are validated once, at construction (scikit-learn style); ``self.params`` is the
+    validated dataclass instance.
+    """
+
+    kind: ClassVar[str] = "object"
+    name: ClassVar[str] = ""
+    version: ClassVar[str] = "0.1.0"
+    description: ClassVar[str] = ""
+    Params: ClassVar[type] = NoParams
+
+    def __init__(self, **params: Any) -> None:
+        self.params = build_params(self.Params, params, owner=f"{self.kind} '{self.name}'")
+
+    @classmethod
+    def defaults(cls) -> dict[str, Any]:
+        return params_dict(cls.Params())
+
+    def params_json(self) -> dict[str, Any]:
+        return params_dict(self.params)
+
+
+# --------------------------------------------------------------------------------------------- data
+@dataclass
+class Split:
+    """One split of a dataset, held whole in memory (inputs already normalized)."""
+
+    x: torch.Tensor
+    y: torch.Tensor
+
+    def __len__(self) -> int:
+        return int(self.x.shape[0])
+
+    def to(self, device: torch.device) -> "Split":
+        return Split(self.x.to(device), self.y.to(device))
+
+
+@dataclass
+class DataBundle:
+    train: Split
+    test: Split
+    input_shape: tuple[int, ...]
+    num_classes: int  # 0 for regression
+    task_type: Literal["classification", "regression"] = "classification"
+
+
+class Dataset(Registered):
+    """A dataset with one fixed, deterministic train/test split."""
+
+    kind: ClassVar[str] = "dataset"
+
+    def load(self, data_dir: "Path | None", download: bool) -> DataBundle:
+        raise NotImplementedError
+
+
+class DatasetUnavailable(RuntimeError):
+    """The files of a dataset are missing; the message says how to get them."""
+
+
+class ModelFamily(Registered):
+    """A model architecture, built for a dataset's input shape and number of classes."""
+
+    kind: ClassVar[str] = "model"
+
+    def build(self, input_shape: tuple[int, ...], num_classes: int) -> nn.Module:
+        raise NotImplementedError
+
+
+@dataclass(frozen=True)
+class Recipe:
+    """How a task's base model is trained (the run's seed is added by the harness)."""
+
+    optimizer: Literal["adam", "adamw", "sgd"] = "adam"
+    lr: float = 1e-3
+    epochs: int = 10
+    batch_size: int = 128
+    weight_decay: float = 0.0
+    momentum: float = 0.9
+    schedule: Literal["constant", "cosine"] = "cosine"
+
+    def validate(self) -> None:
+        if self.lr <= 0:
+            raise ValueError("parameter 'lr' must be > 0")
+        if self.epochs < 0:
+            raise ValueError("parameter 'epochs' must be >= 0")
+        if self.batch_size < 1:
+            raise ValueError("parameter 'batch_size' must be >= 1")
+
+
+@dataclass(frozen=True)
+class TaskSpec:
+    """A task: a dataset and a model (both by registered name, with parameters) and a recipe."""
+
+    name: str
+    dataset: str
+    model: str
+    description: str = ""
+    dataset_params: dict[str, Any] = field(default_factory=dict)
+    model_params: dict[str, Any] = field(default_factory=dict)
+    recipe: dict[str, Any] = field(default_factory=dict)
+    version: str = "0.1.0"
+    kind: ClassVar[str] = "task"
+
+    def defaults(self) -> dict[str, Any]:
+        return {
+            "dataset": self.dataset,
+            "model": self.model,
+            "dataset_params": self.dataset_params,
+            "model_params": self.model_params,
+            "recipe": params_dict(build_params(Recipe, self.recipe, owner=f"task '{self.name}'")),
+        }
+
+
+# ------------------------------------------------------------------------------------ run context
+ProgressFactory = Callable[..., Any]  # progress(total=..., desc=...) -> tqdm-like object
+
+
+@dataclass
+class TaskInstance:
+    """A task made concrete for one run: data loaded, model family resolved."""
+
+    name: str
+    spec: TaskSpec
+    data: DataBundle
+    recipe: Recipe
+    config: dict[str, Any]  # the canonical configuration that determines this task
+    build_model: Callable[[], nn.Module]  # unseeded constructor (the harness seeds it)
+
+    @property
+    def n_train(self) -> int:
+        return len(self.data.train)
+
+    @property
+    def num_classes(self) -> int:
+        return self.data.num_classes
+
+
+@dataclass
+class RunContext:
+    """What a compressor or a bound may use. Shared by both; bounds also get ``delta`` and hparam bits."""
+
+    task: TaskInstance
+    seed: int
+    device: torch.device
+    make_model: Callable[[], nn.Module]  # untrained, initialized from the run's seed (part of the prior)
+    base_model: Callable[[], nn.Module]  # a fresh copy of the cached trained model
+    evaluate: Callable[[nn.Module, Split], float]  # error rate (or MSE for regression) of a model
+    progress: ProgressFactory
+    rng: np.random.Generator
+    delta: float = 0.05
+    hparam_bits: float = 0.0  # log2 of the number of configurations swept for this cell
+
+    def generator(self, offset: int = 0) -> torch.Generator:
+        """A CPU torch generator derived from the run's seed (``offset`` separates independent uses)."""
+        return torch.Generator().manual_seed(self.seed * 1_000_003 + offset)
+
+
+# ------------------------------------------------------------------------------------- artifacts
+@dataclass
+class LayerCode:
+    """One layer as a compressor coded it: kept positions S, codebook C, assignments Q (seed 002)."""
+
+    name: str
+    size: int  # number of weights p in the layer
+    positions: np.ndarray  # S: sorted kept indices into the flattened layer
+    codebook: np.ndarray  # C: r values (float32, exactly as decoded)
+    assignments: np.ndarray  # Q: for each kept position, an index into the codebook
+    positions_bits: float  # size of S's section in the message
+    codebook_bits: float  # size of C's section in the message
+
+
+@dataclass
+class Compressed:
+    """A compressor's output: a real message that decodes, given the prior, to the evaluated model."""
+
+    message: bytes
+    model: nn.Module | None = None  # the compressor's own model; decoding must reproduce it
+    layers: list[LayerCode] | None = None  # per-layer (S, C, Q), for bounds that need it
+    stats: dict[str, float] = field(default_factory=dict)  # n_params_kept, neurons_kept, flops, ...
+    extras: dict[str, Any] = field(default_factory=dict)
+    hparam_bits: float = 0.0  # set by the runner, never by the plugin
+
+    @property
+    def bits(self) -> int:
+        return 8 * len(self.message)
+
+
+class Compressor(Registered):
+    """``compress`` produces a message; ``decode`` is a pure function of the message and the prior."""
+
+    kind: ClassVar[str] = "compressor"
+
+    def compress(self, ctx: RunContext) -> Compressed:
+        raise NotImplementedError
+
+    def decode(self, message: bytes, ctx: RunContext) -> nn.Module:
+        raise NotImplementedError
+
+
+@dataclass
+class Evaluated:
+    """An artifact after the harness decoded and evaluated it (the decoded model is what bounds see)."""
+
+    compressed: Compressed
+    model: nn.Module
+    train_err: float
+    test_err: float
+
+
+@dataclass
+class BoundResult:
+    kind: BoundKind
+    error_bound: float
+    empirical_term: float
+    kl_nats: float | None = None
+    message_bits: float | None = None
+    length_code_bits: float | None = None
+    hparam_bits: float | None = None
+    adjustment_nats: float | None = None  # negative: nats gained back (robustness adjustment)
+    delta: float | None = None
+    mc_samples: int | None = None
+    extras: dict[str, Any] = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        if self.kind not in BOUND_KINDS:
+            raise ValueError(f"bound kind must be one of {BOUND_KINDS}, got {self.kind!r}")
+
+
+class BoundSkipped(Exception):
+    """Raised (or returned as a reason) when a bound does not apply to an artifact."""
+
+
+class Bound(Registered):
+    kind: ClassVar[str] = "bound"
+    bound_kind: ClassVar[BoundKind] = "certificate"
+
+    def skip_reason(self, artifact: Evaluated, ctx: RunContext) -> str | None:
+        """Why this bound cannot be computed for this artifact (``None``: it can)."""
+        return None
+
+    def compute(self, artifact: Evaluated, ctx: RunContext) -> BoundResult:
+        raise NotImplementedError
+
+
+REGISTERED_BASES: dict[str, type | None] = {
+    "datasets": Dataset,
+    "models": ModelFamily,
+    "tasks": None,  # TaskSpec instances
+    "compressors": Compressor,
+    "bounds": Bound,
+}
+
+
+def describe_params(obj: Any) -> dict[str, Any]:
+    """Parameters with defaults of a registered class or task, for ``bench list``."""
+    if isinstance(obj, TaskSpec):
+        return obj.defaults()
+    if dataclasses.is_dataclass(obj.Params):
+        return obj.defaults()
+    return {}

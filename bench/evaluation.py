@@ -1,0 +1,64 @@
+"""Evaluating and training on whole in-memory splits (losses, errors, minibatches)."""
+
+from __future__ import annotations
+
+import contextlib
+from typing import Iterator
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from bench.contracts import Split
+
+EVAL_BATCH = 4096
+
+
+@contextlib.contextmanager
+def eval_mode(model: nn.Module) -> Iterator[nn.Module]:
+    """Evaluate in eval mode (BatchNorm uses its stored statistics) and restore the previous mode."""
+    was_training = model.training
+    model.eval()
+    try:
+        yield model
+    finally:
+        model.train(was_training)
+
+
+def loss_fn(task_type: str):
+    return F.cross_entropy if task_type == "classification" else F.mse_loss
+
+
+def model_device(model: nn.Module) -> torch.device:
+    for t in list(model.parameters()) + list(model.buffers()):
+        return t.device
+    return torch.device("cpu")
+
+
+@torch.no_grad()
+def predict(model: nn.Module, x: torch.Tensor, batch: int = EVAL_BATCH) -> torch.Tensor:
+    device = model_device(model)
+    with eval_mode(model):
+        return torch.cat([model(x[i : i + batch].to(device)) for i in range(0, len(x), batch)])
+
+
+@torch.no_grad()
+def error_rate(model: nn.Module, split: Split, task_type: str = "classification") -> float:
+    """0-1 error for classification, mean squared error for regression."""
+    if len(split) == 0:
+        return float("nan")
+    out = predict(model, split.x)
+    y = split.y.to(out.device)
+    if task_type == "classification":
+        return float((out.argmax(dim=1) != y).float().mean())
+    return float(F.mse_loss(out, y))
+
+
+def minibatches(
+    split: Split, batch_size: int, generator: torch.Generator, device: torch.device
+) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
+    """One epoch of shuffled minibatches; the shuffle is drawn from ``generator`` (CPU, seeded)."""
+    order = torch.randperm(len(split), generator=generator)
+    for i in range(0, len(split), batch_size):
+        idx = order[i : i + batch_size]
+        yield split.x[idx].to(device, non_blocking=True), split.y[idx].to(device, non_blocking=True)

@@ -1,0 +1,152 @@
+"""Turning a task's configuration into data, a seeded model factory and a (cached) trained model."""
+
+from __future__ import annotations
+
+import copy
+import functools
+from pathlib import Path
+from typing import Any, Callable
+
+import torch
+from torch import nn
+
+from bench.contracts import DataBundle, Recipe, TaskInstance, TaskSpec
+from bench.evaluation import error_rate
+from bench.params import ConfigError, build_params, canonical_json, params_dict
+from bench.registry import Registry
+from bench.training import ModelCache, fit
+
+TASK_KEYS = ("dataset", "model", "description", "dataset_params", "model_params", "recipe")
+
+
+def merge_task(spec: TaskSpec, override: dict[str, Any] | None, name: str) -> TaskSpec:
+    """Apply a ``[tasks.NAME]`` table to a registered task (or define a new one from scratch)."""
+    override = dict(override or {})
+    unknown = sorted(set(override) - set(TASK_KEYS))
+    if unknown:
+        raise ConfigError(f"task '{name}': unknown key '{unknown[0]}' (known: {', '.join(TASK_KEYS)})")
+    for key in ("dataset_params", "model_params", "recipe"):
+        if key in override and not isinstance(override[key], dict):
+            raise ConfigError(f"task '{name}': '{key}' must be a table")
+    fields = {
+        "name": name,
+        "dataset": override.get("dataset", spec.dataset if spec else None),
+        "model": override.get("model", spec.model if spec else None),
+        "description": override.get("description", spec.description if spec else "defined in bench.toml"),
+        # a changed dataset or model starts from that object's own defaults
+        "dataset_params": {**(spec.dataset_params if spec and "dataset" not in override else {}),
+                           **override.get("dataset_params", {})},
+        "model_params": {**(spec.model_params if spec and "model" not in override else {}),
+                         **override.get("model_params", {})},
+        "recipe": {**(spec.recipe if spec else {}), **override.get("recipe", {})},
+    }
+    for key in ("dataset", "model"):
+        if not isinstance(fields[key], str):
+            raise ConfigError(f"task '{name}': '{key}' must name a registered {key}")
+    return TaskSpec(**fields)
+
+
+def model_name_and_params(model: str, params: dict[str, Any]) -> tuple[str, dict[str, Any]]:
+    """``timm:resnet18`` is the ``timm`` family with ``arch = "resnet18"``."""
+    if ":" in model:
+        family, arch = model.split(":", 1)
+        return family, {**params, "arch": arch}
+    return model, params
+
+
+def task_config(spec: TaskSpec, registry: Registry) -> dict[str, Any]:
+    """The canonical configuration of a task: everything that determines its data and base model.
+
+    Validates the names and parameters (errors name the key), so a bad task fails before any work.
+    """
+    owner = f"task '{spec.name}'"
+    ds_entry = registry.entry("datasets", spec.dataset)
+    family, mparams = model_name_and_params(spec.model, spec.model_params)
+    model_entry = registry.entry("models", family)
+    dataset = ds_entry.obj(**spec.dataset_params)
+    model = model_entry.obj(**mparams)
+    recipe = build_params(Recipe, spec.recipe, owner=owner)
+    return {
+        "name": spec.name,
+        "dataset": spec.dataset,
+        "dataset_version": ds_entry.obj.version,
+        "dataset_params": dataset.params_json(),
+        "model": spec.model,
+        "model_version": model_entry.obj.version,
+        "model_params": model.params_json(),
+        "recipe": params_dict(recipe),
+    }
+
+
+@functools.lru_cache(maxsize=4)
+def _load_data(dataset_cls: type, params_json: str, data_dir: str | None, download: bool) -> DataBundle:
+    import json
+
+    dataset = dataset_cls(**json.loads(params_json))
+    return dataset.load(Path(data_dir) if data_dir else None, download)
+
+
+def instantiate_task(
+    spec: TaskSpec, registry: Registry, data_dir: Path | None = None, download: bool = False
+) -> TaskInstance:
+    config = task_config(spec, registry)
+    ds_cls = registry.get("datasets", spec.dataset)
+    data = _load_data(ds_cls, canonical_json(config["dataset_params"]), str(data_dir) if data_dir else None, download)
+    family, mparams = model_name_and_params(spec.model, spec.model_params)
+    family_obj = registry.get("models", family)(**mparams)
+    recipe = build_params(Recipe, spec.recipe, owner=f"task '{spec.name}'")
+
+    def build_model() -> nn.Module:
+        return family_obj.build(data.input_shape, data.num_classes)
+
+    return TaskInstance(spec.name, spec, data, recipe, config, build_model)
+
+
+def seeded_model_factory(task: TaskInstance, seed: int, device: torch.device) -> Callable[[], nn.Module]:
+    """The untrained model of the run's seed: built on the CPU from a seeded RNG, so the same seed
+    gives the same initialization on every device (the initialization is part of the prior)."""
+
+    def make() -> nn.Module:
+        state = torch.random.get_rng_state()
+        try:
+            torch.manual_seed(seed)
+            model = task.build_model()
+        finally:
+            torch.random.set_rng_state(state)
+        return model.to(device)
+
+    return make
+
+
+class BaseModels:
+    """Trained base models per (task, seed): trained once, cached on disk, copied on every request."""
+
+    def __init__(self, cache: ModelCache, device: torch.device, progress: Callable[..., Any]) -> None:
+        self.cache, self.device, self.progress = cache, device, progress
+        self._memo: dict[str, nn.Module] = {}
+        self.errors: dict[str, tuple[float, float]] = {}
+
+    def key(self, task: TaskInstance, seed: int) -> str:
+        return ModelCache.key({"task": {k: v for k, v in task.config.items() if k != "name"},
+                               "seed": seed, "device": self.device.type})
+
+    def get(self, task: TaskInstance, seed: int) -> nn.Module:
+        key = self.key(task, seed)
+        if key not in self._memo:
+            model = seeded_model_factory(task, seed, self.device)()
+            if not self.cache.load(key, model):
+                generator = torch.Generator().manual_seed(seed)
+                fit(model, task.data.train, task.recipe, generator, task.data.task_type, self.progress,
+                    desc=f"train {task.name} seed={seed}")
+                self.cache.save(key, model, {"task": task.config, "seed": seed, "device": self.device.type})
+            model.to(self.device).eval()
+            self._memo[key] = model
+            self.errors[key] = (
+                error_rate(model, task.data.train, task.data.task_type),
+                error_rate(model, task.data.test, task.data.task_type),
+            )
+        return copy.deepcopy(self._memo[key])
+
+    def base_errors(self, task: TaskInstance, seed: int) -> tuple[float, float]:
+        self.get(task, seed)
+        return self.errors[self.key(task, seed)]

@@ -1,0 +1,72 @@
+"""Built-in tasks: a dataset, a model and a training recipe each. ``bench.toml`` can override any
+field of these or define new tasks under ``[tasks.NAME]``."""
+
+from __future__ import annotations
+
+from bench.contracts import TaskSpec
+from bench.hookspecs import hookimpl
+
+ADAM_10 = {"optimizer": "adam", "lr": 1e-3, "epochs": 10, "batch_size": 128}
+
+TASKS = [
+    TaskSpec(
+        name="digits-mlp",
+        dataset="digits",
+        model="mlp",
+        model_params={"widths": [32]},
+        recipe={"optimizer": "adam", "lr": 3e-3, "epochs": 40, "batch_size": 64, "weight_decay": 1e-4},
+        description="scikit-learn digits, MLP 64-32-10 (the embedded default, seconds on a CPU)",
+    ),
+    TaskSpec(
+        name="fashion-mnist-lenet5",
+        dataset="fashion-mnist",
+        model="lenet5",
+        recipe=ADAM_10,
+        description="Fashion-MNIST, LeNet-5 (20-50-500)",
+    ),
+    TaskSpec(
+        name="fashion-mnist-mlp",
+        dataset="fashion-mnist",
+        dataset_params={"train_fraction": 0.1},
+        model="mlp",
+        model_params={"widths": [256, 256]},
+        recipe={**ADAM_10, "epochs": 30},
+        description="Fashion-MNIST (10 % of the training set), MLP 784-256-256-10 as seed 001 Sec. 7",
+    ),
+    TaskSpec(
+        name="mnist-lenet5",
+        dataset="mnist",
+        model="lenet5",
+        recipe=ADAM_10,
+        description="MNIST, LeNet-5 (torchvision; needs --download once)",
+    ),
+    TaskSpec(
+        name="cifar10-convnet",
+        dataset="cifar10",
+        model="convnet",
+        model_params={"k": 16},
+        recipe={**ADAM_10, "epochs": 30},
+        description="CIFAR-10, the ConvNet of seed 000 Table 5 with k = 16 (torchvision)",
+    ),
+    TaskSpec(
+        name="svhn-convnet",
+        dataset="svhn",
+        model="convnet",
+        model_params={"k": 16},
+        recipe={**ADAM_10, "epochs": 20},
+        description="SVHN, the ConvNet of seed 000 Table 5 with k = 16 (torchvision)",
+    ),
+    TaskSpec(
+        name="linear-regression",
+        dataset="linear-regression",
+        model="linear",
+        recipe={"optimizer": "adam", "lr": 0.05, "epochs": 300, "batch_size": 80, "schedule": "cosine"},
+        description="seed 001 Section 5 testbed: d = 50, n = 80, least squares",
+    ),
+]
+
+
+@hookimpl
+def bench_register_tasks(register) -> None:
+    for spec in TASKS:
+        register(spec)
