@@ -1,0 +1,33 @@
+"""The coding library every compressor shares: lossless, deterministic, constriction-based.
+
+* ``encode_symbols``/``decode_symbols``: integer arrays under their own empirical
+  categorical model (the histogram travels in the message).
+* ``encode_positions``/``decode_positions``: sparse kept indices as entropy-coded gaps.
+* ``encode_floats``/``decode_floats``/``round_to_precision``: float16/float32 values.
+* ``pack_sections``/``unpack_sections``: named sections in one self-delimiting message.
+* ``BitWriter``/``BitReader``/``elias_delta_bits``: the bit-level layer underneath.
+
+Every decoder raises :class:`CorruptMessage` on truncated, overlong or inconsistent input.
+"""
+
+from .bits import BitReader, BitWriter, CorruptMessage, elias_delta_bits
+from .container import pack_sections, unpack_sections
+from .floats import PRECISIONS, decode_floats, encode_floats, round_to_precision
+from .symbols import decode_positions, decode_symbols, encode_positions, encode_symbols
+
+__all__ = [
+    "BitReader",
+    "BitWriter",
+    "CorruptMessage",
+    "PRECISIONS",
+    "decode_floats",
+    "decode_positions",
+    "decode_symbols",
+    "elias_delta_bits",
+    "encode_floats",
+    "encode_positions",
+    "encode_symbols",
+    "pack_sections",
+    "round_to_precision",
+    "unpack_sections",
+]
