@@ -49,7 +49,7 @@ def stratified_subset(split: Split, fraction: float, seed: int = 0) -> Split:
 
 def _images(x: np.ndarray, mean: tuple[float, ...], std: tuple[float, ...]) -> torch.Tensor:
     """uint8 images (N, C, H, W) -> normalized float32."""
-    t = torch.from_numpy(np.ascontiguousarray(x)).float().div_(255.0)
+    t = torch.from_numpy(np.array(x, copy=True)).float().div_(255.0)
     m = torch.tensor(mean).view(1, -1, 1, 1)
     s = torch.tensor(std).view(1, -1, 1, 1)
     return (t - m) / s

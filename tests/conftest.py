@@ -1,0 +1,65 @@
+"""Shared fixtures: an isolated model cache, a small workspace with its own bench.toml, the real
+``bench`` entry point, and the third-party plugin fixtures installed through ``.dist-info`` folders."""
+
+from __future__ import annotations
+
+import importlib
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+FIXTURE_SITE = Path(__file__).parent / "fixtures" / "site"
+BENCH = Path(sys.executable).parent / "bench"
+
+WORKSPACE_TOML = """
+[tasks.tiny]
+dataset = "digits"
+model = "mlp"
+model_params = { widths = [16] }
+recipe = { epochs = 5, batch_size = 128, lr = 0.01 }
+
+[profiles.default]
+tasks = ["tiny"]
+seeds = [0]
+compressors = ["dense", "quantize"]
+bounds = ["occam", "catoni"]
+
+[profiles.default.compressor.quantize]
+levels = [2, 4]
+"""
+
+
+@pytest.fixture(scope="session", autouse=True)
+def isolated_environment(tmp_path_factory: pytest.TempPathFactory):
+    """Every test shares one model cache (so each base model trains once) outside the user's home."""
+    os.environ["BENCH_CACHE_DIR"] = str(tmp_path_factory.mktemp("cache"))
+    os.environ["BENCH_PROGRESS"] = "0"
+    os.environ.pop("BENCH_LOAD_PLUGINS", None)
+    os.environ.pop("BENCH_STRICT_PLUGINS", None)
+    yield
+
+
+@pytest.fixture
+def workspace(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    """A folder with a small bench.toml, as the current directory."""
+    (tmp_path / "bench.toml").write_text(WORKSPACE_TOML)
+    monkeypatch.chdir(tmp_path)
+    return tmp_path
+
+
+@pytest.fixture
+def third_party(monkeypatch: pytest.MonkeyPatch) -> Path:
+    """Make the fixture plugins (one working, one broken) discoverable through entry points."""
+    monkeypatch.syspath_prepend(str(FIXTURE_SITE))
+    monkeypatch.setenv("PYTHONPATH", os.pathsep.join([str(FIXTURE_SITE), os.environ.get("PYTHONPATH", "")]))
+    importlib.invalidate_caches()
+    return FIXTURE_SITE
+
+
+def run_bench(*args: str, cwd: Path, timeout: float = 600, **kwargs) -> subprocess.CompletedProcess:
+    """The real console script, in a subprocess."""
+    return subprocess.run([str(BENCH), *args], cwd=cwd, capture_output=True, text=True, timeout=timeout,
+                          env={**os.environ}, **kwargs)

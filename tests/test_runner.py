@@ -1,0 +1,78 @@
+"""The runner: failure isolation, time limits, skipping finished cells, surviving SIGKILL."""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import time
+
+import pandas as pd
+
+from bench.cli import main
+from conftest import BENCH
+
+
+def rows(workspace):
+    return pd.read_parquet(workspace / "results")
+
+
+def test_a_failing_compressor_writes_failed_rows_and_the_run_goes_on(third_party, workspace, capsys):
+    code = main(["run", "--tasks", "toy-digits", "--compressors", "toy-sign,dense", "--bounds", "occam",
+                 "--set", "compressor.toy-sign.fail=true", "--no-leaderboard"])
+    assert code == 1  # some cells failed
+    df = rows(workspace)
+    failed = df[df["compressor"] == "toy-sign"]
+    assert list(failed["status"]) == ["failed"]
+    assert "told to fail" in failed["error"].iloc[0]
+    assert list(df.loc[df["compressor"] == "dense", "status"]) == ["ok"]
+
+
+def test_cell_time_limit(third_party, workspace):
+    code = main(["run", "--tasks", "toy-digits", "--compressors", "toy-sign", "--bounds", "occam",
+                 "--set", "compressor.toy-sign.delay=5", "--cell-timeout", "0.5", "--no-leaderboard"])
+    assert code == 1
+    df = rows(workspace)
+    assert list(df["status"]) == ["failed"] and "time limit" in df["error"].iloc[0]
+
+
+def test_a_bound_that_does_not_apply_is_skipped(workspace):
+    code = main(["run", "--tasks", "linear-regression", "--compressors", "dense", "--bounds", "occam",
+                 "--set", "task.linear-regression.recipe.epochs=5", "--no-leaderboard"])
+    assert code == 0
+    df = rows(workspace)
+    assert list(df["status"]) == ["skipped"] and "classification" in df["error"].iloc[0]
+
+
+def test_rerun_skips_finished_cells_and_grid_bits_are_charged(third_party, workspace):
+    argv = ["run", "--tasks", "toy-digits", "--compressors", "toy-sign", "--bounds", "occam,catoni",
+            "--set", "compressor.toy-sign.variant=[0,1,2,3]", "--no-leaderboard"]
+    assert main(argv) == 0
+    first = rows(workspace)
+    assert len(first) == 8 and (first["status"] == "ok").all()
+    assert (first["hparam_bits"] == 2.0).all()  # log2(4 configurations)
+    assert main(argv) == 0
+    assert len(rows(workspace)) == 8  # nothing ran again
+
+
+def test_sigkill_mid_run_then_rerun_completes_every_cell_once(third_party, workspace):
+    argv = [str(BENCH), "run", "--tasks", "toy-digits", "--compressors", "toy-sign", "--bounds", "occam,catoni",
+            "--set", "compressor.toy-sign.delay=0.6", "--set", "compressor.toy-sign.variant=[0,1,2,3,4,5]",
+            "--no-leaderboard"]
+    proc = subprocess.Popen(argv, cwd=workspace, env={**os.environ}, stdout=subprocess.DEVNULL,
+                            stderr=subprocess.DEVNULL)
+    results = workspace / "results"
+    deadline = time.time() + 300
+    while time.time() < deadline and len(list(results.glob("*.parquet"))) < 3:
+        time.sleep(0.05)
+    proc.send_signal(signal.SIGKILL)
+    proc.wait()
+    partial = pd.read_parquet(results)  # readable after the kill
+    assert 3 <= len(partial) < 12
+    done = subprocess.run(argv, cwd=workspace, env={**os.environ}, capture_output=True, text=True)
+    assert done.returncode == 0, done.stderr
+    df = pd.read_parquet(results)
+    ok = df[df["status"] == "ok"]
+    assert ok["cell_id"].nunique() == 12
+    assert (ok.groupby("cell_id").size() == 1).all()  # every finished cell exactly once
+    assert set(partial["cell_id"]) <= set(ok["cell_id"])
