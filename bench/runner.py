@@ -8,6 +8,7 @@ most the cell in flight, and running the same command again skips the cells that
 
 from __future__ import annotations
 
+import hashlib
 import math
 import secrets
 import time
@@ -288,6 +289,7 @@ class Runner:
                 "compressor_version": comp.version, "compressor_params": comp.params,
                 "device": self.device.type, "stats": compressed.stats, "extras": compressed.extras,
                 "compress_seconds": seconds, "bits": compressed.bits,
+                "sha256": hashlib.sha256(compressed.message).hexdigest(),
             }, compressed.layers)
         decoded.eval()
         train_err = error_rate(decoded, task.data.train, task.data.task_type)

@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+import hashlib
 import json
 import math
 from dataclasses import dataclass, field
@@ -81,8 +82,10 @@ def verify_cell(cell_id: str, results: Path, registry: Registry, data_dir: Path 
             report.problem = f"{name} version is {cls.version}, the row was made by {stored}"
     comp_bits = math.log2(int(row["grid_size"]))
     ctx = build_context(task, seed, dev, base_models, float(row["delta"]), float(row["hparam_bits"]))
-    report.add("message bits", float(row["message_bits"]) if row["bound"] else None, 8 * len(message),
-               _close(float(meta["bits"]), 8 * len(message), 0))
+    digest = hashlib.sha256(message).hexdigest()
+    report.add("message sha256", meta["sha256"][:16], digest[:16], meta["sha256"] == digest)
+    report.add("message bits", int(meta["bits"]), 8 * len(message),
+               float(meta["bits"]) == 8 * len(message))
     try:
         model = compressor_cls(**meta["compressor_params"]).decode(message, ctx).eval()
     except Exception as exc:  # a corrupted message must fail cleanly

@@ -1,0 +1,47 @@
+"""``bench verify``: a digits run's cells agree; a corrupted message fails cleanly, without a traceback."""
+
+from __future__ import annotations
+
+import pandas as pd
+import pytest
+
+from bench.cli import main
+from conftest import run_bench
+
+
+@pytest.fixture
+def finished_run(workspace):
+    assert main(["run", "--no-leaderboard"]) == 0
+    return workspace, pd.read_parquet(workspace / "results")
+
+
+def test_verify_agrees_on_every_ok_cell(finished_run, capsys):
+    workspace, df = finished_run
+    ok = df[df["status"] == "ok"]
+    assert len(ok) == 6
+    assert (ok.loc[ok["bound_kind"] == "certificate", "error_bound"] >= ok["test_err"]).all()
+    capsys.readouterr()
+    assert main(["verify", *ok["cell_id"]]) == 0
+    out = capsys.readouterr().out
+    assert out.count("AGREES") == 6 and "DIFFERS" not in out
+
+
+def test_verify_fails_cleanly_on_a_corrupted_message(finished_run):
+    workspace, df = finished_run
+    row = df[(df["compressor"] == "quantize") & (df["bound"] == "occam")].iloc[0]
+    path = workspace / "results" / "_artifacts" / row["artifact_id"] / "message.bin"
+    data = bytearray(path.read_bytes())
+    path.write_bytes(bytes(data[: len(data) // 2]))  # truncated
+    out = run_bench("verify", row["cell_id"], cwd=workspace)
+    assert out.returncode == 1
+    assert "DIFFERS" in out.stdout and "decoding the stored message failed" in out.stdout
+    assert "Traceback" not in out.stdout + out.stderr
+    data[len(data) // 3] ^= 0xFF  # a flipped byte in a full-length message
+    path.write_bytes(bytes(data))
+    out = run_bench("verify", row["cell_id"][:10], cwd=workspace)  # a unique prefix works too
+    assert out.returncode == 1 and "Traceback" not in out.stdout + out.stderr
+
+
+def test_verify_unknown_cell_is_a_one_line_error(finished_run, capsys):
+    assert main(["verify", "nonexistent"]) == 2
+    assert "no ok row for cell 'nonexistent'" in capsys.readouterr().err
