@@ -1,0 +1,110 @@
+"""Codebook quantization and the shared message layout: exact round trips, BatchNorm included."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+
+from bench import coding
+from bench.quantization import (CodebookModel, TensorCode, coded_tensor_names, decode_model, encode_model,
+                                kmeans_1d, nearest, quantize_tensors, rest_tensor_names)
+from bench_plugins.models import ConvNet, MLP
+
+
+def convnet() -> torch.nn.Module:
+    torch.manual_seed(0)
+    model = ConvNet(k=2).build((1, 8, 8), 3)
+    model.train()
+    model(torch.randn(16, 1, 8, 8))  # non-trivial BatchNorm running statistics
+    return model.eval()
+
+
+def test_kmeans_1d_finds_clusters_and_assigns_nearest():
+    rng = np.random.default_rng(0)
+    values = np.concatenate([rng.normal(-1, 0.01, 500), rng.normal(2, 0.01, 500)])
+    codebook, assign = kmeans_1d(values, 2, seed=0)
+    assert np.allclose(codebook, [-1, 2], atol=0.01)
+    assert (assign == (values > 0.5)).all()
+    assert (nearest(values, codebook) == assign).all()
+
+
+def test_kmeans_1d_with_fewer_distinct_values_than_levels():
+    codebook, assign = kmeans_1d(np.array([0.5, 0.5, -1.0]), 8, seed=0)
+    assert codebook.tolist() == [-1.0, 0.5] and assign.tolist() == [1, 1, 0]
+
+
+def test_tensor_names_cover_every_floating_tensor():
+    model = convnet()
+    coded, rest = coded_tensor_names(model), rest_tensor_names(model)
+    floating = [k for k, v in model.state_dict().items() if v.is_floating_point()]
+    assert sorted(coded + rest) == sorted(floating)
+    assert any("running_var" in k for k in rest) and all(model.state_dict()[k].dim() >= 2 for k in coded)
+
+
+@pytest.mark.parametrize("sparse", [False, True])
+@pytest.mark.parametrize("precision", ["float16", "float32"])
+def test_encode_decode_is_exact(sparse, precision):
+    model = convnet()
+    masks = None
+    if sparse:
+        rng = np.random.default_rng(1)
+        masks = {n: rng.random(model.get_parameter(n).shape) < 0.3 for n in coded_tensor_names(model)}
+    codes = quantize_tensors(model, 4, seed=0, init="linear", masks=masks)
+    encoded = encode_model(model, codes, sparse, precision, precision)
+    decoded = decode_model(encoded.message, convnet(), sparse, precision, precision)
+    a, b = encoded.model.state_dict(), decoded.state_dict()
+    for key in a:
+        if a[key].is_floating_point():
+            assert torch.equal(a[key], b[key]), key
+    x = torch.randn(5, 1, 8, 8)
+    assert torch.equal(encoded.model(x), decoded(x))
+    assert sum(encoded.section_bits.values()) <= 8 * len(encoded.message)
+    if sparse:
+        w = a[coded_tensor_names(model)[0]].flatten()
+        assert (w[~torch.from_numpy(masks[coded_tensor_names(model)[0]].ravel())] == 0).all()
+
+
+def test_layers_expose_s_c_q():
+    model = convnet()
+    codes = quantize_tensors(model, 3, seed=0, init="kmeans++")
+    encoded = encode_model(model, codes, False, "float16", "float16")
+    for layer, code in zip(encoded.layers, codes):
+        assert layer.size == code.size and len(layer.positions) == layer.size
+        assert len(layer.codebook) <= 3 and layer.assignments.max() < len(layer.codebook)
+        assert layer.codebook_bits == encoded.section_bits[f"{layer.name}.C"]
+
+
+def test_centroid_finetuning_keeps_weight_sharing_and_lowers_loss():
+    torch.manual_seed(0)
+    model = MLP(widths=(16,)).build((4,), 2)
+    x = torch.randn(256, 4)
+    y = (x[:, 0] > 0).long()
+    codes = quantize_tensors(model, 2, seed=0, init="linear")
+    wrapped = CodebookModel(model, codes)
+    before = torch.nn.functional.cross_entropy(wrapped(x), y).item()
+    from bench.contracts import Split
+    wrapped.finetune(Split(x, y), epochs=20, lr=0.05, batch_size=64, generator=torch.Generator().manual_seed(0),
+                     task_type="classification")
+    after = torch.nn.functional.cross_entropy(wrapped(x), y).item()
+    assert after < before
+    encoded = encode_model(model, codes, False, "float32", "float32")
+    for name in coded_tensor_names(model):
+        assert len(torch.unique(encoded.model.get_parameter(name))) <= 2
+
+
+def test_corrupted_message_raises_corrupt_message():
+    model = convnet()
+    encoded = encode_model(model, quantize_tensors(model, 4, 0, "linear"), False, "float16", "float16")
+    with pytest.raises(coding.CorruptMessage):
+        decode_model(encoded.message[:-3], convnet(), False, "float16", "float16")
+
+
+def test_codes_must_match_the_architecture():
+    model = convnet()
+    codes = quantize_tensors(model, 4, 0, "linear")
+    with pytest.raises(ValueError, match="cover exactly"):
+        encode_model(model, codes[1:], False, "float16", "float16")
+    bad = [TensorCode(c.name, c.shape, np.arange(c.size), c.codebook, c.assignments) for c in codes]
+    with pytest.raises(ValueError, match="positions given for a dense code"):
+        encode_model(model, bad, False, "float16", "float16")
