@@ -37,7 +37,7 @@ SCHEMA = pa.schema([
     ("message_bits", F64), ("length_code_bits", F64), ("hparam_bits", F64), ("adjustment_nats", F64),
     ("kl_nats", F64), ("train_err", F64), ("test_err", F64), ("base_train_err", F64),
     ("base_test_err", F64), ("empirical_term", F64), ("error_bound", F64), ("is_vacuous", pa.bool_()),
-    ("bound_minus_test", F64), ("compression_ratio", F64), ("mc_samples", I64),
+    ("bound_minus_test", F64), ("compression_ratio", F64), ("flops", I64), ("base_flops", I64), ("mc_samples", I64),
     ("compress_seconds", F64), ("bound_seconds", F64), ("device", STR), ("torch_version", STR),
     ("bench_version", STR), ("plugin_versions", STR), ("git_commit", STR),
     ("started_at", pa.timestamp("us", tz="UTC")), ("extras", STR),

@@ -31,6 +31,7 @@ from bench.params import ConfigError, canonical_json, content_hash, expand_grid,
 from bench.progress import progress, say
 from bench.registry import Registry, UnknownName
 from bench.results import ResultsStore
+from bench.stats import inference_flops
 from bench.tasks import BaseModels, instantiate_task, merge_task, seeded_model_factory, task_config
 from bench.timeouts import time_limit
 from bench.training import ModelCache, default_cache_dir
@@ -254,6 +255,8 @@ class Runner:
             "message_bits": float(c.bits), "train_err": evaluated.train_err, "test_err": evaluated.test_err,
             "base_train_err": base_train, "base_test_err": base_test, "compress_seconds": compress_seconds,
             "compression_ratio": 32.0 * n_params / max(c.bits, 1),
+            "flops": inference_flops(evaluated.model, task.data.input_shape),
+            "base_flops": inference_flops(seeded_model_factory(task, seed, self.device)(), task.data.input_shape),
         }
         for bound, row in pending:
             row.update(common)

@@ -76,3 +76,16 @@ def test_sigkill_mid_run_then_rerun_completes_every_cell_once(third_party, works
     assert ok["cell_id"].nunique() == 12
     assert (ok.groupby("cell_id").size() == 1).all()  # every finished cell exactly once
     assert set(partial["cell_id"]) <= set(ok["cell_id"])
+
+
+def test_same_configuration_and_seed_give_the_same_message_bytes(workspace):
+    import json
+
+    for folder in ("a", "b"):
+        assert main(["run", "--compressors", "quantize", "--bounds", "occam", "--results", folder,
+                     "--no-leaderboard"]) == 0
+    digests = {}
+    for folder in ("a", "b"):
+        metas = sorted((workspace / folder / "_artifacts").glob("*/meta.json"))
+        digests[folder] = [json.loads(p.read_text())["sha256"] for p in metas]
+    assert len(digests["a"]) == 2 and digests["a"] == digests["b"]

@@ -121,3 +121,14 @@ def test_training_cache_is_content_addressed(registry, tmp_path):
     other = instantiate_task(TaskSpec(name="t", dataset="digits", model="mlp", model_params={"widths": [4]},
                                       recipe={"epochs": 2}), registry)
     assert first.key(task, 0) != first.key(other, 0) and first.key(task, 0) != first.key(task, 1)
+
+
+def test_inference_flops_count_nonzero_weights(registry):
+    from bench.stats import inference_flops
+
+    net = registry.get("models", "lenet5")().build((1, 28, 28), 10)
+    # conv1 500 weights x 24*24 positions, conv2 25000 x 8*8, fc 400000 and 5000; 2 FLOPs per multiply-add
+    assert inference_flops(net, (1, 28, 28)) == 2 * (500 * 576 + 25000 * 64 + 400000 + 5000)
+    with torch.no_grad():
+        net.classifier[1].weight[:250] = 0  # half of fc1's rows pruned
+    assert inference_flops(net, (1, 28, 28)) == 2 * (500 * 576 + 25000 * 64 + 200000 + 5000)
