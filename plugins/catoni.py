@@ -1,38 +1,179 @@
-"""Bound ``catoni``: Catoni's PAC-Bayes bound (seed 002, Theorem 2.1) for a point mass on the decoded
-model, with the KL of the Occam prior of its message (BOUNDS.md sections 1-2). α is fixed in advance
-and recorded; λ is optimized and paid for inside the bound."""
+"""Bound ``catoni``: Catoni's PAC-Bayes bound (seed 002, Theorem 2.1). α is fixed in advance and
+recorded; Catoni's λ is optimized and paid for inside the bound.
+
+Default (``robust = false``): a point mass on the decoded model, with the KL of the Occam prior of its
+message (BOUNDS.md sections 1-2).
+
+``robust = true``: the robustness-adjusted bound of seed 002, Theorem 4.3 (BOUNDS.md section 3) for
+compressors that expose per-layer ``(S, C, Q)`` and their message sections. The stochastic classifier
+adds ``N(0, σ_l²)`` noise to every kept weight of layer ``l`` before each prediction; the prior is, per
+layer, a Gaussian mixture with scale ``λ_l`` over the codebook. The KL is
+
+    (ℓ' + Σ_l log2(G + 1) + len_δ(ℓ') + hparam bits)·ln 2 + Σ_l Σ_{i ∈ S_l} KL(N(c_{q_i}, σ_l²) ‖ Σ_j N(c_j, λ_l²))
+
+* ``ℓ'`` is the real message's length with each noisy layer's coded ``Q`` section replaced by ``Q`` at
+  the fixed length ``k_l⌈log2 r_l⌉`` (a variable-length ``Q`` breaks the per-coordinate factorization);
+  everything else in the message (positions, codebooks, the ``rest`` section of biases and BatchNorm,
+  the container's section lengths) is counted as it is. That modified message is still a prefix code
+  decodable from the prior, so ``len_δ`` (Elias delta) is its length code.
+* Per layer, one of ``G + 1`` options is chosen and paid (``log2(G + 1)`` bits): a prior scale ``λ_l``
+  from a geometric grid of ``G`` values fixed in advance, or "no noise" (the layer stays a point mass
+  and keeps its coded ``Q``). The row's ``message_bits`` is ``ℓ'`` plus these choice bits (the code the
+  prior is built on); ``hparam_bits`` stays the runner's configuration bits.
+* ``σ_l`` is a posterior parameter, free of charge: chosen to minimize the bound estimated on
+  ``sigma_select_examples`` training examples (never test data), with ``σ_l = s_l · rms(kept weights of
+  l)``; first one common multiple ``s`` from ``sigma_grid``, then per-layer refinements (×½, ×2, or no
+  noise) while the estimate improves. The estimate uses common random numbers (one generator seed).
+* The stochastic training error is estimated afresh (another generator seed) on the whole training
+  set, ``mc_passes`` times, one weight draw per prediction (``bench.stochastic``), and bounded by
+  ``kl⁻¹(ê_MC, ln(2/δ')/m)`` with ``m = n·mc_passes`` and ``δ' = delta_prime_fraction·δ``; Catoni's bound
+  is then taken at confidence ``δ - δ'``.
+
+Everything derives from the run's seed, so ``bench verify`` recomputes the same bound.
+"""
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
-from typing import ClassVar
+from typing import Any, ClassVar
+
+import numpy as np
+import torch
 
 from bench import bounds_math
-from bench.contracts import Bound, BoundResult, Evaluated, RunContext
+from bench.contracts import Bound, BoundResult, Evaluated, LayerCode, RunContext, Split
 from bench.hookspecs import hookimpl
+from bench.stochastic import NoiseSpec, best_prior_scale, noisy_error_count
 from bench_plugins.occam import classification_only, occam_parts
+
+LN2 = math.log(2.0)
+_SELECT_OFFSET = 7_919  # generator offsets (independent streams): σ selection, final estimate
+_FINAL_OFFSET = 104_729
 
 
 @dataclass(frozen=True)
 class CatoniParams:
     alpha: float = bounds_math.DEFAULT_CATONI_ALPHA
+    robust: bool = False
+    lambda_min: float = 1e-5
+    lambda_max: float = 10.0
+    lambda_grid: int = 511  # G values; each layer pays log2(G + 1) bits (G scales or "no noise")
+    sigma_grid: tuple[float, ...] = (0.01, 0.02, 0.04, 0.07, 0.1, 0.15, 0.2, 0.3, 0.45)
+    sigma_refine_rounds: int = 2
+    sigma_select_examples: int = 10_000
+    mc_passes: int = 1
+    mc_batch_size: int = 1000
+    delta_prime_fraction: float = 0.1
 
     def validate(self) -> None:
         if self.alpha <= 1:
             raise ValueError("parameter 'alpha' must be > 1")
+        if not 0 < self.lambda_min < self.lambda_max:
+            raise ValueError("parameter 'lambda_min' must be > 0 and below 'lambda_max'")
+        if self.lambda_grid < 1:
+            raise ValueError("parameter 'lambda_grid' must be >= 1")
+        if not self.sigma_grid or any(s <= 0 for s in self.sigma_grid):
+            raise ValueError("parameter 'sigma_grid' must be a non-empty list of positive multiples")
+        if self.sigma_refine_rounds < 0:
+            raise ValueError("parameter 'sigma_refine_rounds' must be >= 0")
+        if self.sigma_select_examples < 1:
+            raise ValueError("parameter 'sigma_select_examples' must be >= 1")
+        if self.mc_passes < 1:
+            raise ValueError("parameter 'mc_passes' must be >= 1")
+        if self.mc_batch_size < 1:
+            raise ValueError("parameter 'mc_batch_size' must be >= 1")
+        if not 0 < self.delta_prime_fraction < 1:
+            raise ValueError("parameter 'delta_prime_fraction' must lie in (0, 1)")
+
+
+@dataclass
+class _LayerTerm:
+    """One layer's part of the robust KL for a given σ."""
+
+    sigma: float  # 0: no noise (point mass, coded Q kept)
+    lam_index: int | None
+    mixture_nats: float  # Σ_i KL(N(c_qi, σ²) ‖ Σ_j N(c_j, λ²)); 0 without noise
+    q_bits: float  # the bits Q costs in the modified code
+
+
+class RobustKL:
+    """The Theorem 4.3 KL of an artifact as a function of the per-layer σ (cached per layer and σ)."""
+
+    def __init__(self, artifact: Evaluated, ctx: RunContext, p: CatoniParams) -> None:
+        c = artifact.compressed
+        self.p, self.ctx = p, ctx
+        self.layers: list[LayerCode] = [layer for layer in c.layers if len(layer.assignments)]
+        sections = c.extras["section_bits"]
+        self.message_bits = float(c.bits)
+        self.q_coded = {layer.name: float(sections[f"{layer.name}.Q"]) for layer in self.layers}
+        self.grid = np.geomspace(p.lambda_min, p.lambda_max, p.lambda_grid)
+        self.counts = {layer.name: np.bincount(layer.assignments, minlength=len(layer.codebook))
+                       for layer in self.layers}
+        self._cache: dict[tuple[str, float], _LayerTerm] = {}
+
+    def scale(self, layer: LayerCode) -> float:
+        values = layer.codebook.astype(np.float64)[layer.assignments]
+        return float(np.sqrt(np.mean(values**2))) or 1.0
+
+    def term(self, layer: LayerCode, sigma: float) -> _LayerTerm:
+        key = (layer.name, sigma)
+        if key not in self._cache:
+            if sigma == 0:
+                self._cache[key] = _LayerTerm(0.0, None, 0.0, self.q_coded[layer.name])
+            else:
+                r = len(layer.codebook)
+                i, kl = best_prior_scale(layer.codebook, self.counts[layer.name], sigma, self.grid)
+                fixed = len(layer.assignments) * math.ceil(math.log2(r)) if r > 1 else 0
+                self._cache[key] = _LayerTerm(sigma, i, kl, float(fixed))
+        return self._cache[key]
+
+    def parts(self, sigmas: dict[str, float]) -> dict[str, Any]:
+        terms = {layer.name: self.term(layer, sigmas[layer.name]) for layer in self.layers}
+        code_bits = self.message_bits + sum(t.q_bits - self.q_coded[n] for n, t in terms.items())
+        length_bits = float(bounds_math.elias_delta_bits(math.ceil(code_bits)))
+        choice_bits = len(self.layers) * math.log2(self.p.lambda_grid + 1)
+        mixture = sum(t.mixture_nats for t in terms.values())
+        hparam = self.ctx.hparam_bits
+        nats = max(0.0, (code_bits + choice_bits + length_bits + hparam) * LN2 + mixture)
+        return {"terms": terms, "code_bits": code_bits, "length_bits": length_bits, "choice_bits": choice_bits,
+                "hparam_bits": hparam, "mixture_nats": mixture, "nats": nats}
+
+
+def _subset(split: Split, k: int, generator: torch.Generator) -> Split:
+    if k >= len(split):
+        return split
+    idx = torch.randperm(len(split), generator=generator)[:k]
+    return Split(split.x[idx], split.y[idx])
 
 
 class Catoni(Bound):
     name: ClassVar[str] = "catoni"
-    version: ClassVar[str] = "0.2.0"
-    description: ClassVar[str] = "Catoni's PAC-Bayes bound with the message's Occam KL (seed 002 Thm 2.1)"
+    version: ClassVar[str] = "0.3.0"
+    description: ClassVar[str] = ("Catoni's PAC-Bayes bound with the message's Occam KL (seed 002 Thm 2.1); "
+                                  "robust=true: Gaussian-mixture robustness adjustment (Thm 4.3)")
     bound_kind = "certificate"
     Params = CatoniParams
 
     def skip_reason(self, artifact: Evaluated, ctx: RunContext) -> str | None:
-        return classification_only(artifact, ctx)
+        reason = classification_only(artifact, ctx)
+        if reason or not self.params.robust:
+            return reason
+        c = artifact.compressed
+        sections = c.extras.get("section_bits") if isinstance(c.extras, dict) else None
+        if not c.layers or not isinstance(sections, dict):
+            return "robust=true needs the per-layer (S, C, Q) and the message's section sizes"
+        missing = [layer.name for layer in c.layers if f"{layer.name}.Q" not in sections]
+        if missing:
+            return f"robust=true needs the size of each layer's Q section; missing for {', '.join(missing)}"
+        params = dict(artifact.model.named_parameters())
+        if any(layer.name not in params for layer in c.layers):
+            return "robust=true: a layer of the code is not a parameter of the decoded model"
+        return None
 
     def compute(self, artifact: Evaluated, ctx: RunContext) -> BoundResult:
+        if self.params.robust:
+            return self.compute_robust(artifact, ctx)
         kl = occam_parts(artifact, ctx)
         result = bounds_math.catoni_bound(artifact.train_err, ctx.task.n_train, kl.nats, ctx.delta,
                                           self.params.alpha)
@@ -41,6 +182,95 @@ class Catoni(Bound):
             kl_nats=kl.nats, message_bits=kl.message_bits, length_code_bits=kl.length_code_bits,
             hparam_bits=kl.hparam_bits, adjustment_nats=0.0, delta=ctx.delta,
             extras={"alpha": self.params.alpha, "lambda": result.lam, "length_code": "elias-delta"},
+        )
+
+    # ------------------------------------------------------------------------------- robust
+    def _noise(self, rkl: RobustKL, sigmas: dict[str, float]) -> dict[str, NoiseSpec]:
+        return {layer.name: NoiseSpec(layer.positions, sigmas[layer.name])
+                for layer in rkl.layers if sigmas[layer.name] > 0}
+
+    def _estimate(self, artifact: Evaluated, ctx: RunContext, rkl: RobustKL, sigmas: dict[str, float],
+                  select: Split) -> float:
+        """The bound as estimated on the selection subset (σ selection only)."""
+        p = self.params
+        errors, m = noisy_error_count(artifact.model, self._noise(rkl, sigmas), select,
+                                      ctx.generator(_SELECT_OFFSET), 1, p.mc_batch_size)
+        kl = rkl.parts(sigmas)["nats"]
+        return bounds_math.catoni_bound(errors / m, ctx.task.n_train, kl, ctx.delta, p.alpha).bound
+
+    def choose_sigmas(self, artifact: Evaluated, ctx: RunContext, rkl: RobustKL) -> tuple[dict[str, float], list]:
+        p = self.params
+        select = _subset(ctx.task.data.train, p.sigma_select_examples, ctx.generator(_SELECT_OFFSET - 1))
+        scales = {layer.name: rkl.scale(layer) for layer in rkl.layers}
+        trace = []
+
+        def score(sig: dict[str, float]) -> float:
+            value = self._estimate(artifact, ctx, rkl, sig, select)
+            trace.append({"sigmas": dict(sig), "estimate": value})
+            return value
+
+        best, best_value = {n: 0.0 for n in scales}, None
+        best_value = score(best)
+        for s in p.sigma_grid:
+            sig = {n: s * scales[n] for n in scales}
+            value = score(sig)
+            if value < best_value:
+                best, best_value = sig, value
+        for _ in range(p.sigma_refine_rounds):
+            improved = False
+            for name in scales:
+                current = best[name]
+                options = [0.0, current / 2, current * 2] if current > 0 else [p.sigma_grid[0] * scales[name]]
+                for option in options:
+                    sig = {**best, name: option}
+                    value = score(sig)
+                    if value < best_value:
+                        best, best_value, improved = sig, value, True
+            if not improved:
+                break
+        return best, trace
+
+    def compute_robust(self, artifact: Evaluated, ctx: RunContext) -> BoundResult:
+        p = self.params
+        rkl = RobustKL(artifact, ctx, p)
+        sigmas, trace = self.choose_sigmas(artifact, ctx, rkl)
+        parts = rkl.parts(sigmas)
+        train = ctx.task.data.train
+        errors, m = noisy_error_count(artifact.model, self._noise(rkl, sigmas), train,
+                                      ctx.generator(_FINAL_OFFSET), p.mc_passes, p.mc_batch_size)
+        err_mc = errors / m
+        delta_prime = p.delta_prime_fraction * ctx.delta
+        err_upper = bounds_math.mc_error_upper_bound(err_mc, m, delta_prime)
+        result = bounds_math.catoni_bound(err_upper, ctx.task.n_train, parts["nats"], ctx.delta - delta_prime,
+                                          p.alpha)
+        point_mass = occam_parts(artifact, ctx)
+        layers = {}
+        for layer in rkl.layers:
+            t = parts["terms"][layer.name]
+            layers[layer.name] = {
+                "sigma": t.sigma, "lambda": None if t.lam_index is None else float(rkl.grid[t.lam_index]),
+                "k": int(len(layer.assignments)), "r": int(len(layer.codebook)),
+                "mixture_kl_nats": t.mixture_nats, "gain_nats": -t.mixture_nats,
+                "q_bits_fixed": t.q_bits, "q_bits_coded": rkl.q_coded[layer.name],
+            }
+        return BoundResult(
+            kind="certificate", error_bound=max(result.bound, err_upper), empirical_term=err_upper,
+            kl_nats=parts["nats"], message_bits=parts["code_bits"] + parts["choice_bits"],
+            length_code_bits=parts["length_bits"],
+            hparam_bits=parts["hparam_bits"], adjustment_nats=parts["mixture_nats"], delta=ctx.delta,
+            mc_samples=m,
+            extras={
+                "alpha": p.alpha, "lambda": result.lam, "length_code": "elias-delta", "robust": True,
+                "layers": layers, "err_mc": err_mc, "mc_errors": errors, "m": m, "delta_prime": delta_prime,
+                "delta_pac_bayes": ctx.delta - delta_prime, "deterministic_train_err": artifact.train_err,
+                "message_bits_real": float(artifact.compressed.bits), "code_bits": parts["code_bits"],
+                "lambda_choice_bits": parts["choice_bits"],
+                "gain_nats": -parts["mixture_nats"],
+                "q_overhead_bits": parts["code_bits"] - float(artifact.compressed.bits),
+                "point_mass_kl_nats": point_mass.nats,
+                "kl_saving_nats": point_mass.nats - parts["nats"],
+                "sigma_search": trace,
+            },
         )
 
 

@@ -1,0 +1,319 @@
+"""Stochastic classifiers for PAC-Bayes bounds: Gaussian noise on chosen weights, the Monte-Carlo
+estimate of their error, and the per-weight KL to an unnormalized Gaussian mixture (BOUNDS.md 3).
+
+Two independent pieces, both generic (no plugin state):
+
+* **KL to a Gaussian mixture.** :func:`mixture_kl` gives, for each posterior mean ``μ``,
+  ``KL( N(μ, σ²) ‖ Σ_j N(c_j, λ²) ) = ∫ N(x; μ, σ²) [ln N(x; μ, σ²) - ln Σ_j N(x; c_j, λ²)] dx``
+  against the *unnormalized* mixture (total mass ``r``), so it may be negative (seed 002 Thm 4.3). The
+  entropy part is closed form, ``-½ ln(2πeσ²)``; the cross term is a Gauss-Hermite sum with a
+  log-sum-exp inside, refined until two orders agree, and capped by the rigorous Jensen upper bound
+  ``ln(λ/σ) - ½ - lse_j(-((μ-c_j)² + σ²)/(2λ²))`` (exact for one component: ``ln(λ/σ) + σ²/(2λ²) - ½``).
+  :func:`codebook_kl` weights the ``r`` per-centroid values by how many weights use each centroid.
+
+* **Monte-Carlo error of a noisy network.** :func:`noisy_error_count` evaluates a model whose chosen
+  weight tensors carry independent ``N(0, std²)`` noise, drawing a *fresh weight sample for every
+  example* (a new draw for each prediction, as the stochastic classifier is defined). Linear layers use
+  the local reparameterization, which is exact in distribution for one example (each output unit is a
+  Gaussian with mean ``W a`` and variance ``Σ_k std²_jk a_k²``, independent across units because rows
+  share no weights); convolutions draw a per-example kernel noise and apply it as a grouped
+  convolution. So the ``n·passes`` 0-1 losses are independent Bernoulli variables whose mean is the
+  stochastic classifier's training error, and the sample-convergence bound
+  ``kl⁻¹(ê_MC, ln(2/δ')/(n·passes))`` (:func:`bench.bounds_math.mc_error_upper_bound`) applies with
+  ``m = n·passes`` (Chernoff's kl bound holds for independent, not necessarily identical, [0, 1]
+  variables). All noise comes from a CPU ``torch.Generator`` in a fixed order (fixed batch size), so
+  the same generator seed gives the same count.
+"""
+
+from __future__ import annotations
+
+import math
+from contextlib import contextmanager
+from dataclasses import dataclass
+from typing import Iterator, Mapping, Sequence
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from bench.contracts import Split
+from bench.evaluation import eval_mode, model_device
+
+__all__ = [
+    "NoiseSpec",
+    "best_prior_scale",
+    "codebook_kl",
+    "gaussian_kl_single",
+    "mixture_kl",
+    "mixture_kl_jensen",
+    "noise_from_positions",
+    "noisy_error_count",
+    "noisy_network",
+]
+
+_LOG_SQRT_2PI = 0.5 * math.log(2.0 * math.pi)
+_GH_ORDERS = (48, 96, 192)
+_GH_RTOL = 1e-7
+_CHUNK = 1 << 22  # elements of one quadrature block
+
+
+# ------------------------------------------------------------------------- KL to a Gaussian mixture
+
+
+def _check_scales(sigma: float, lam: float) -> tuple[float, float]:
+    sigma, lam = float(sigma), float(lam)
+    if not (math.isfinite(sigma) and sigma > 0):
+        raise ValueError(f"sigma must be a finite number > 0, got {sigma!r}")
+    if not (math.isfinite(lam) and lam > 0):
+        raise ValueError(f"lam must be a finite number > 0, got {lam!r}")
+    return sigma, lam
+
+
+def gaussian_kl_single(sigma: float, lam: float) -> float:
+    """``KL(N(μ, σ²) ‖ N(μ, λ²)) = ln(λ/σ) + σ²/(2λ²) - ½`` (one component at the posterior mean)."""
+    sigma, lam = _check_scales(sigma, lam)
+    return math.log(lam / sigma) + sigma**2 / (2 * lam**2) - 0.5
+
+
+@dataclass(frozen=True)
+class _Hermite:
+    nodes: np.ndarray
+    weights: np.ndarray  # normalized: sum to 1 (weights of E over a standard normal)
+
+
+_HERMITE: dict[int, _Hermite] = {}
+
+
+def _hermite(order: int) -> _Hermite:
+    if order not in _HERMITE:
+        t, w = np.polynomial.hermite.hermgauss(order)
+        _HERMITE[order] = _Hermite(np.sqrt(2.0) * t, w / math.sqrt(math.pi))
+    return _HERMITE[order]
+
+
+def _lse(z: np.ndarray, axis: int) -> np.ndarray:
+    """``ln Σ exp(z)`` along ``axis`` (finite inputs; plain numpy, no per-call overhead)."""
+    top = z.max(axis=axis, keepdims=True)
+    return np.log(np.exp(z - top).sum(axis=axis)) + np.squeeze(top, axis=axis)
+
+
+def _gh_cross(means: np.ndarray, sigma: float, centers: np.ndarray, lam: float, order: int) -> np.ndarray:
+    """``E_{x~N(μ,σ²)}[ln Σ_j N(x; c_j, λ²)]`` for every ``μ`` by ``order``-point Gauss-Hermite."""
+    gh = _hermite(order)
+    out = np.empty(means.size)
+    chunk = max(1, _CHUNK // (order * centers.size))
+    for s in range(0, means.size, chunk):
+        x = means[s : s + chunk, None] + sigma * gh.nodes[None, :]  # (m, order)
+        z = -((x[:, :, None] - centers[None, None, :]) ** 2) / (2.0 * lam * lam)  # (m, order, r)
+        log_mix = _lse(z, 2) - math.log(lam) - _LOG_SQRT_2PI
+        out[s : s + chunk] = log_mix @ gh.weights
+    return out
+
+
+def mixture_kl_jensen(means, sigma: float, centers, lam: float) -> np.ndarray:
+    """A rigorous upper bound on :func:`mixture_kl` (Jensen: ``E[lse(g)] >= lse(E[g])``), exact for
+    one component and for coincident centres; closed form."""
+    sigma, lam = _check_scales(sigma, lam)
+    mu = np.asarray(means, dtype=np.float64).ravel()
+    c = np.asarray(centers, dtype=np.float64).ravel()
+    z = -(((mu[:, None] - c[None, :]) ** 2) + sigma**2) / (2.0 * lam * lam)
+    return math.log(lam / sigma) - 0.5 - _lse(z, 1)
+
+
+def mixture_kl(means, sigma: float, centers, lam: float) -> np.ndarray:
+    """``KL(N(μ_i, σ²) ‖ Σ_j N(c_j, λ²))`` for every ``μ_i`` in ``means`` (nats; may be negative).
+
+    Gauss-Hermite quadrature of the cross term at increasing orders until two successive orders
+    agree to a relative 1e-7 (of the cross term's scale), then the minimum with the Jensen upper bound
+    of :func:`mixture_kl_jensen` (which the exact value never exceeds), so an unconverged quadrature
+    can only err towards a larger (more conservative) KL than the Jensen bound allows.
+    """
+    sigma, lam = _check_scales(sigma, lam)
+    mu = np.asarray(means, dtype=np.float64).ravel()
+    c = np.asarray(centers, dtype=np.float64).ravel()
+    if c.size == 0:
+        raise ValueError("centers must not be empty")
+    neg_entropy = -0.5 * math.log(2.0 * math.pi * math.e * sigma**2)
+    previous = None
+    for order in _GH_ORDERS:
+        cross = _gh_cross(mu, sigma, c, lam, order)
+        if previous is not None:
+            scale = np.maximum(1.0, np.abs(cross))
+            if np.all(np.abs(cross - previous) <= _GH_RTOL * scale):
+                break
+            # keep the larger KL (smaller cross term) of the two orders while not converged
+            cross = np.minimum(cross, previous)
+        previous = cross
+    return np.minimum(neg_entropy - cross, mixture_kl_jensen(mu, sigma, c, lam))
+
+
+def codebook_kl(codebook, counts, sigma: float, lam: float) -> float:
+    """``Σ_i KL(N(c_{q_i}, σ²) ‖ Σ_j N(c_j, λ²))`` over a layer's kept weights, where ``counts[q]`` is
+    the number of weights assigned to centroid ``q`` (the term depends on ``q_i`` only)."""
+    c = np.asarray(codebook, dtype=np.float64).ravel()
+    n = np.asarray(counts, dtype=np.float64).ravel()
+    if c.shape != n.shape:
+        raise ValueError(f"codebook ({c.size}) and counts ({n.size}) differ in length")
+    used = n > 0
+    if not used.any():
+        return 0.0
+    return float(np.dot(n[used], mixture_kl(c[used], sigma, c, lam)))
+
+
+def _coarse_codebook_kl(c_used: np.ndarray, n_used: np.ndarray, sigma: float, c: np.ndarray,
+                        grid: np.ndarray) -> np.ndarray:
+    """:func:`codebook_kl` at every ``λ`` of ``grid`` with the lowest quadrature order (vectorized),
+    capped by the Jensen bound: only used to rank the grid."""
+    gh = _hermite(_GH_ORDERS[0])
+    x = c_used[:, None] + sigma * gh.nodes[None, :]  # (m, order)
+    d2 = (x[:, :, None] - c[None, None, :]) ** 2  # (m, order, r)
+    j2 = (c_used[:, None] - c[None, :]) ** 2 + sigma**2  # (m, r)
+    neg_entropy = -0.5 * math.log(2.0 * math.pi * math.e * sigma**2)
+    out = np.empty(grid.size)
+    chunk = max(1, _CHUNK // max(d2.size, 1))
+    for s in range(0, grid.size, chunk):
+        lam = grid[s : s + chunk]
+        inv = 1.0 / (2.0 * lam * lam)
+        log_mix = _lse(-d2[None] * inv[:, None, None, None], 3) - np.log(lam)[:, None, None] - _LOG_SQRT_2PI
+        gh_kl = neg_entropy - log_mix @ gh.weights  # (g, m)
+        jensen = np.log(lam / sigma)[:, None] - 0.5 - _lse(-j2[None] * inv[:, None, None], 2)
+        out[s : s + chunk] = np.minimum(gh_kl, jensen) @ n_used
+    return out
+
+
+def best_prior_scale(codebook, counts, sigma: float, grid, refine: int = 6) -> tuple[int, float]:
+    """The prior scale ``λ`` of ``grid`` (fixed in advance) that minimizes :func:`codebook_kl`:
+    ``(index, KL in nats)``. A fast 48-point quadrature ranks every 8th point of the grid, then the
+    points around the best of those; the ``2·refine + 1`` values around that minimum are computed to
+    convergence and the smallest is returned (the KL
+    returned is always the converged value at the returned index)."""
+    grid = np.asarray(grid, dtype=np.float64).ravel()
+    if grid.size == 0:
+        raise ValueError("grid must not be empty")
+    c = np.asarray(codebook, dtype=np.float64).ravel()
+    n = np.asarray(counts, dtype=np.float64).ravel()
+    used = n > 0
+    if not used.any():
+        return 0, 0.0
+    c_used, n_used = c[used], n[used]
+    stride = 8
+    sparse = np.arange(0, grid.size, stride)
+    i = int(sparse[np.argmin(_coarse_codebook_kl(c_used, n_used, float(sigma), c, grid[sparse]))])
+    near = np.arange(max(0, i - stride), min(grid.size, i + stride + 1))
+    i = int(near[np.argmin(_coarse_codebook_kl(c_used, n_used, float(sigma), c, grid[near]))])
+    best = (i, codebook_kl(c, n, sigma, grid[i]))
+    for j in range(max(0, i - refine), min(grid.size, i + refine + 1)):
+        if j != i:
+            value = codebook_kl(c, n, sigma, grid[j])
+            if value < best[1]:
+                best = (j, value)
+    return best
+
+
+# ---------------------------------------------------------------- Monte-Carlo error of a noisy net
+
+
+@dataclass(frozen=True)
+class NoiseSpec:
+    """Independent Gaussian noise on the entries ``positions`` (flat indices) of one weight tensor."""
+
+    positions: np.ndarray
+    std: float
+
+    def __post_init__(self) -> None:
+        if not (math.isfinite(self.std) and self.std >= 0):
+            raise ValueError(f"std must be a finite number >= 0, got {self.std!r}")
+
+
+def noise_from_positions(layers: Sequence, sigmas: Mapping[str, float]) -> dict[str, NoiseSpec]:
+    """``NoiseSpec``s from objects with ``name`` and ``positions`` (e.g. ``LayerCode``) and a σ per name."""
+    return {layer.name: NoiseSpec(np.asarray(layer.positions, dtype=np.int64), float(sigmas[layer.name]))
+            for layer in layers if layer.name in sigmas}
+
+
+_CONV = {nn.Conv1d: F.conv1d, nn.Conv2d: F.conv2d, nn.Conv3d: F.conv3d}
+
+
+class _Noise:
+    """The forward hook of one module: adds the noise term of a per-example weight perturbation."""
+
+    def __init__(self, module: nn.Module, spec: NoiseSpec, generator: torch.Generator) -> None:
+        weight = module.weight
+        self.module, self.generator = module, generator
+        self.shape = tuple(weight.shape)
+        numel = weight.numel()
+        pos = torch.as_tensor(np.asarray(spec.positions, dtype=np.int64))
+        if pos.numel() and (int(pos.min()) < 0 or int(pos.max()) >= numel):
+            raise ValueError(f"noise positions out of range for a weight of shape {self.shape}")
+        self.positions = pos.to(weight.device)
+        self.std = float(spec.std)
+        if isinstance(module, nn.Linear):
+            var = torch.zeros(numel, dtype=weight.dtype, device=weight.device)
+            var[self.positions] = self.std**2
+            self.var_t = var.view(self.shape).t().contiguous()  # (in, out)
+        elif type(module) in _CONV:
+            if module.padding_mode != "zeros":
+                raise ValueError(f"noisy convolutions need padding_mode='zeros', got {module.padding_mode!r}")
+        else:
+            raise ValueError(f"noise on {type(module).__name__} weights is not supported (Linear, Conv1d/2d/3d)")
+
+    def _randn(self, *shape: int, like: torch.Tensor) -> torch.Tensor:
+        return torch.randn(*shape, generator=self.generator, dtype=torch.float32).to(like.device, like.dtype)
+
+    def __call__(self, module: nn.Module, inputs: tuple, output: torch.Tensor) -> torch.Tensor:
+        x = inputs[0]
+        if self.std == 0 or self.positions.numel() == 0:
+            return output
+        if isinstance(module, nn.Linear):
+            var = (x * x) @ self.var_t
+            return output + var.sqrt() * self._randn(*output.shape, like=output)
+        batch = x.shape[0]
+        eps = self._randn(batch, self.positions.numel(), like=x) * self.std
+        kernels = torch.zeros(batch, math.prod(self.shape), dtype=x.dtype, device=x.device)
+        kernels[:, self.positions] = eps
+        kernels = kernels.view(batch * self.shape[0], *self.shape[1:])
+        groups = module.groups
+        grouped = x.reshape(1, batch * x.shape[1], *x.shape[2:])
+        noise = _CONV[type(module)](grouped, kernels, None, module.stride, module.padding, module.dilation,
+                                    groups * batch)
+        return output + noise.view(batch, self.shape[0], *noise.shape[2:])
+
+
+@contextmanager
+def noisy_network(model: nn.Module, noise: Mapping[str, NoiseSpec], generator: torch.Generator) -> Iterator[nn.Module]:
+    """``model`` with per-example Gaussian weight noise (``noise`` maps ``<module>.weight`` names to
+    specs) while the context is open; the hooks are removed on exit."""
+    handles = []
+    try:
+        for name, spec in noise.items():
+            module_name, _, attr = name.rpartition(".")
+            if attr != "weight":
+                raise ValueError(f"noise is supported on module weights only, got '{name}'")
+            module = model.get_submodule(module_name)
+            handles.append(module.register_forward_hook(_Noise(module, spec, generator)))
+        yield model
+    finally:
+        for h in handles:
+            h.remove()
+
+
+@torch.no_grad()
+def noisy_error_count(model: nn.Module, noise: Mapping[str, NoiseSpec], split: Split, generator: torch.Generator,
+                      passes: int = 1, batch_size: int = 1000) -> tuple[int, int]:
+    """Misclassifications of the stochastic classifier over ``passes`` passes of ``split``, each
+    prediction with its own weight draw: ``(errors, n·passes)``. Deterministic given ``generator``'s
+    state and ``batch_size``."""
+    if passes < 1:
+        raise ValueError(f"passes must be >= 1, got {passes!r}")
+    if batch_size < 1:
+        raise ValueError(f"batch_size must be >= 1, got {batch_size!r}")
+    device = model_device(model)
+    errors = 0
+    with eval_mode(model), noisy_network(model, noise, generator):
+        for _ in range(passes):
+            for i in range(0, len(split), batch_size):
+                xb = split.x[i : i + batch_size].to(device)
+                yb = split.y[i : i + batch_size].to(device)
+                errors += int((model(xb).argmax(dim=1) != yb).sum())
+    return errors, passes * len(split)
