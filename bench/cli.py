@@ -37,17 +37,12 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: list[str] | None = None) -> int:
-    from bench.contracts import DatasetUnavailable
-    from bench.params import ConfigError
-    from bench.registry import PluginError
+    from bench.errors import USER_ERRORS
 
     args = build_parser().parse_args(argv)
     try:
         return int(args._run(args) or 0)
-    except (ConfigError, DatasetUnavailable) as exc:
-        print(f"bench {args.command}: error: {exc}", file=sys.stderr)
-        return 2
-    except PluginError as exc:
+    except USER_ERRORS as exc:
         print(f"bench {args.command}: error: {str(exc).splitlines()[0]}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:

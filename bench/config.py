@@ -30,6 +30,7 @@ PROFILE_KEYS = {
     "device": str,
     "cell_timeout": (float, int),
     "results": str,
+    "executor": (str, dict),
     "compressor": dict,
     "bound": dict,
     "task": dict,
@@ -52,6 +53,8 @@ class RunConfig:
     device: str = "auto"
     cell_timeout: float | None = None
     results: Path = Path("results")
+    executor: str = "local"
+    executor_params: dict[str, Any] = field(default_factory=dict)
     data_dir: Path | None = None
     download: bool = False
 
@@ -140,6 +143,15 @@ def load_config(path: Path | None, profile: str = "default") -> RunConfig:
     timeout = prof.get("cell_timeout")
     cfg.cell_timeout = float(timeout) if timeout else None
     cfg.results = Path(prof.get("results", "results"))
+    executor = prof.get("executor", "local")
+    if isinstance(executor, dict):
+        executor = dict(executor)
+        if not isinstance(executor.get("name"), str):
+            raise ConfigError(f"{pwhere}: 'executor' table needs a 'name'")
+        cfg.executor = executor.pop("name")
+        cfg.executor_params = executor
+    else:
+        cfg.executor = executor
     return cfg
 
 
@@ -149,9 +161,10 @@ def parse_assignment(text: str) -> tuple[list[str], Any]:
         raise ConfigError(f"--set expects KEY=VALUE, got {text!r}")
     key, raw = text.split("=", 1)
     parts = [p.strip() for p in key.strip().split(".")]
-    if len(parts) < 3 or parts[0] not in ("compressor", "bound", "task"):
-        raise ConfigError(f"--set key must look like compressor.NAME.PARAM, bound.NAME.PARAM or "
-                          f"task.NAME.KEY, got {key!r}")
+    if not ((len(parts) >= 3 and parts[0] in ("compressor", "bound", "task"))
+            or (len(parts) == 2 and parts[0] == "executor")):
+        raise ConfigError(f"--set key must look like compressor.NAME.PARAM, bound.NAME.PARAM, "
+                          f"task.NAME.KEY or executor.PARAM, got {key!r}")
     try:
         value = tomllib.loads(f"v = {raw}")["v"]
     except tomllib.TOMLDecodeError:
@@ -160,6 +173,9 @@ def parse_assignment(text: str) -> tuple[list[str], Any]:
 
 
 def apply_assignment(cfg: RunConfig, parts: list[str], value: Any) -> None:
+    if parts[0] == "executor":
+        cfg.executor_params[parts[1]] = value
+        return
     section, name, rest = parts[0], parts[1], parts[2:]
     if section == "task":
         table = cfg.task_overrides.setdefault(name, {})

@@ -9,12 +9,13 @@ from __future__ import annotations
 
 import dataclasses
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any, Callable, ClassVar, Literal
+from typing import TYPE_CHECKING, Any, Callable, ClassVar, Iterator, Literal
 
 import numpy as np
 import torch
 from torch import nn
 
+from bench.errors import DatasetUnavailable  # noqa: F401  (part of the plugin contract)
 from bench.params import build_params, params_dict
 
 if TYPE_CHECKING:
@@ -84,10 +85,6 @@ class Dataset(Registered):
 
     def load(self, data_dir: "Path | None", download: bool) -> DataBundle:
         raise NotImplementedError
-
-
-class DatasetUnavailable(RuntimeError):
-    """The files of a dataset are missing; the message says how to get them."""
 
 
 class ModelFamily(Registered):
@@ -275,12 +272,25 @@ class Bound(Registered):
         raise NotImplementedError
 
 
+class Executor(Registered):
+    """Where a run's jobs execute. A job is one compressor configuration on one (task, seed) with all
+    its bound cells; ``work(job)`` runs it (writing its rows) and returns a ``JobResult``. ``work`` is
+    picklable, so an executor may run it in other processes or on other machines that share the
+    results folder. ``tick(n)`` advances the progress bar by ``n`` cells."""
+
+    kind: ClassVar[str] = "executor"
+
+    def execute(self, jobs: list[Any], work: Callable[..., Any], tick: Callable[[int], Any]) -> Iterator[Any]:
+        raise NotImplementedError
+
+
 REGISTERED_BASES: dict[str, type | None] = {
     "datasets": Dataset,
     "models": ModelFamily,
     "tasks": None,  # TaskSpec instances
     "compressors": Compressor,
     "bounds": Bound,
+    "executors": Executor,
 }
 
 

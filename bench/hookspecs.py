@@ -43,6 +43,11 @@ def bench_register_bounds(register: Register) -> None:
     """Register bound classes (subclasses of ``bench.contracts.Bound``)."""
 
 
+@hookspec
+def bench_register_executors(register: Register) -> None:
+    """Register executors (subclasses of ``bench.contracts.Executor``): where a run's jobs execute."""
+
+
 # registry kind -> hook name; the CLI's ``bench list`` and the registry use this one table.
 KIND_HOOKS: dict[str, str] = {
     "datasets": "bench_register_datasets",
@@ -50,4 +55,5 @@ KIND_HOOKS: dict[str, str] = {
     "tasks": "bench_register_tasks",
     "compressors": "bench_register_compressors",
     "bounds": "bench_register_bounds",
+    "executors": "bench_register_executors",
 }

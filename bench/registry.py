@@ -17,14 +17,11 @@ import pluggy
 
 from bench import hookspecs
 from bench.contracts import REGISTERED_BASES, TaskSpec
+from bench.errors import PluginError  # noqa: F401  (re-exported)
 from bench.params import ConfigError
 
 ENTRY_POINT_GROUP = "compression_bench"
 BUILTIN_DISTRIBUTION = "compression-bench"
-
-
-class PluginError(RuntimeError):
-    """A plugin failed to load or register while ``BENCH_STRICT_PLUGINS=1``."""
 
 
 class UnknownName(ConfigError):

@@ -72,8 +72,14 @@ class ResultsStore:
         os.replace(tmp, final)
         return final
 
+    def row_files(self) -> list[Path]:
+        """Finished row files (temporary files of a write in flight start with a dot)."""
+        if not self.root.exists():
+            return []
+        return sorted(p for p in self.root.glob("*.parquet") if not p.name.startswith((".", "_")))
+
     def read(self) -> pd.DataFrame:
-        if not self.root.exists() or not any(self.root.glob("*.parquet")):
+        if not self.row_files():
             return pd.DataFrame({c: pd.Series(dtype=object) for c in COLUMNS})
         return pd.read_parquet(self.root)
 

@@ -8,9 +8,12 @@ most the cell in flight, and running the same command again skips the cells that
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import math
+import os
 import secrets
+import socket
 import time
 import traceback
 from dataclasses import dataclass, field
@@ -143,27 +146,50 @@ def _finite(*values: float | None) -> bool:
     return all(v is None or math.isfinite(v) for v in values)
 
 
+@dataclass(frozen=True)
+class Job:
+    """One unit of work: one compressor configuration on one (task, seed), with all its bound cells."""
+
+    task: str
+    seed: int
+    compressor: int  # index into Runner.compressors
+    point: int  # index into that compressor's grid
+
+
+@dataclass
+class JobResult:
+    counts: dict[str, int] = field(default_factory=dict)
+    failures: list[str] = field(default_factory=list)
+    cells: int = 0
+
+
 class Runner:
-    def __init__(self, config: RunConfig, registry: Registry, argv: list[str] | None = None) -> None:
+    def __init__(self, config: RunConfig, registry: Registry, argv: list[str] | None = None,
+                 run_id: str | None = None) -> None:
         self.config, self.registry, self.argv = config, registry, argv or []
         self.device = resolve_device(config.device)
-        self.specs = resolve_tasks(config, registry)
+        self.specs = {spec.name: spec for spec in resolve_tasks(config, registry)}
+        self.task_configs = {name: task_config(spec, registry) for name, spec in self.specs.items()}
         self.compressors = expand_plugins("compressors", config.compressors, config.compressor_params, registry)
         self.bounds = expand_plugins("bounds", config.bounds, config.bound_params, registry)
         if not any(self.compressors) or not any(self.bounds):
             raise ConfigError("nothing to run: no compressors or no bounds selected")
+        executor_entry = registry.entry("executors", config.executor)
+        self.executor = executor_entry.obj(**config.executor_params)
         self.store = ResultsStore(config.results)
         self.base_models = BaseModels(ModelCache(default_cache_dir()), self.device, progress)
-        self.run_id = datetime.now(timezone.utc).strftime("%Y%m%dT%H%M%S") + "-" + secrets.token_hex(3)
+        self.run_id = run_id or datetime.now(timezone.utc).strftime("%Y%m%dT%H%M%S") + "-" + secrets.token_hex(3)
+        self.worker = f"{socket.gethostname()[:16]}-{os.getpid()}"
         self._seq = 0
+        self._tasks: dict[str, TaskInstance] = {}
 
     # ------------------------------------------------------------------------------ identities
     def n_cells(self) -> int:
         per_task_seed = sum(len(g) for g in self.compressors) * sum(len(g) for g in self.bounds)
         return len(self.specs) * len(self.config.seeds) * per_task_seed
 
-    def artifact_id(self, task: TaskInstance, seed: int, comp: PluginConfig) -> str:
-        return content_hash({"task": task.config, "seed": seed, "compressor": comp.name,
+    def artifact_id(self, task: str, seed: int, comp: PluginConfig) -> str:
+        return content_hash({"task": self.task_configs[task], "seed": seed, "compressor": comp.name,
                              "version": comp.version, "params": comp.params, "device": self.device.type})
 
     def cell_id(self, artifact_id: str, comp: PluginConfig, bound: PluginConfig) -> str:
@@ -174,95 +200,102 @@ class Runner:
     def context(self, task: TaskInstance, seed: int, hparam_bits: float = 0.0) -> RunContext:
         return build_context(task, seed, self.device, self.base_models, self.config.delta, hparam_bits)
 
+    def task(self, name: str) -> TaskInstance:
+        if name not in self._tasks:
+            self._tasks[name] = instantiate_task(self.specs[name], self.registry, self.config.data_dir,
+                                                 self.config.download)
+        return self._tasks[name]
+
     # ------------------------------------------------------------------------------------- rows
-    def base_row(self, task: TaskInstance, seed: int, comp: PluginConfig, bound: PluginConfig,
+    def base_row(self, task: str, seed: int, comp: PluginConfig, bound: PluginConfig,
                  artifact_id: str) -> dict[str, Any]:
+        spec = self.specs[task]
         return {
             "run_id": self.run_id, "cell_id": self.cell_id(artifact_id, comp, bound), "artifact_id": artifact_id,
-            "task": task.name, "dataset": task.spec.dataset, "model": task.spec.model, "seed": seed,
+            "task": task, "dataset": spec.dataset, "model": spec.model, "seed": seed,
             "compressor": comp.name, "compressor_version": comp.version, "compressor_params": comp.params_json,
             "grid_size": comp.grid_size, "bound": bound.name, "bound_version": bound.version,
             "bound_params": bound.params_json, "bound_kind": bound.cls.bound_kind, "delta": self.config.delta,
-            "n_train": task.n_train, "device": str(self.device), "torch_version": torch.__version__,
+            "device": str(self.device), "torch_version": torch.__version__,
             "bench_version": bench.__version__, "git_commit": git_commit(),
             "plugin_versions": canonical_json({comp.plugin: comp.plugin_version, bound.plugin: bound.plugin_version}),
             "started_at": datetime.now(timezone.utc),
         }
 
-    def write(self, rows: list[dict[str, Any]], summary: RunSummary) -> None:
-        self.store.append(rows, self.run_id, self._seq)
+    def write(self, rows: list[dict[str, Any]], result: JobResult) -> None:
+        self.store.append(rows, f"{self.run_id}-{self.worker}", self._seq)
         self._seq += 1
         for row in rows:
-            summary.counts[row["status"]] = summary.counts.get(row["status"], 0) + 1
+            result.counts[row["status"]] = result.counts.get(row["status"], 0) + 1
             if row["status"] == "failed":
-                summary.failures.append(f"{row['task']} seed={row['seed']} {row['compressor']} "
-                                        f"{row['bound']}: {row['error']}")
+                result.failures.append(f"{row['task']} seed={row['seed']} {row['compressor']} "
+                                       f"{row['bound']}: {row['error']}")
 
     # ---------------------------------------------------------------------------------- running
+    def jobs(self) -> list[Job]:
+        return [Job(task, seed, i, j) for task in self.specs for seed in self.config.seeds
+                for i, grid in enumerate(self.compressors) for j in range(len(grid))]
+
     def run(self) -> RunSummary:
+        """Hand every job to the executor; each writes its own rows, the summary collects counts."""
         summary = RunSummary(self.run_id)
-        done = self.store.ok_cells()
+        done = frozenset(self.store.ok_cells())
         self.store.write_sidecar(self.run_id, self.sidecar())
         bar = progress(total=self.n_cells(), desc="cells", leave=True)
+        _WORKER_RUNNERS.clear()
+        _WORKER_RUNNERS[self.run_id] = self  # jobs the executor runs in this process use this runner
+        work = functools.partial(run_job, self.config, self.argv, self.run_id, done)
         try:
-            for spec in self.specs:
-                self.run_task(spec, done, summary, bar)
+            for result in self.executor.execute(self.jobs(), work, bar.update):
+                for key, value in result.counts.items():
+                    summary.counts[key] = summary.counts.get(key, 0) + value
+                summary.failures += result.failures
         finally:
             bar.close()
         return summary
 
-    def run_task(self, spec: TaskSpec, done: set[str], summary: RunSummary, bar) -> None:
-        n_per_seed = sum(len(g) for g in self.compressors) * sum(len(g) for g in self.bounds)
-        try:
-            task = instantiate_task(spec, self.registry, self.config.data_dir, self.config.download)
-        except Exception as exc:
-            say(f"task {spec.name}: {type(exc).__name__}: {exc}")
-            summary.failures.append(f"task {spec.name}: {exc}")
-            summary.counts["failed"] += n_per_seed * len(self.config.seeds)
-            bar.update(n_per_seed * len(self.config.seeds))
-            return
-        for seed in self.config.seeds:
-            for grid in self.compressors:
-                for comp in grid:
-                    self.run_artifact(task, seed, comp, done, summary, bar)
-
-    def run_artifact(self, task: TaskInstance, seed: int, comp: PluginConfig, done: set[str],
-                     summary: RunSummary, bar) -> None:
-        artifact_id = self.artifact_id(task, seed, comp)
-        cells = [(b, self.base_row(task, seed, comp, b, artifact_id)) for grid in self.bounds for b in grid]
+    def run_job(self, job: Job, done: frozenset[str], tick: Callable[[int], Any] | None = None) -> JobResult:
+        tick = tick or (lambda n: None)
+        result = JobResult()
+        comp = self.compressors[job.compressor][job.point]
+        artifact_id = self.artifact_id(job.task, job.seed, comp)
+        cells = [(b, self.base_row(job.task, job.seed, comp, b, artifact_id)) for grid in self.bounds for b in grid]
         pending = [(b, row) for b, row in cells if row["cell_id"] not in done]
-        summary.counts["cached"] += len(cells) - len(pending)
-        bar.update(len(cells) - len(pending))
+        result.counts["cached"] = len(cells) - len(pending)
+        result.cells = len(cells)
+        tick(len(cells) - len(pending))
         if not pending:
-            return
+            return result
         comp_bits = math.log2(comp.grid_size)
         try:
-            base_train, base_test = self.base_models.base_errors(task, seed)
+            task = self.task(job.task)
+            base_train, base_test = self.base_models.base_errors(task, job.seed)
             with time_limit(self.config.cell_timeout, f"compressor {comp.name}"):
-                evaluated, compress_seconds = self.obtain(task, seed, comp, artifact_id, comp_bits)
+                evaluated, compress_seconds = self.obtain(task, job.seed, comp, artifact_id, comp_bits)
         except Exception as exc:
             error = f"{type(exc).__name__}: {exc}"
-            say(f"{task.name} seed={seed} {comp.name} {comp.params_json}: {error}")
+            say(f"{job.task} seed={job.seed} {comp.name} {comp.params_json}: {error}")
             rows = [{**row, "status": "failed", "error": error,
                      "extras": canonical_json({"traceback": traceback.format_exc(limit=8)})} for _, row in pending]
-            self.write(rows, summary)
-            bar.update(len(pending))
-            return
+            self.write(rows, result)
+            tick(len(pending))
+            return result
         c = evaluated.compressed
         n_params = count_params(evaluated.model)
         common = {
-            "n_params": n_params, "n_params_kept": int(c.stats.get("n_params_kept", n_params)),
+            "n_train": task.n_train, "n_params": n_params, "n_params_kept": int(c.stats.get("n_params_kept", n_params)),
             "message_bits": float(c.bits), "train_err": evaluated.train_err, "test_err": evaluated.test_err,
             "base_train_err": base_train, "base_test_err": base_test, "compress_seconds": compress_seconds,
             "compression_ratio": 32.0 * n_params / max(c.bits, 1),
             "flops": inference_flops(evaluated.model, task.data.input_shape),
-            "base_flops": inference_flops(seeded_model_factory(task, seed, self.device)(), task.data.input_shape),
+            "base_flops": inference_flops(seeded_model_factory(task, job.seed, self.device)(), task.data.input_shape),
         }
         for bound, row in pending:
             row.update(common)
-            row.update(self.run_bound(task, seed, bound, evaluated, comp_bits + math.log2(bound.grid_size)))
-            self.write([row], summary)
-            bar.update(1)
+            row.update(self.run_bound(task, job.seed, bound, evaluated, comp_bits + math.log2(bound.grid_size)))
+            self.write([row], result)
+            tick(1)
+        return result
 
     def obtain(self, task: TaskInstance, seed: int, comp: PluginConfig, artifact_id: str,
                comp_bits: float) -> tuple[Evaluated, float]:
@@ -333,13 +366,30 @@ class Runner:
                 "bounds": [[{"name": p.name, "params": p.params} for p in g] for g in self.bounds],
                 "task_overrides": cfg.task_overrides,
             },
-            "tasks": {s.name: task_config(s, self.registry) for s in self.specs},
+            "tasks": self.task_configs, "executor": {"name": self.config.executor, **self.config.executor_params},
             "plugins": [
                 {"name": p.name, "module": p.module, "distribution": p.distribution, "version": p.version,
                  "error": p.error, "registered": p.registered} for p in self.registry.plugins
             ],
             "environment": environment(self.device),
         }
+
+
+_WORKER_RUNNERS: dict[str, Runner] = {}
+
+
+def run_job(config: RunConfig, argv: list[str], run_id: str, done: frozenset[str], job: Job,
+            tick: Callable[[int], Any] | None = None) -> JobResult:
+    """Run one job in this process (a picklable entry point for executors that run jobs elsewhere).
+
+    Each process builds its own runner for the run once (plugins, data, base models are per process).
+    """
+    from bench.registry import load_registry
+
+    if run_id not in _WORKER_RUNNERS:
+        _WORKER_RUNNERS.clear()
+        _WORKER_RUNNERS[run_id] = Runner(config, load_registry(), argv, run_id=run_id)
+    return _WORKER_RUNNERS[run_id].run_job(job, done, tick)
 
 
 def result_columns(result: BoundResult, evaluated: Evaluated, seconds: float, delta: float) -> dict[str, Any]:

@@ -134,11 +134,12 @@ class BaseModels:
         key = self.key(task, seed)
         if key not in self._memo:
             model = seeded_model_factory(task, seed, self.device)()
-            if not self.cache.load(key, model):
-                generator = torch.Generator().manual_seed(seed)
-                fit(model, task.data.train, task.recipe, generator, task.data.task_type, self.progress,
-                    desc=f"train {task.name} seed={seed}")
-                self.cache.save(key, model, {"task": task.config, "seed": seed, "device": self.device.type})
+            with self.cache.lock(key):
+                if not self.cache.load(key, model):
+                    generator = torch.Generator().manual_seed(seed)
+                    fit(model, task.data.train, task.recipe, generator, task.data.task_type, self.progress,
+                        desc=f"train {task.name} seed={seed}")
+                    self.cache.save(key, model, {"task": task.config, "seed": seed, "device": self.device.type})
             model.to(self.device).eval()
             self._memo[key] = model
             self.errors[key] = (

@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import contextlib
+import fcntl
 import json
 import os
 import tempfile
 from pathlib import Path
-from typing import Callable
+from typing import Callable, Iterator
 
 import torch
 from torch import nn
@@ -89,6 +91,17 @@ class ModelCache:
     def key(config: dict) -> str:
         full = {"config": config, "torch": torch.__version__.split("+")[0], "training": TRAINING_CODE_VERSION}
         return content_hash(full, 24)
+
+    @contextlib.contextmanager
+    def lock(self, key: str) -> Iterator[None]:
+        """Held while training ``key``, so concurrent workers train each base model once."""
+        self.root.mkdir(parents=True, exist_ok=True)
+        with open(self.root / f".{key}.lock", "w") as handle:
+            fcntl.flock(handle, fcntl.LOCK_EX)
+            try:
+                yield
+            finally:
+                fcntl.flock(handle, fcntl.LOCK_UN)
 
     def load(self, key: str, model: nn.Module) -> bool:
         path = self.root / f"{key}.pt"

@@ -10,6 +10,7 @@ import time
 import pandas as pd
 
 from bench.cli import main
+from bench.results import ResultsStore
 from conftest import BENCH
 
 
@@ -57,18 +58,19 @@ def test_rerun_skips_finished_cells_and_grid_bits_are_charged(third_party, works
 
 def test_sigkill_mid_run_then_rerun_completes_every_cell_once(third_party, workspace):
     argv = [str(BENCH), "run", "--tasks", "toy-digits", "--compressors", "toy-sign", "--bounds", "occam,catoni",
-            "--set", "compressor.toy-sign.delay=0.6", "--set", "compressor.toy-sign.variant=[0,1,2,3,4,5]",
+            "--set", "compressor.toy-sign.delay=1.5", "--set", "compressor.toy-sign.variant=[0,1,2,3,4,5]",
             "--no-leaderboard"]
     proc = subprocess.Popen(argv, cwd=workspace, env={**os.environ}, stdout=subprocess.DEVNULL,
                             stderr=subprocess.DEVNULL)
     results = workspace / "results"
     deadline = time.time() + 300
-    while time.time() < deadline and len(list(results.glob("*.parquet"))) < 3:
+    store = ResultsStore(results)
+    while time.time() < deadline and not store.row_files():
         time.sleep(0.05)
     proc.send_signal(signal.SIGKILL)
     proc.wait()
     partial = pd.read_parquet(results)  # readable after the kill
-    assert 3 <= len(partial) < 12
+    assert 1 <= len(partial) < 12
     done = subprocess.run(argv, cwd=workspace, env={**os.environ}, capture_output=True, text=True)
     assert done.returncode == 0, done.stderr
     df = pd.read_parquet(results)

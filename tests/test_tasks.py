@@ -113,7 +113,7 @@ def test_training_cache_is_content_addressed(registry, tmp_path):
     task = instantiate_task(spec, registry)
     first = BaseModels(ModelCache(tmp_path), torch.device("cpu"), None)
     model = first.get(task, 0)
-    files = sorted(p.name for p in (tmp_path / "models").iterdir())
+    files = sorted(p.name for p in (tmp_path / "models").iterdir() if not p.name.startswith("."))
     assert len(files) == 2 and files[0].endswith(".json") and files[1].endswith(".pt")
     second = BaseModels(ModelCache(tmp_path), torch.device("cpu"), None)
     again = second.get(task, 0)  # loaded, not retrained

@@ -5,8 +5,6 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-from bench import leaderboard
-from bench.results import ResultsStore
 
 
 def configure(parser: argparse.ArgumentParser) -> None:
@@ -16,6 +14,9 @@ def configure(parser: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
+    from bench import leaderboard
+    from bench.results import ResultsStore
+
     df = ResultsStore(args.results).read()
     if df.empty:
         print(f"no results in {args.results}")

@@ -5,9 +5,7 @@ from __future__ import annotations
 import argparse
 import json
 
-from bench.contracts import describe_params
 from bench.hookspecs import KIND_HOOKS
-from bench.registry import load_registry
 
 
 def configure(parser: argparse.ArgumentParser) -> None:
@@ -16,6 +14,9 @@ def configure(parser: argparse.ArgumentParser) -> None:
 
 
 def listing(kinds: list[str]) -> dict[str, list[dict]]:
+    from bench.contracts import describe_params
+    from bench.registry import load_registry
+
     registry = load_registry()
     out: dict[str, list[dict]] = {}
     for kind in kinds:
@@ -53,6 +54,8 @@ def configure_plugins(parser: argparse.ArgumentParser) -> None:
 
 
 def run_plugins(args: argparse.Namespace) -> int:
+    from bench.registry import load_registry
+
     registry = load_registry()
     records = [
         {"name": p.name, "module": p.module, "distribution": p.distribution, "version": p.version,

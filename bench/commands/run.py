@@ -6,11 +6,8 @@ import argparse
 import sys
 from pathlib import Path
 
-from bench import leaderboard
 from bench.config import apply_assignment, load_config, parse_assignment, parse_names
 from bench.params import ConfigError
-from bench.registry import load_registry
-from bench.runner import Runner
 
 
 def default_config_path() -> Path | None:
@@ -30,9 +27,10 @@ def configure(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--results", type=Path, help="results folder")
     parser.add_argument("--data-dir", type=Path, help="where dataset files are (or are downloaded to)")
     parser.add_argument("--download", action="store_true", help="allow downloading datasets")
+    parser.add_argument("--executor", help="where jobs run: local (default) or dask (see `bench list executors`)")
     parser.add_argument("--cell-timeout", type=float, help="seconds a compressor or bound may take")
     parser.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
-                        help="override a parameter, e.g. compressor.quantize.levels=[4,8] (repeatable)")
+                        help="override a parameter, e.g. compressor.quantize.levels=[4,8] or executor.workers=4 (repeatable)")
     parser.add_argument("--no-leaderboard", action="store_true", help="do not print the leaderboard at the end")
 
 
@@ -58,6 +56,10 @@ def build_config(args: argparse.Namespace):
         cfg.delta = args.delta
     if args.results:
         cfg.results = args.results
+    if args.executor:
+        if args.executor != cfg.executor:
+            cfg.executor_params = {}
+        cfg.executor = args.executor
     if args.cell_timeout:
         cfg.cell_timeout = args.cell_timeout
     cfg.data_dir, cfg.download = args.data_dir, args.download
@@ -67,6 +69,10 @@ def build_config(args: argparse.Namespace):
 
 
 def run(args: argparse.Namespace) -> int:
+    from bench import leaderboard
+    from bench.registry import load_registry
+    from bench.runner import Runner
+
     cfg = build_config(args)
     registry = load_registry()
     for record in registry.failed():

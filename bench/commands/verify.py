@@ -5,8 +5,6 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-from bench.registry import load_registry
-from bench.verify import verify_cell
 
 
 def configure(parser: argparse.ArgumentParser) -> None:
@@ -17,6 +15,9 @@ def configure(parser: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
+    from bench.registry import load_registry
+    from bench.verify import verify_cell
+
     registry = load_registry()
     status = 0
     for cell_id in args.cell_ids:

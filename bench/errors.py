@@ -1,0 +1,17 @@
+"""Errors the CLI reports as one line (no traceback). Kept free of heavy imports so every command
+starts fast."""
+
+from __future__ import annotations
+
+from bench.params import ConfigError
+
+
+class DatasetUnavailable(RuntimeError):
+    """The files of a dataset are missing; the message says how to get them."""
+
+
+class PluginError(RuntimeError):
+    """A plugin failed to load or register while ``BENCH_STRICT_PLUGINS=1``."""
+
+
+USER_ERRORS: tuple[type[Exception], ...] = (ConfigError, DatasetUnavailable, PluginError)
