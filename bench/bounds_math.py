@@ -27,6 +27,8 @@ from dataclasses import dataclass
 import numpy as np
 from scipy import optimize, special
 
+from bench.coding.bits import elias_delta_bits as _coding_elias_delta_bits
+
 __all__ = [
     "DEFAULT_CATONI_ALPHA",
     "FORMS",
@@ -123,13 +125,8 @@ def _check_alpha(value) -> float:
 
 
 def elias_delta_bits(n: int) -> int:
-    """Length in bits of the Elias delta code of ``n >= 1``.
-
-    ``⌊log2 n⌋ + 2⌊log2(⌊log2 n⌋ + 1)⌋ + 1``, computed exactly with integer bit lengths.
-    """
-    n = _check_count("n", n)
-    L = n.bit_length()  # ⌊log2 n⌋ + 1
-    return (L - 1) + 2 * (L.bit_length() - 1) + 1
+    """Length in bits of the Elias delta code of ``n >= 1`` (the coder's own, see ``bench.coding``)."""
+    return _coding_elias_delta_bits(_check_count("n", n))
 
 
 @dataclass(frozen=True)
