@@ -44,6 +44,14 @@ def _pm(mean: float, std: float, n: int, scale: float = 100.0, digits: int = 2) 
     return text + (f" ± {std * scale:.{digits}f}" if n > 1 and np.isfinite(std) else "")
 
 
+def below_test_error(df: pd.DataFrame) -> list[str]:
+    """Certificates below the decoded model's test error: a bug, or (rarely) the δ event. Say so."""
+    df = latest_rows(df)
+    bad = df[(df["status"] == "ok") & (df["bound_kind"] == "certificate") & (df["error_bound"] < df["test_err"])]
+    return [f"certificate {r.error_bound:.4f} is below the test error {r.test_err:.4f} "
+            f"(cell {r.cell_id}: {r.task} {r.compressor} {r.bound}); check the bound" for r in bad.itertuples()]
+
+
 @dataclass
 class Table:
     title: str

@@ -91,3 +91,14 @@ def test_same_configuration_and_seed_give_the_same_message_bytes(workspace):
         metas = sorted((workspace / folder / "_artifacts").glob("*/meta.json"))
         digests[folder] = [json.loads(p.read_text())["sha256"] for p in metas]
     assert len(digests["a"]) == 2 and digests["a"] == digests["b"]
+
+
+def test_leaderboard_flags_a_certificate_below_test_error(workspace):
+    from bench import leaderboard
+
+    assert main(["run", "--compressors", "dense", "--bounds", "occam", "--no-leaderboard"]) == 0
+    df = rows(workspace)
+    assert leaderboard.below_test_error(df) == []
+    df.loc[:, "error_bound"] = df["test_err"] / 2
+    [line] = leaderboard.below_test_error(df)
+    assert "below the test error" in line and df["cell_id"].iloc[0] in line

@@ -85,8 +85,10 @@ def run(args: argparse.Namespace) -> int:
     print(f"run {summary.run_id} finished: {counts}", file=sys.stderr)
     for failure in summary.failures:
         print(f"  failed: {failure}", file=sys.stderr)
+    df = runner.store.read()
+    df = df[df["task"].isin(cfg.tasks)]
+    for line in leaderboard.below_test_error(df):
+        print(f"warning: {line}", file=sys.stderr)
     if not args.no_leaderboard:
-        df = runner.store.read()
-        boards = leaderboard.build(df[df["task"].isin(cfg.tasks)])
-        print(leaderboard.render(boards))
+        print(leaderboard.render(leaderboard.build(df)))
     return 1 if summary.failures else 0
