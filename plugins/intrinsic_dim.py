@@ -1,1 +1,232 @@
-"""Placeholder module: its plugin is being written (see the open issues); it registers nothing yet."""
+"""Compressor ``id``: intrinsic-dimension subspace training, quantization and arithmetic coding (seed 000).
+
+θ = θ₀ + P·z with θ₀ the run's seeded initialization and P a seeded random projection (both prior
+knowledge: rebuilt by the decoder, never sent). z ∈ R^d is trained from 0 on the training set, then
+quantized to ``levels`` learned levels with a few epochs of quantization-aware training (straight-through
+gradients, learned codebook), and the message is::
+
+    z         the level of every coordinate, entropy-coded under its own counts (bench.coding);
+              with levels = 0, z itself at ``z_precision``
+    codebook  the levels actually used, at ``codebook_precision``
+    rest      the floating buffers the model needs (BatchNorm running statistics, recomputed on the
+              training set for the final weights) at ``rest_precision``
+
+The last epoch is always kept (nothing is selected by any error). Subspace training depends only on
+(task, seed, dim, projector, optimizer, lr, epochs, batch size, schedule), so grid points that differ
+only in the quantization reuse it: it is cached on disk under ``$BENCH_CACHE_DIR/id-subspace``.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import fcntl
+import json
+import os
+import tempfile
+from dataclasses import dataclass
+from pathlib import Path
+from typing import ClassVar, Iterator, Literal
+
+import numpy as np
+import torch
+from torch import nn
+
+from bench import coding
+from bench.contracts import Compressed, Compressor, RunContext
+from bench.hookspecs import hookimpl
+from bench.params import canonical_json, content_hash
+from bench.projectors import PROJECTORS
+from bench.subspace import (Subspace, float_buffers, init_codebook, nearest_level, quantize_aware_train,
+                            recalibrate_batchnorm, set_float_buffers, train_subspace)
+from bench.training import default_cache_dir
+
+Precision = Literal["float16", "float32"]
+SECTIONS = ("z", "codebook", "rest")
+PROJECTOR_SEED_OFFSET = 17  # the projector's seed: a fixed function of the run's seed
+TRAIN_SHUFFLE_OFFSET, QAT_SHUFFLE_OFFSET = 1, 2
+SUBSPACE_CODE_VERSION = "1"  # bump when subspace training changes the z it produces
+
+
+@dataclass(frozen=True)
+class IntrinsicDimParams:
+    dim: int = 250
+    projector: Literal["dense", "sparse", "fastfood", "kron"] = "kron"
+    levels: int = 7  # 0: no quantization (z stored at z_precision)
+    init: Literal["uniform", "kmeans"] = "uniform"
+    optimizer: Literal["adam", "adamw", "sgd"] | None = None  # None: the task's recipe
+    lr: float | None = None  # None: the task's recipe
+    epochs: int | None = None  # None: the task's recipe
+    batch_size: int | None = None  # None: the task's recipe
+    schedule: Literal["constant", "cosine"] | None = None  # None: the task's recipe
+    weight_decay: float = 0.0
+    qat_epochs: int = 2
+    qat_lr: float = 1e-3
+    codebook_precision: Precision = "float16"
+    z_precision: Precision = "float16"
+    rest_precision: Precision = "float16"
+
+    def validate(self) -> None:
+        if self.dim < 1:
+            raise ValueError("parameter 'dim' must be >= 1")
+        if self.projector not in PROJECTORS:
+            raise ValueError(f"parameter 'projector' must be one of {', '.join(PROJECTORS)}")
+        if self.levels < 0 or self.levels == 1 or self.levels > 65536:
+            raise ValueError("parameter 'levels' must be 0 (no quantization) or in [2, 65536]")
+        if self.lr is not None and self.lr <= 0:
+            raise ValueError("parameter 'lr' must be > 0")
+        if self.epochs is not None and self.epochs < 0:
+            raise ValueError("parameter 'epochs' must be >= 0")
+        if self.batch_size is not None and self.batch_size < 1:
+            raise ValueError("parameter 'batch_size' must be >= 1")
+        if self.weight_decay < 0:
+            raise ValueError("parameter 'weight_decay' must be >= 0")
+        if self.qat_epochs < 0:
+            raise ValueError("parameter 'qat_epochs' must be >= 0")
+        if self.qat_lr <= 0:
+            raise ValueError("parameter 'qat_lr' must be > 0")
+
+
+def projector_seed(ctx: RunContext) -> int:
+    return ctx.seed * 1_000_003 + PROJECTOR_SEED_OFFSET
+
+
+class IntrinsicDim(Compressor):
+    name: ClassVar[str] = "id"
+    version: ClassVar[str] = "0.1.0"
+    description: ClassVar[str] = ("intrinsic-dimension subspace training θ₀+P·z, quantization-aware "
+                                  "training of z and arithmetic coding (seed 000)")
+    Params = IntrinsicDimParams
+
+    # ------------------------------------------------------------------------------ training
+    def training_config(self, ctx: RunContext) -> dict:
+        """Everything that determines the trained z (the key of its cache)."""
+        p, r = self.params, ctx.task.recipe
+        return {
+            "task": ctx.task.config, "seed": ctx.seed, "device": ctx.device.type, "dim": p.dim,
+            "projector": p.projector, "optimizer": p.optimizer or r.optimizer,
+            "lr": p.lr if p.lr is not None else r.lr,
+            "epochs": p.epochs if p.epochs is not None else r.epochs,
+            "batch_size": p.batch_size or r.batch_size, "schedule": p.schedule or r.schedule,
+            "weight_decay": p.weight_decay, "momentum": r.momentum,
+            "code": SUBSPACE_CODE_VERSION, "torch": torch.__version__.split("+")[0],
+        }
+
+    def space(self, ctx: RunContext) -> Subspace:
+        return Subspace(ctx.make_model(), self.params.projector, self.params.dim, projector_seed(ctx), ctx.device)
+
+    def trained_z(self, space: Subspace, ctx: RunContext) -> tuple[torch.Tensor, dict]:
+        """z after subspace training: from the cache, or trained now (once, even across workers)."""
+        cfg = self.training_config(ctx)
+        path = default_cache_dir() / "id-subspace" / f"{content_hash(cfg, 24)}.pt"
+        with _file_lock(path.with_suffix(".lock")):
+            if path.exists():
+                saved = torch.load(path, map_location="cpu", weights_only=True)
+                if saved["z"].shape == (space.d,):
+                    return saved["z"].to(ctx.device), {**saved["stats"], "cached": True}
+            z, stats = train_subspace(
+                space, ctx.task.data.train, optimizer=cfg["optimizer"], lr=cfg["lr"], epochs=cfg["epochs"],
+                batch_size=cfg["batch_size"], weight_decay=cfg["weight_decay"], momentum=cfg["momentum"],
+                schedule=cfg["schedule"], generator=ctx.generator(TRAIN_SHUFFLE_OFFSET),
+                task_type=ctx.task.data.task_type, progress=ctx.progress)
+            _atomic_save(path, {"z": z.cpu(), "stats": stats}, cfg)
+        return z, {**stats, "cached": False}
+
+    # ------------------------------------------------------------------------------ compress
+    def compress(self, ctx: RunContext) -> Compressed:
+        p = self.params
+        space = self.space(ctx)
+        z, train_stats = self.trained_z(space, ctx)
+        train = ctx.task.data.train
+        batch_size = self.training_config(ctx)["batch_size"]
+        sections: dict[str, bytes] = {}
+        extras: dict = {"D": space.D, "d": space.d, "projector_bytes": space.projector.nbytes,
+                        "subspace_last_epoch": train_stats}
+        if p.levels == 0:
+            zq = torch.from_numpy(coding.round_to_precision(z.cpu().numpy(), p.z_precision))
+            sections["z"] = coding.encode_floats(zq.numpy(), p.z_precision)
+            sections["codebook"] = b""
+        else:
+            start = init_codebook(z.cpu().numpy(), p.levels, p.init, ctx.seed)
+            z, codebook, qat_stats = quantize_aware_train(
+                space, z, torch.from_numpy(start), train, lr=p.qat_lr, epochs=p.qat_epochs,
+                batch_size=batch_size, generator=ctx.generator(QAT_SHUFFLE_OFFSET),
+                task_type=ctx.task.data.task_type, progress=ctx.progress)
+            extras["qat_last_epoch"] = qat_stats
+            cb = torch.from_numpy(coding.round_to_precision(codebook.cpu().numpy(), p.codebook_precision))
+            symbols = nearest_level(z.cpu(), cb).numpy()
+            used = np.unique(symbols)  # drop levels no coordinate uses; keep the order
+            symbols = np.searchsorted(used, symbols)
+            cb = cb[torch.from_numpy(used)]
+            zq = cb[torch.from_numpy(symbols)]
+            sections["z"] = coding.encode_symbols(symbols, len(cb))
+            sections["codebook"] = coding.encode_floats(cb.numpy(), p.codebook_precision)
+            counts = np.bincount(symbols, minlength=len(cb))
+            extras.update(levels_used=len(cb), codebook=cb.tolist(), counts=counts.tolist(),
+                          entropy_bits=float(-(counts * np.log2(np.maximum(counts, 1) / len(symbols))).sum()))
+        model = space.load(zq)
+        recalibrate_batchnorm(model, train, batch_size, ctx.device)
+        rest = _buffer_values(model)
+        rest = coding.round_to_precision(rest, p.rest_precision)
+        set_float_buffers(model, rest)
+        sections["rest"] = coding.encode_floats(rest, p.rest_precision)
+        message = coding.pack_sections(sections)
+        extras["section_bits"] = {k: 8 * len(v) for k, v in sections.items()}
+        return Compressed(message=message, model=model.eval(), layers=None,
+                          stats={"n_params_kept": space.d}, extras=extras)
+
+    # -------------------------------------------------------------------------------- decode
+    def decode(self, message: bytes, ctx: RunContext) -> nn.Module:
+        p = self.params
+        sections = coding.unpack_sections(message, SECTIONS)
+        space = self.space(ctx)
+        if p.levels == 0:
+            if sections["codebook"]:
+                raise coding.CorruptMessage("a codebook in an unquantized message")
+            z = coding.decode_floats(sections["z"], p.z_precision)
+            if z.size != space.d:
+                raise coding.CorruptMessage(f"{z.size} values of z, the subspace has {space.d}")
+            zq = torch.from_numpy(z)
+        else:
+            symbols = coding.decode_symbols(sections["z"])
+            cb = coding.decode_floats(sections["codebook"], p.codebook_precision)
+            if symbols.size != space.d:
+                raise coding.CorruptMessage(f"{symbols.size} symbols, the subspace has {space.d}")
+            if not 1 <= cb.size <= p.levels or symbols.max() >= cb.size:
+                raise coding.CorruptMessage("symbols do not match the codebook")
+            zq = torch.from_numpy(cb)[torch.from_numpy(symbols)]
+        model = space.load(zq)
+        rest = coding.decode_floats(sections["rest"], p.rest_precision)
+        try:
+            set_float_buffers(model, rest)
+        except ValueError as exc:
+            raise coding.CorruptMessage(str(exc)) from None
+        return model.eval()
+
+
+def _buffer_values(model: nn.Module) -> np.ndarray:
+    parts = [b.detach().cpu().float().numpy().ravel() for _, b in float_buffers(model)]
+    return np.concatenate(parts) if parts else np.zeros(0, np.float32)
+
+
+@contextlib.contextmanager
+def _file_lock(path: Path) -> Iterator[None]:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with open(path, "w") as handle:
+        fcntl.flock(handle, fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(handle, fcntl.LOCK_UN)
+
+
+def _atomic_save(path: Path, obj: dict, config: dict) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with tempfile.NamedTemporaryFile(dir=path.parent, prefix=".tmp-", suffix=".pt", delete=False) as f:
+        torch.save(obj, f)
+    os.replace(f.name, path)
+    path.with_suffix(".json").write_text(json.dumps(json.loads(canonical_json(config)), indent=2))
+
+
+@hookimpl
+def bench_register_compressors(register) -> None:
+    register(IntrinsicDim)

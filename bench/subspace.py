@@ -1,0 +1,238 @@
+"""Subspace training θ = θ₀ + P·z (seed 000, Li et al. 2018) and quantization-aware training of z.
+
+``Subspace`` ties a model (its seeded initialization θ₀ is the origin), a projector P (see
+``bench.projectors``) and the flat layout of *every* trainable parameter (BatchNorm affine parameters
+included). Training only ever moves z ∈ R^d. ``Subspace.load(z)`` writes the exact weights a decoder
+rebuilds: θ₀ + P·z computed in float64 and rounded once to the parameters' dtype, so the compressor and
+the decoder agree bit for bit and a re-run in another process agrees on every prediction.
+
+Quantization-aware training (seed 000, Section 4 / Appendix E) replaces z in the forward pass by its
+nearest level of a learned codebook c ∈ R^L; gradients pass straight through to z, and each level
+receives the sum of the gradients of the coordinates assigned to it.
+"""
+
+from __future__ import annotations
+
+import math
+from typing import Callable
+
+import numpy as np
+import torch
+from torch import nn
+from torch.func import functional_call
+
+from bench.contracts import Recipe, Split
+from bench.evaluation import loss_fn, minibatches
+from bench.projectors import Projector, make_projector
+from bench.training import make_optimizer, make_scheduler
+
+__all__ = ["Subspace", "train_subspace", "quantize_aware_train", "nearest_level", "init_codebook",
+           "recalibrate_batchnorm", "float_buffers", "set_float_buffers"]
+
+
+def trainable_parameters(model: nn.Module) -> list[tuple[str, nn.Parameter]]:
+    """Every floating parameter that trains (the coordinates of θ), in model order."""
+    return [(n, p) for n, p in model.named_parameters() if p.requires_grad and p.is_floating_point()]
+
+
+class Subspace:
+    """θ = θ₀ + P·z over every trainable parameter of ``model`` (whose current weights are θ₀)."""
+
+    def __init__(self, model: nn.Module, projector: str, dim: int, seed: int, device: torch.device) -> None:
+        self.model = model
+        params = trainable_parameters(model)
+        if not params:
+            raise ValueError("the model has no trainable parameters")
+        self.names = [n for n, _ in params]
+        self.shapes = [tuple(p.shape) for _, p in params]
+        self.dtypes = [p.dtype for _, p in params]
+        self.numels = [p.numel() for _, p in params]
+        self.theta0 = torch.cat([p.detach().reshape(-1).float() for _, p in params]).to(device)
+        self.D = int(self.theta0.numel())
+        self.projector: Projector = make_projector(projector, self.D, dim, seed, device)
+        self.d = self.projector.d
+        self.device = device
+        for _, p in params:  # only z trains; the module's own parameters stay at θ₀ until ``load``
+            p.requires_grad_(False)
+
+    def _split(self, theta: torch.Tensor) -> dict[str, torch.Tensor]:
+        parts = torch.split(theta, self.numels)
+        return {n: t.view(s) for n, t, s in zip(self.names, parts, self.shapes)}
+
+    def params(self, z: torch.Tensor) -> dict[str, torch.Tensor]:
+        """θ₀ + P·z as a differentiable parameter dictionary (float32, for training)."""
+        return self._split(self.theta0 + self.projector.project(z))
+
+    def __call__(self, z: torch.Tensor, x: torch.Tensor) -> torch.Tensor:
+        return functional_call(self.model, self.params(z), (x,), strict=False)
+
+    @torch.no_grad()
+    def load(self, z: torch.Tensor) -> nn.Module:
+        """Write θ₀ + P·z (float64, rounded once) into the model's parameters; returns the model."""
+        theta = self.theta0.double() + self.projector.project(z.detach().to(self.device, torch.float64))
+        for (name, value), dtype in zip(self._split(theta).items(), self.dtypes):
+            self.model.get_parameter(name).copy_(value.to(dtype))
+        return self.model
+
+
+def _recipe(optimizer: str, lr: float, epochs: int, batch_size: int, weight_decay: float, momentum: float,
+            schedule: str) -> Recipe:
+    return Recipe(optimizer=optimizer, lr=lr, epochs=epochs, batch_size=batch_size,  # type: ignore[arg-type]
+                  weight_decay=weight_decay, momentum=momentum, schedule=schedule)  # type: ignore[arg-type]
+
+
+def _run_epochs(step_params: list[torch.Tensor], forward: Callable[[torch.Tensor], torch.Tensor], train: Split,
+                recipe: Recipe, generator: torch.Generator, task_type: str, device: torch.device,
+                progress: Callable | None, desc: str, after_step: Callable[[], None] | None = None) -> dict:
+    """Minibatch training of ``step_params``; returns the last epoch's running loss and error."""
+    opt = make_optimizer(step_params, recipe)
+    steps_per_epoch = -(-len(train) // recipe.batch_size)
+    sched = make_scheduler(opt, recipe, recipe.epochs * steps_per_epoch)
+    criterion = loss_fn(task_type)
+    bar = progress(total=recipe.epochs, desc=desc) if progress else None
+    stats = {"loss": float("nan"), "err": float("nan")}
+    for _ in range(recipe.epochs):
+        total = torch.zeros((), dtype=torch.float64, device=device)
+        wrong = torch.zeros((), dtype=torch.float64, device=device)
+        count = 0
+        for xb, yb in minibatches(train, recipe.batch_size, generator, device):
+            opt.zero_grad(set_to_none=True)
+            out = forward(xb)
+            loss = criterion(out, yb)
+            loss.backward()
+            opt.step()
+            if after_step is not None:
+                after_step()
+            if sched is not None:
+                sched.step()
+            total += loss.detach().double() * len(xb)
+            if task_type == "classification":
+                wrong += (out.detach().argmax(1) != yb).sum()
+            count += len(xb)
+        stats = {"loss": float(total) / max(count, 1), "err": float(wrong) / max(count, 1)}
+        if not math.isfinite(stats["loss"]):
+            raise FloatingPointError(f"{desc}: training loss became {stats['loss']}")
+        if bar is not None:
+            bar.set_postfix(loss=f"{stats['loss']:.4f}", err=f"{stats['err']:.4f}")
+            bar.update(1)
+    if bar is not None:
+        bar.close()
+    return stats
+
+
+def train_subspace(space: Subspace, train: Split, *, optimizer: str, lr: float, epochs: int, batch_size: int,
+                   weight_decay: float, momentum: float, schedule: str, generator: torch.Generator,
+                   task_type: str, progress: Callable | None = None) -> tuple[torch.Tensor, dict]:
+    """Train z from 0 (θ = θ₀) for ``epochs``; the last epoch's z is the result (no selection)."""
+    z = torch.zeros(space.d, device=space.device, requires_grad=True)
+    recipe = _recipe(optimizer, lr, epochs, batch_size, weight_decay, momentum, schedule)
+    space.model.train()
+    stats = _run_epochs([z], lambda x: space(z, x), train, recipe, generator, task_type, space.device,
+                        progress, f"subspace d={space.d}")
+    space.model.eval()
+    return z.detach(), stats
+
+
+# ------------------------------------------------------------------------------- quantization
+def nearest_level(z: torch.Tensor, codebook: torch.Tensor) -> torch.Tensor:
+    """Index of the nearest codebook level for every coordinate (ties: the lower index)."""
+    return (z[:, None] - codebook[None, :]).abs().argmin(dim=1)
+
+
+class _Quantize(torch.autograd.Function):
+    """z -> codebook[nearest]; straight-through to z, summed per level to the codebook."""
+
+    @staticmethod
+    def forward(ctx, z, codebook):  # type: ignore[override]
+        index = nearest_level(z, codebook)
+        ctx.save_for_backward(index)
+        ctx.levels = codebook.shape[0]
+        return codebook[index]
+
+    @staticmethod
+    def backward(ctx, grad):  # type: ignore[override]
+        (index,) = ctx.saved_tensors
+        return grad, torch.zeros(ctx.levels, dtype=grad.dtype, device=grad.device).index_add_(0, index, grad)
+
+
+def quantize_ste(z: torch.Tensor, codebook: torch.Tensor) -> torch.Tensor:
+    return _Quantize.apply(z, codebook)
+
+
+def init_codebook(z: np.ndarray, levels: int, init: str, seed: int) -> np.ndarray:
+    """Initial levels: ``uniform`` (the mean of z in each of ``levels`` equal bins over [-max|z|, max|z|],
+    the bin's centre when empty; seed 000's code) or ``kmeans`` (1-D k-means, k-means++ seeding)."""
+    z = np.asarray(z, dtype=np.float64).ravel()
+    if init == "kmeans":
+        from bench.quantization import kmeans_1d
+
+        codebook, _ = kmeans_1d(z, levels, seed, init="kmeans++")
+        if len(codebook) < levels:  # fewer distinct values than levels
+            codebook = np.unique(np.concatenate([codebook, np.linspace(z.min() - 1, z.max() + 1, levels)]))[:levels]
+        return np.sort(codebook).astype(np.float32)
+    if init != "uniform":
+        raise ValueError(f"parameter 'init' must be 'uniform' or 'kmeans', got {init!r}")
+    largest = max(float(np.abs(z).max()), 1e-8) * (1 + 1e-6)
+    edges = np.linspace(-largest, largest, levels + 1)
+    bins = np.clip(np.digitize(z, edges) - 1, 0, levels - 1)
+    sums = np.bincount(bins, weights=z, minlength=levels)
+    counts = np.bincount(bins, minlength=levels)
+    centres = (edges[:-1] + edges[1:]) / 2
+    return np.where(counts > 0, sums / np.maximum(counts, 1), centres).astype(np.float32)
+
+
+def quantize_aware_train(space: Subspace, z: torch.Tensor, codebook: torch.Tensor, train: Split, *, lr: float,
+                         epochs: int, batch_size: int, generator: torch.Generator, task_type: str,
+                         progress: Callable | None = None) -> tuple[torch.Tensor, torch.Tensor, dict]:
+    """Adam on (z, codebook) with the quantized z in the forward pass; returns the last epoch's pair."""
+    z = z.detach().clone().requires_grad_(True)
+    codebook = codebook.detach().clone().to(space.device).requires_grad_(True)
+    stats = {}
+    if epochs > 0:
+        recipe = _recipe("adam", lr, epochs, batch_size, 0.0, 0.9, "constant")
+        space.model.train()
+        stats = _run_epochs([z, codebook], lambda x: space(quantize_ste(z, codebook), x), train, recipe,
+                            generator, task_type, space.device, progress, f"quantization-aware L={len(codebook)}")
+        space.model.eval()
+    return z.detach(), codebook.detach(), stats
+
+
+# ------------------------------------------------------------------------------------ buffers
+def float_buffers(model: nn.Module) -> list[tuple[str, torch.Tensor]]:
+    """The floating buffers the evaluated model needs (BatchNorm running statistics), in order."""
+    return [(n, b) for n, b in model.named_buffers() if b.is_floating_point()]
+
+
+@torch.no_grad()
+def set_float_buffers(model: nn.Module, values: np.ndarray) -> None:
+    offset = 0
+    for _, buf in float_buffers(model):
+        n = buf.numel()
+        if offset + n > values.size:
+            raise ValueError("buffer section is shorter than the architecture needs")
+        buf.copy_(torch.from_numpy(values[offset : offset + n].copy()).view_as(buf))
+        offset += n
+    if offset != values.size:
+        raise ValueError("buffer section is longer than the architecture needs")
+
+
+@torch.no_grad()
+def recalibrate_batchnorm(model: nn.Module, train: Split, batch_size: int, device: torch.device) -> bool:
+    """Recompute every BatchNorm's running statistics for the model's current weights: the average of
+    the batch statistics over one ordered pass of the training set (no shuffling, deterministic).
+    Returns whether the model has any."""
+    norms = [m for m in model.modules() if isinstance(m, nn.modules.batchnorm._BatchNorm)
+             and m.track_running_stats]
+    if not norms:
+        return False
+    momenta = [m.momentum for m in norms]
+    for m in norms:
+        m.reset_running_stats()
+        m.momentum = None  # cumulative moving average
+    model.train()
+    for i in range(0, len(train), batch_size):
+        model(train.x[i : i + batch_size].to(device))
+    for m, momentum in zip(norms, momenta):
+        m.momentum = momentum
+    model.eval()
+    return True

@@ -1,0 +1,171 @@
+"""Compressor ``id``: codebook initialization and straight-through quantization by hand, subspace
+training over every parameter (BatchNorm included), exact and deterministic decoding, corrupted
+messages, and the real runner with ``bench verify``."""
+
+from __future__ import annotations
+
+import json
+import math
+
+import numpy as np
+import pandas as pd
+import pytest
+import torch
+
+from bench import coding
+from bench.cli import main
+from bench.params import ConfigError
+from bench.progress import progress
+from bench.registry import load_registry
+from bench.runner import build_context, models_agree
+from bench.subspace import Subspace, init_codebook, nearest_level, quantize_ste, recalibrate_batchnorm
+from bench.tasks import BaseModels, instantiate_task, merge_task
+from bench.training import ModelCache, default_cache_dir
+from bench_plugins.intrinsic_dim import IntrinsicDim
+
+FAST = {"dim": 40, "epochs": 2, "lr": 0.05, "qat_epochs": 1, "levels": 5}
+
+
+@pytest.fixture(autouse=True)
+def one_thread():
+    """Tiny convolutions are many times slower with two threads on a busy 2-core machine."""
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(before)
+
+
+def context(task_name: str = "digits-mlp", override: dict | None = None, seed: int = 0):
+    registry = load_registry()
+    spec = registry.get("tasks", task_name) if override is None else merge_task(None, override, task_name)
+    task = instantiate_task(spec, registry)
+    device = torch.device("cpu")
+    return build_context(task, seed, device, BaseModels(ModelCache(default_cache_dir()), device, progress), 0.05)
+
+
+BN_TASK = {"dataset": "digits", "model": "convnet", "model_params": {"k": 2},
+           "recipe": {"epochs": 1, "batch_size": 128}}
+
+
+def clear_subspace_cache() -> None:
+    for path in (default_cache_dir() / "id-subspace").glob("*.pt"):
+        path.unlink()
+
+
+# ----------------------------------------------------------------------------------- by hand
+def test_uniform_levels_are_bin_means():
+    z = np.array([-1.0, -0.5, 0.0, 0.5, 1.0])
+    # bins [-1, 0) and [0, 1] (edges widened by 1e-6): means -0.75 and 0.5
+    assert init_codebook(z, 2, "uniform", 0) == pytest.approx([-0.75, 0.5])
+    # an empty bin takes its centre: bins of width 2/3 over [-1, 1], nothing in the middle one
+    assert init_codebook(np.array([-1.0, -0.9, 0.9, 1.0]), 3, "uniform", 0) == pytest.approx(
+        [-0.95, 0.0, 0.95], abs=1e-6)
+
+
+def test_kmeans_levels_find_the_clusters():
+    rng = np.random.default_rng(0)
+    z = np.concatenate([rng.normal(-2, 0.01, 100), rng.normal(3, 0.01, 50)])
+    assert init_codebook(z, 2, "kmeans", 0) == pytest.approx([-2, 3], abs=0.01)
+
+
+def test_straight_through_quantization():
+    codebook = torch.tensor([-1.0, 0.0, 2.0], requires_grad=True)
+    z = torch.tensor([-0.9, 0.2, 0.6, 1.5, 5.0], requires_grad=True)
+    assert nearest_level(z.detach(), codebook.detach()).tolist() == [0, 1, 1, 2, 2]
+    q = quantize_ste(z, codebook)
+    assert q.tolist() == [-1.0, 0.0, 0.0, 2.0, 2.0]
+    weights = torch.tensor([1.0, 2.0, 3.0, 4.0, 5.0])
+    (q * weights).sum().backward()
+    assert z.grad.tolist() == weights.tolist()  # straight through
+    assert codebook.grad.tolist() == [1.0, 5.0, 9.0]  # summed per level
+
+
+def test_params_are_validated_by_name():
+    for bad, key in [({"levels": 1}, "levels"), ({"dim": 0}, "dim"), ({"lr": -1.0}, "lr"),
+                     ({"qat_epochs": -1}, "qat_epochs"), ({"projector": "nope"}, "projector")]:
+        with pytest.raises(ConfigError, match=key):
+            IntrinsicDim(**bad)
+
+
+# ------------------------------------------------------------------------------- compressing
+def test_every_parameter_trains_and_decoding_is_exact_and_deterministic():
+    ctx = context()
+    clear_subspace_cache()
+    comp = IntrinsicDim(**FAST)
+    first = comp.compress(ctx)
+    clear_subspace_cache()  # train again from scratch: the same bytes
+    second = comp.compress(ctx)
+    assert first.message == second.message
+    decoded = comp.decode(first.message, ctx)
+    assert models_agree(first.model, decoded, ctx.task.data.train.x[:64]) is None
+    for (name, p), (_, p0) in zip(decoded.named_parameters(), ctx.make_model().named_parameters()):
+        assert bool((p != p0).all()), f"{name}: a coordinate of θ did not move from θ₀"
+    extras = first.extras
+    assert first.stats["n_params_kept"] == 40 and extras["D"] == sum(p.numel() for p in decoded.parameters())
+    assert extras["levels_used"] <= 5 and sum(extras["counts"]) == 40
+    assert extras["section_bits"]["rest"] == 0  # an MLP has no buffers
+    assert first.bits == 8 * len(first.message) < 40 * 8  # far below 40 float16 values + codebook
+    assert IntrinsicDim(**{**FAST, "projector": "fastfood"}).compress(ctx).message != first.message
+
+
+def test_unquantized_levels_zero():
+    ctx = context()
+    comp = IntrinsicDim(**{**FAST, "levels": 0})
+    out = comp.compress(ctx)
+    assert out.extras["section_bits"]["z"] == 40 * 16
+    assert models_agree(out.model, comp.decode(out.message, ctx), ctx.task.data.train.x[:64]) is None
+
+
+def test_batchnorm_parameters_are_in_theta_and_statistics_in_the_message():
+    ctx = context("tiny-bn", BN_TASK)
+    comp = IntrinsicDim(**{**FAST, "projector": "sparse"})
+    space = Subspace(ctx.make_model(), "kron", 10, 0, ctx.device)
+    assert any(name.endswith(".weight") and space.shapes[i] == (2,) for i, name in enumerate(space.names))
+    assert space.D == sum(p.numel() for p in ctx.make_model().parameters())
+    out = comp.compress(ctx)
+    n_stats = sum(b.numel() for n, b in out.model.named_buffers() if b.is_floating_point())
+    assert out.extras["section_bits"]["rest"] == 16 * n_stats > 0
+    decoded = comp.decode(out.message, ctx)
+    assert models_agree(out.model, decoded, ctx.task.data.train.x[:64]) is None
+    assert not torch.equal(decoded.get_buffer("1.running_var"), torch.ones(2))  # recomputed, not initial
+    # recalibration gives the statistics of the training set under the final weights
+    again = comp.decode(out.message, ctx)
+    recalibrate_batchnorm(again, ctx.task.data.train, 128, ctx.device)
+    assert torch.allclose(again.get_buffer("1.running_mean"), decoded.get_buffer("1.running_mean"), atol=1e-3)
+
+
+def test_corrupted_messages_fail_cleanly():
+    ctx = context()
+    comp = IntrinsicDim(**FAST)
+    message = comp.compress(ctx).message
+    with pytest.raises(coding.CorruptMessage):
+        comp.decode(message[:-3], ctx)
+    sections = coding.unpack_sections(message, ["z", "codebook", "rest"])
+    short = coding.pack_sections({**sections, "z": coding.encode_symbols(np.zeros(39, np.int64))})
+    with pytest.raises(coding.CorruptMessage, match="39 symbols"):
+        comp.decode(short, ctx)
+    big = coding.pack_sections({**sections, "z": coding.encode_symbols(np.full(40, 9, np.int64))})
+    with pytest.raises(coding.CorruptMessage, match="codebook"):
+        comp.decode(big, ctx)
+
+
+# -------------------------------------------------------------------------------- the runner
+def test_through_the_runner_and_verify(workspace, capsys):
+    argv = ["run", "--compressors", "id", "--bounds", "occam,catoni", "--no-leaderboard",
+            "--set", "compressor.id.dim=30", "--set", "compressor.id.epochs=2", "--set", "compressor.id.lr=0.05",
+            "--set", "compressor.id.levels=[3,6]", "--set", "compressor.id.qat_epochs=1"]
+    assert main(argv) == 0
+    df = pd.read_parquet(workspace / "results")
+    assert len(df) == 4 and (df["status"] == "ok").all()
+    assert (df["hparam_bits"] == 1.0).all()  # log2 of the 2-point grid, charged by the runner once
+    assert (df["error_bound"] >= df["test_err"]).all() and (df["error_bound"] >= df["train_err"]).all()
+    assert (df["n_params_kept"] == 30).all()
+    occam = df[df["bound"] == "occam"]
+    assert occam["kl_nats"].tolist() == pytest.approx(
+        ((occam["message_bits"] + occam["length_code_bits"] + occam["hparam_bits"]) * math.log(2)).tolist())
+    stats = [json.loads(e)["stats"] for e in df["extras"]]
+    assert all(s["n_params_kept"] == 30 for s in stats)
+    capsys.readouterr()
+    assert main(["verify", *df["cell_id"]]) == 0
+    out = capsys.readouterr().out
+    assert out.count("AGREES") == 4 and "DIFFERS" not in out
