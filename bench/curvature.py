@@ -209,7 +209,10 @@ def _accumulate_hooks(model: nn.Module, layers: dict[str, nn.Module], capture: _
                       aux: torch.Tensor, objective, total: dict[str, torch.Tensor]) -> None:
     capture.clear()
     with torch.enable_grad():
-        inputs = xr.detach().requires_grad_(True) if xr.is_floating_point() else xr
+        # the layer outputs must require grad: through the parameters if any does (no input gradient to
+        # compute then), else through the input
+        needs_input = xr.is_floating_point() and not any(p.requires_grad for p in model.parameters())
+        inputs = xr.detach().requires_grad_(True) if needs_input else xr
         value = objective(model(inputs), aux)
         if capture.reused:
             raise RuntimeError(f"layer(s) {sorted(capture.reused)} run more than once per forward")
