@@ -178,6 +178,10 @@ def _per_row_weight_grads(module: nn.Module, a: torch.Tensor, g: torch.Tensor) -
     return torch.bmm(g3.transpose(1, 2), a3).pow(2).sum(0), g3.sum(1).pow(2).sum(0)
 
 
+class LayerReused(RuntimeError):
+    """A hooked layer ran more than once in a forward pass (shared weights): use ``vmap``."""
+
+
 class _Capture:
     """Forward hooks that keep each layer's input and output for one forward pass."""
 
@@ -215,7 +219,7 @@ def _accumulate_hooks(model: nn.Module, layers: dict[str, nn.Module], capture: _
         inputs = xr.detach().requires_grad_(True) if needs_input else xr
         value = objective(model(inputs), aux)
         if capture.reused:
-            raise RuntimeError(f"layer(s) {sorted(capture.reused)} run more than once per forward")
+            raise LayerReused(f"layer(s) {sorted(capture.reused)} run more than once per forward")
         names = list(layers)
         grads = torch.autograd.grad(value, [capture.outputs[n] for n in names], allow_unused=True)
     for name, g in zip(names, grads):
@@ -295,8 +299,7 @@ def diagonal_curvature(
         else:
             targets = None
         width = _as_outputs(predict(model, x_all[:1])).shape[1] if kind == "exact" else targets.shape[1]
-        if chunk_size is None:
-            chunk_size = _default_chunk(named, wanted, layers, width, memory_budget)
+        chunk = chunk_size or _default_chunk(named, wanted, layers, width, memory_budget)
         params = {k: named[k].detach() for k in wanted}
         frozen = {k: v.detach() for k, v in named.items() if k not in params}
         buffers = {k: v.detach() for k, v in model.named_buffers()}
@@ -310,15 +313,25 @@ def diagonal_curvature(
         per_row = vmap(grad(row_objective), in_dims=(None, 0, 0))
         capture = _Capture(layers) if layers is not None else None
         try:
-            for start in range(0, n, chunk_size):
-                xb = x_all[start : start + chunk_size].to(device)
-                tb = None if targets is None else targets[start : start + chunk_size].to(device)
+            start = 0
+            while start < n:
+                xb = x_all[start : start + chunk].to(device)
+                tb = None if targets is None else targets[start : start + chunk].to(device)
                 xr, aux = _rows(model, xb, tb, kind, task_type)
                 if capture is not None:
-                    _accumulate_hooks(model, layers, capture, xr, aux, objective, total)
-                    continue
-                for k, g in per_row(params, xr, aux).items():
-                    total[k] += g.float().pow(2).sum(0)
+                    try:
+                        _accumulate_hooks(model, layers, capture, xr, aux, objective, total)
+                    except LayerReused:
+                        if method == "hooks" or start > 0:
+                            raise
+                        capture.remove()  # 'auto': shared weights, start again with vmap
+                        capture, layers = None, None
+                        chunk = chunk_size or _default_chunk(named, wanted, None, width, memory_budget)
+                        continue
+                else:
+                    for k, g in per_row(params, xr, aux).items():
+                        total[k] += g.float().pow(2).sum(0)
+                start += chunk
         finally:
             if capture is not None:
                 capture.remove()

@@ -120,3 +120,19 @@ def test_errors_name_the_problem():
         diagonal_curvature(model, data, names=["nope"])
     with pytest.raises(ValueError, match="hooks"):
         diagonal_curvature(model, data, method="hooks")  # BatchNorm parameters are not Linear/Conv2d
+
+
+def test_shared_weights_fall_back_to_vmap():
+    class Shared(nn.Module):
+        def __init__(self) -> None:
+            super().__init__()
+            self.a, self.b = nn.Linear(4, 4), nn.Linear(4, 3)
+
+        def forward(self, x):
+            return self.b(torch.tanh(self.a(torch.tanh(self.a(x)))))  # ``a`` runs twice
+
+    torch.manual_seed(0)
+    model, data = Shared().eval(), Split(torch.randn(20, 4), torch.randint(0, 3, (20,)))
+    assert close(diagonal_curvature(model, data, "empirical", chunk_size=6), diagonal_curvature_loop(model, data, "empirical"))
+    with pytest.raises(RuntimeError, match="more than once"):
+        diagonal_curvature(model, data, "empirical", method="hooks")
