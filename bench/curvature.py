@@ -213,9 +213,10 @@ def _accumulate_hooks(model: nn.Module, layers: dict[str, nn.Module], capture: _
                       aux: torch.Tensor, objective, total: dict[str, torch.Tensor]) -> None:
     capture.clear()
     with torch.enable_grad():
-        # the layer outputs must require grad: through the parameters if any does (no input gradient to
-        # compute then), else through the input
-        needs_input = xr.is_floating_point() and not any(p.requires_grad for p in model.parameters())
+        # every hooked output must require grad: through its own parameters when they all do (then no
+        # input gradient is computed), else through the input
+        frozen = any(not p.requires_grad for m in layers.values() for p in m.parameters(recurse=False))
+        needs_input = xr.is_floating_point() and frozen
         inputs = xr.detach().requires_grad_(True) if needs_input else xr
         value = objective(model(inputs), aux)
         if capture.reused:

@@ -136,3 +136,13 @@ def test_shared_weights_fall_back_to_vmap():
     assert close(diagonal_curvature(model, data, "empirical", chunk_size=6), diagonal_curvature_loop(model, data, "empirical"))
     with pytest.raises(RuntimeError, match="more than once"):
         diagonal_curvature(model, data, "empirical", method="hooks")
+
+
+def test_frozen_parameters_still_get_their_curvature():
+    torch.manual_seed(0)
+    model = nn.Sequential(nn.Linear(4, 5), nn.Tanh(), nn.Linear(5, 3)).eval()
+    data, names = Split(torch.randn(20, 4), torch.randint(0, 3, (20,))), ["0.weight", "2.weight"]
+    reference = diagonal_curvature_loop(model, data, "exact", names=names)
+    model[0].weight.requires_grad_(False)  # e.g. a CodebookModel freezes its coded tensors
+    for method in ("vmap", "hooks"):
+        assert close(diagonal_curvature(model, data, "exact", names=names, method=method), reference)
