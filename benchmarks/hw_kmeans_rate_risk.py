@@ -19,7 +19,6 @@ import math
 from pathlib import Path
 
 import pandas as pd
-import torch
 
 from bench.contracts import TaskSpec
 from bench.environment import resolve_device
@@ -109,7 +108,6 @@ def main() -> None:
     parser.add_argument("--markdown", action="store_true")
     parser.add_argument("--csv", type=Path, default=None, help="also write the per-artifact records here")
     args = parser.parse_args()
-    torch.set_num_threads(max(1, torch.get_num_threads()))
     records = collect(args.results, args.task)
     if args.csv:
         records.to_csv(args.csv, index=False)
