@@ -27,7 +27,8 @@ layer, a Gaussian mixture with scale ``λ_l`` over the codebook. The KL is
 * The stochastic training error is estimated afresh (another generator seed) on the whole training
   set, ``mc_passes`` times, one weight draw per prediction (``bench.stochastic``), and bounded by
   ``kl⁻¹(ê_MC, ln(2/δ')/m)`` with ``m = n·mc_passes`` and ``δ' = delta_prime_fraction·δ``; Catoni's bound
-  is then taken at confidence ``δ - δ'``.
+  is then taken at confidence ``δ - δ'``. When the search leaves every layer without noise the
+  classifier is deterministic: its training error is used as is, with ``δ' = 0``.
 
 Everything derives from the run's seed, so ``bench verify`` recomputes the same bound.
 """
@@ -191,12 +192,19 @@ class Catoni(Bound):
 
     def _estimate(self, artifact: Evaluated, ctx: RunContext, rkl: RobustKL, sigmas: dict[str, float],
                   select: Split) -> float:
-        """The bound as estimated on the selection subset (σ selection only)."""
+        """The bound as estimated on the selection subset (σ selection only), with the Monte-Carlo
+        correction and δ split the final bound will pay when there is noise."""
         p = self.params
-        errors, m = noisy_error_count(artifact.model, self._noise(rkl, sigmas), select,
-                                      ctx.generator(_SELECT_OFFSET), 1, p.mc_batch_size)
+        noise = self._noise(rkl, sigmas)
+        errors, m = noisy_error_count(artifact.model, noise, select, ctx.generator(_SELECT_OFFSET), 1,
+                                      p.mc_batch_size)
         kl = rkl.parts(sigmas)["nats"]
-        return bounds_math.catoni_bound(errors / m, ctx.task.n_train, kl, ctx.delta, p.alpha).bound
+        n = ctx.task.n_train
+        if not noise:
+            return bounds_math.catoni_bound(errors / m, n, kl, ctx.delta, p.alpha).bound
+        delta_prime = p.delta_prime_fraction * ctx.delta
+        err = bounds_math.mc_error_upper_bound(errors / m, n * p.mc_passes, delta_prime)
+        return bounds_math.catoni_bound(err, n, kl, ctx.delta - delta_prime, p.alpha).bound
 
     def choose_sigmas(self, artifact: Evaluated, ctx: RunContext, rkl: RobustKL) -> tuple[dict[str, float], list]:
         p = self.params
@@ -236,11 +244,17 @@ class Catoni(Bound):
         sigmas, trace = self.choose_sigmas(artifact, ctx, rkl)
         parts = rkl.parts(sigmas)
         train = ctx.task.data.train
-        errors, m = noisy_error_count(artifact.model, self._noise(rkl, sigmas), train,
-                                      ctx.generator(_FINAL_OFFSET), p.mc_passes, p.mc_batch_size)
-        err_mc = errors / m
-        delta_prime = p.delta_prime_fraction * ctx.delta
-        err_upper = bounds_math.mc_error_upper_bound(err_mc, m, delta_prime)
+        noise = self._noise(rkl, sigmas)
+        if noise:
+            errors, m = noisy_error_count(artifact.model, noise, train, ctx.generator(_FINAL_OFFSET),
+                                          p.mc_passes, p.mc_batch_size)
+            err_mc = errors / m
+            delta_prime = p.delta_prime_fraction * ctx.delta
+            err_upper = bounds_math.mc_error_upper_bound(err_mc, m, delta_prime)
+        else:  # no layer carries noise: the classifier is deterministic, its error is exact
+            errors, m = round(artifact.train_err * len(train)), 0
+            err_mc = err_upper = artifact.train_err
+            delta_prime = 0.0
         result = bounds_math.catoni_bound(err_upper, ctx.task.n_train, parts["nats"], ctx.delta - delta_prime,
                                           p.alpha)
         point_mass = occam_parts(artifact, ctx)
@@ -258,7 +272,7 @@ class Catoni(Bound):
             kl_nats=parts["nats"], message_bits=parts["code_bits"] + parts["choice_bits"],
             length_code_bits=parts["length_bits"],
             hparam_bits=parts["hparam_bits"], adjustment_nats=parts["mixture_nats"], delta=ctx.delta,
-            mc_samples=m,
+            mc_samples=m or None,
             extras={
                 "alpha": p.alpha, "lambda": result.lam, "length_code": "elias-delta", "robust": True,
                 "layers": layers, "err_mc": err_mc, "mc_errors": errors, "m": m, "delta_prime": delta_prime,

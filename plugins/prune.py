@@ -27,29 +27,18 @@ from bench.evaluation import loss_fn, minibatches
 from bench.hookspecs import hookimpl
 from bench.quantization import (CodebookModel, coded_tensor_names, decode_model, encode_model,
                                 quantize_tensors)
+from bench_plugins.quantize import QuantizeParams
 
 Masks = dict[str, torch.Tensor]  # coded tensor name -> bool tensor of its shape (True: kept)
 
 
 # ------------------------------------------------------------------------------- shared machinery
 @dataclass(frozen=True)
-class CodingParams:
-    """The quantize-and-encode tail shared by ``prune`` and ``dns``."""
+class CodingParams(QuantizeParams):
+    """The quantize-and-encode tail shared by ``prune`` and ``dns`` (``quantize``'s parameters; the
+    centroids are fine-tuned for one epoch by default)."""
 
-    levels: int = 8
-    init: Literal["linear", "kmeans++"] = "linear"
     finetune_epochs: int = 1
-    finetune_lr: float = 1e-4
-    codebook_precision: Literal["float16", "float32"] = "float16"
-    rest_precision: Literal["float16", "float32"] = "float16"
-
-    def validate(self) -> None:
-        if self.levels < 1:
-            raise ValueError("parameter 'levels' must be >= 1")
-        if self.finetune_epochs < 0:
-            raise ValueError("parameter 'finetune_epochs' must be >= 0")
-        if self.finetune_lr <= 0:
-            raise ValueError("parameter 'finetune_lr' must be > 0")
 
 
 def check_fractions(name: str, values) -> None:

@@ -127,7 +127,13 @@ def test_dns_through_the_runner_decodes_exactly_and_verifies(workspace, capsys):
     assert (df["status"] == "ok").all() and len(df) == 2
     assert (df["error_bound"] >= df["test_err"]).all()
     import json
-    stats = json.loads(df["extras"].iloc[0])["stats"]
+    extras = json.loads(df.loc[df["bound"] == "catoni", "extras"].iloc[0])
+    stats = extras["stats"]
+    bound = extras["bound"]
+    if any(layer["sigma"] > 0 for layer in bound["layers"].values()):
+        assert bound["m"] == df["n_train"].iloc[0] and bound["delta_prime"] > 0
+    else:  # the search kept every layer deterministic: exact error, no Monte-Carlo correction
+        assert bound["m"] == 0 and bound["delta_prime"] == 0 and bound["err_mc"] == df["train_err"].iloc[0]
     assert 0 < stats["sparsity"] < 1 and stats["n_weights_kept"] < df["n_params"].iloc[0]
     capsys.readouterr()
     assert main(["verify", *df["cell_id"]]) == 0

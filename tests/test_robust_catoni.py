@@ -144,7 +144,16 @@ def test_noisy_error_count_is_deterministic_and_zero_noise_is_the_model():
 # ------------------------------------------------------------------------ through the runner
 
 
-def test_robust_catoni_through_the_runner_and_verify(workspace, capsys):
+def test_robust_catoni_through_the_runner_and_verify(workspace, capsys, monkeypatch):
+    from bench_plugins.catoni import Catoni
+
+    search = Catoni.choose_sigmas
+
+    def noisy_choice(self, artifact, ctx, rkl):  # run the search, then keep noise on every layer
+        _, trace = search(self, artifact, ctx, rkl)
+        return {layer.name: 0.05 * rkl.scale(layer) for layer in rkl.layers}, trace
+
+    monkeypatch.setattr(Catoni, "choose_sigmas", noisy_choice)
     argv = ["run", "--compressors", "prune", "--bounds", "catoni",
             "--set", "compressor.prune.retrain_epochs=1", "--set", "compressor.prune.sparsity=0.6",
             "--set", "compressor.prune.steps=1",
