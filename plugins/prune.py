@@ -145,7 +145,7 @@ def decode_sparse(message: bytes, ctx: RunContext, p: CodingParams) -> nn.Module
 # ------------------------------------------------------------------------------------- the plugin
 @dataclass(frozen=True)
 class PruneParams(CodingParams):
-    sparsity: float = 0.9  # fraction of the coded weights pruned
+    sparsity: float = 0.8  # fraction of the coded weights pruned
     scope: Literal["global", "layer"] = "global"
     layer_sparsity: tuple[float, ...] = ()  # one target per coded tensor (model order); overrides both
     steps: int = 3
