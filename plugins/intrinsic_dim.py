@@ -18,14 +18,8 @@ only in the quantization reuse it: it is cached on disk under ``$BENCH_CACHE_DIR
 
 from __future__ import annotations
 
-import contextlib
-import fcntl
-import json
-import os
-import tempfile
 from dataclasses import dataclass
-from pathlib import Path
-from typing import ClassVar, Iterator, Literal
+from typing import ClassVar, Literal
 
 import numpy as np
 import torch
@@ -34,11 +28,10 @@ from torch import nn
 from bench import coding
 from bench.contracts import Compressed, Compressor, RunContext
 from bench.hookspecs import hookimpl
-from bench.params import canonical_json, content_hash
 from bench.projectors import PROJECTORS
 from bench.subspace import (Subspace, float_buffers, init_codebook, nearest_level, quantize_aware_train,
                             recalibrate_batchnorm, set_float_buffers, train_subspace)
-from bench.training import default_cache_dir
+from bench.training import ModelCache, default_cache_dir
 
 Precision = Literal["float16", "float32"]
 SECTIONS = ("z", "codebook", "rest")
@@ -54,7 +47,7 @@ class IntrinsicDimParams:
     levels: int = 7  # 0: no quantization (z stored at z_precision)
     init: Literal["uniform", "kmeans"] = "uniform"
     optimizer: Literal["adam", "adamw", "sgd"] | None = None  # None: the task's recipe
-    lr: float | None = None  # None: the task's recipe
+    lr: float | None = 0.1  # for z (unit-norm columns need far larger steps than θ); None: the recipe's
     epochs: int | None = None  # None: the task's recipe
     batch_size: int | None = None  # None: the task's recipe
     schedule: Literal["constant", "cosine"] | None = None  # None: the task's recipe
@@ -117,18 +110,20 @@ class IntrinsicDim(Compressor):
     def trained_z(self, space: Subspace, ctx: RunContext) -> tuple[torch.Tensor, dict]:
         """z after subspace training: from the cache, or trained now (once, even across workers)."""
         cfg = self.training_config(ctx)
-        path = default_cache_dir() / "id-subspace" / f"{content_hash(cfg, 24)}.pt"
-        with _file_lock(path.with_suffix(".lock")):
-            if path.exists():
-                saved = torch.load(path, map_location="cpu", weights_only=True)
-                if saved["z"].shape == (space.d,):
-                    return saved["z"].to(ctx.device), {**saved["stats"], "cached": True}
+        cache = ModelCache(default_cache_dir() / "id-subspace")
+        key = ModelCache.key(cfg)
+        holder = _TrainedZ(space.d)
+        with cache.lock(key):
+            if cache.load(key, holder):
+                return holder.z.to(ctx.device), {**holder.stats(), "cached": True}
             z, stats = train_subspace(
                 space, ctx.task.data.train, optimizer=cfg["optimizer"], lr=cfg["lr"], epochs=cfg["epochs"],
                 batch_size=cfg["batch_size"], weight_decay=cfg["weight_decay"], momentum=cfg["momentum"],
                 schedule=cfg["schedule"], generator=ctx.generator(TRAIN_SHUFFLE_OFFSET),
                 task_type=ctx.task.data.task_type, progress=ctx.progress)
-            _atomic_save(path, {"z": z.cpu(), "stats": stats}, cfg)
+            holder.z.copy_(z.cpu())
+            holder.last.copy_(torch.tensor([stats["loss"], stats["err"]], dtype=torch.float64))
+            cache.save(key, holder, cfg)
         return z, {**stats, "cached": False}
 
     # ------------------------------------------------------------------------------ compress
@@ -208,23 +203,16 @@ def _buffer_values(model: nn.Module) -> np.ndarray:
     return np.concatenate(parts) if parts else np.zeros(0, np.float32)
 
 
-@contextlib.contextmanager
-def _file_lock(path: Path) -> Iterator[None]:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    with open(path, "w") as handle:
-        fcntl.flock(handle, fcntl.LOCK_EX)
-        try:
-            yield
-        finally:
-            fcntl.flock(handle, fcntl.LOCK_UN)
+class _TrainedZ(nn.Module):
+    """A trained z (and its last epoch's loss and error) as a state dict, for ``ModelCache``."""
 
+    def __init__(self, d: int) -> None:
+        super().__init__()
+        self.register_buffer("z", torch.zeros(d))
+        self.register_buffer("last", torch.zeros(2, dtype=torch.float64))
 
-def _atomic_save(path: Path, obj: dict, config: dict) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    with tempfile.NamedTemporaryFile(dir=path.parent, prefix=".tmp-", suffix=".pt", delete=False) as f:
-        torch.save(obj, f)
-    os.replace(f.name, path)
-    path.with_suffix(".json").write_text(json.dumps(json.loads(canonical_json(config)), indent=2))
+    def stats(self) -> dict:
+        return {"loss": float(self.last[0]), "err": float(self.last[1])}
 
 
 @hookimpl

@@ -29,9 +29,12 @@ FAST = {"dim": 40, "epochs": 2, "lr": 0.05, "qat_epochs": 1, "levels": 5}
 @pytest.fixture(autouse=True)
 def one_thread():
     """Tiny convolutions are many times slower with two threads on a busy 2-core machine."""
+    from threadpoolctl import threadpool_limits  # scikit-learn's k-means too
+
     before = torch.get_num_threads()
     torch.set_num_threads(1)
-    yield
+    with threadpool_limits(1):
+        yield
     torch.set_num_threads(before)
 
 
@@ -48,7 +51,7 @@ BN_TASK = {"dataset": "digits", "model": "convnet", "model_params": {"k": 2},
 
 
 def clear_subspace_cache() -> None:
-    for path in (default_cache_dir() / "id-subspace").glob("*.pt"):
+    for path in (default_cache_dir() / "id-subspace").rglob("*.pt"):
         path.unlink()
 
 
