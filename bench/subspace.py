@@ -26,7 +26,7 @@ from bench.evaluation import loss_fn, minibatches
 from bench.projectors import Projector, make_projector
 from bench.training import make_optimizer, make_scheduler
 
-__all__ = ["Subspace", "train_subspace", "quantize_aware_train", "nearest_level", "init_codebook",
+__all__ = ["Subspace", "train_subspace", "quantize_aware_train", "nearest_level", "assign_levels", "init_codebook",
            "recalibrate_batchnorm", "float_buffers", "set_float_buffers"]
 
 
@@ -38,7 +38,8 @@ def trainable_parameters(model: nn.Module) -> list[tuple[str, nn.Parameter]]:
 class Subspace:
     """θ = θ₀ + P·z over every trainable parameter of ``model`` (whose current weights are θ₀)."""
 
-    def __init__(self, model: nn.Module, projector: str, dim: int, seed: int, device: torch.device) -> None:
+    def __init__(self, model: nn.Module, projector: str, dim: int, seed: int, device: torch.device,
+                 scale: str = "none") -> None:
         self.model = model
         params = trainable_parameters(model)
         if not params:
@@ -49,6 +50,7 @@ class Subspace:
         self.numels = [p.numel() for _, p in params]
         self.theta0 = torch.cat([p.detach().reshape(-1).float() for _, p in params]).to(device)
         self.D = int(self.theta0.numel())
+        self.row_scale = row_scale([p for _, p in params], scale).to(device)  # None-like: all ones
         self.projector: Projector = make_projector(projector, self.D, dim, seed, device)
         self.d = self.projector.d
         self.device = device
@@ -61,7 +63,7 @@ class Subspace:
 
     def params(self, z: torch.Tensor) -> dict[str, torch.Tensor]:
         """θ₀ + P·z as a differentiable parameter dictionary (float32, for training)."""
-        return self._split(self.theta0 + self.projector.project(z))
+        return self._split(self.theta0 + self.row_scale * self.projector.project(z))
 
     def __call__(self, z: torch.Tensor, x: torch.Tensor) -> torch.Tensor:
         return functional_call(self.model, self.params(z), (x,), strict=False)
@@ -69,10 +71,26 @@ class Subspace:
     @torch.no_grad()
     def load(self, z: torch.Tensor) -> nn.Module:
         """Write θ₀ + P·z (float64, rounded once) into the model's parameters; returns the model."""
-        theta = self.theta0.double() + self.projector.project(z.detach().to(self.device, torch.float64))
+        step = self.projector.project(z.detach().to(self.device, torch.float64))
+        theta = self.theta0.double() + self.row_scale.double() * step
         for (name, value), dtype in zip(self._split(theta).items(), self.dtypes):
             self.model.get_parameter(name).copy_(value.to(dtype))
         return self.model
+
+
+def row_scale(params: list[torch.Tensor], scale: str) -> torch.Tensor:
+    """Per-coordinate scale of P·z: ``none`` (all ones) or ``init`` (each tensor's RMS at θ₀, at least
+    the RMS of all of θ₀, normalized to a mean square of 1: a fixed preconditioner, part of the prior)."""
+    sizes = [p.numel() for p in params]
+    if scale == "none":
+        return torch.ones(sum(sizes))
+    if scale != "init":
+        raise ValueError(f"parameter 'scale' must be 'none' or 'init', got {scale!r}")
+    flat = torch.cat([p.detach().reshape(-1).double() for p in params])
+    floor = float(flat.pow(2).mean().sqrt()) or 1.0
+    per = torch.tensor([max(float(p.detach().double().pow(2).mean().sqrt()), floor) for p in params])
+    out = torch.repeat_interleave(per, torch.tensor(sizes))
+    return (out / out.pow(2).mean().sqrt()).float()
 
 
 def _recipe(optimizer: str, lr: float, epochs: int, batch_size: int, weight_decay: float, momentum: float,
@@ -139,12 +157,28 @@ def nearest_level(z: torch.Tensor, codebook: torch.Tensor) -> torch.Tensor:
     return (z[:, None] - codebook[None, :]).abs().argmin(dim=1)
 
 
+def assign_levels(z: torch.Tensor, codebook: torch.Tensor, rate: float = 0.0, rounds: int = 3) -> torch.Tensor:
+    """Each coordinate's level. ``rate = 0``: the nearest. ``rate > 0``: entropy-constrained scalar
+    quantization, the level minimizing (z - c_k)²/var(z) + rate·(-log2 p_k) with p_k the levels'
+    frequencies, a few fixed-point rounds from the nearest assignment (deterministic). Larger ``rate``
+    trades distortion for a shorter code of the symbols."""
+    index = nearest_level(z, codebook)
+    if rate <= 0:
+        return index
+    levels, n = codebook.shape[0], z.shape[0]
+    distortion = (z[:, None] - codebook[None, :]).pow(2) / z.var().clamp_min(1e-12)
+    for _ in range(rounds):
+        p = torch.bincount(index, minlength=levels).clamp_min(1).to(z.dtype) / n
+        index = (distortion - rate * torch.log2(p)[None, :]).argmin(dim=1)
+    return index
+
+
 class _Quantize(torch.autograd.Function):
-    """z -> codebook[nearest]; straight-through to z, summed per level to the codebook."""
+    """z -> codebook[assigned level]; straight-through to z, summed per level to the codebook."""
 
     @staticmethod
-    def forward(ctx, z, codebook):  # type: ignore[override]
-        index = nearest_level(z, codebook)
+    def forward(ctx, z, codebook, rate=0.0):  # type: ignore[override]
+        index = assign_levels(z, codebook, rate)
         ctx.save_for_backward(index)
         ctx.levels = codebook.shape[0]
         return codebook[index]
@@ -152,11 +186,12 @@ class _Quantize(torch.autograd.Function):
     @staticmethod
     def backward(ctx, grad):  # type: ignore[override]
         (index,) = ctx.saved_tensors
-        return grad, torch.zeros(ctx.levels, dtype=grad.dtype, device=grad.device).index_add_(0, index, grad)
+        grad_codebook = torch.zeros(ctx.levels, dtype=grad.dtype, device=grad.device).index_add_(0, index, grad)
+        return grad, grad_codebook, None
 
 
-def quantize_ste(z: torch.Tensor, codebook: torch.Tensor) -> torch.Tensor:
-    return _Quantize.apply(z, codebook)
+def quantize_ste(z: torch.Tensor, codebook: torch.Tensor, rate: float = 0.0) -> torch.Tensor:
+    return _Quantize.apply(z, codebook, rate)
 
 
 def init_codebook(z: np.ndarray, levels: int, init: str, seed: int) -> np.ndarray:
@@ -183,7 +218,7 @@ def init_codebook(z: np.ndarray, levels: int, init: str, seed: int) -> np.ndarra
 
 def quantize_aware_train(space: Subspace, z: torch.Tensor, codebook: torch.Tensor, train: Split, *, lr: float,
                          epochs: int, batch_size: int, generator: torch.Generator, task_type: str,
-                         progress: Callable | None = None) -> tuple[torch.Tensor, torch.Tensor, dict]:
+                         progress: Callable | None = None, rate: float = 0.0) -> tuple[torch.Tensor, torch.Tensor, dict]:
     """Adam on (z, codebook) with the quantized z in the forward pass; returns the last epoch's pair."""
     z = z.detach().clone().requires_grad_(True)
     codebook = codebook.detach().clone().to(space.device).requires_grad_(True)
@@ -191,7 +226,7 @@ def quantize_aware_train(space: Subspace, z: torch.Tensor, codebook: torch.Tenso
     if epochs > 0:
         recipe = _recipe("adam", lr, epochs, batch_size, 0.0, 0.9, "constant")
         space.model.train()
-        stats = _run_epochs([z, codebook], lambda x: space(quantize_ste(z, codebook), x), train, recipe,
+        stats = _run_epochs([z, codebook], lambda x: space(quantize_ste(z, codebook, rate), x), train, recipe,
                             generator, task_type, space.device, progress, f"quantization-aware L={len(codebook)}")
         space.model.eval()
     return z.detach(), codebook.detach(), stats

@@ -29,7 +29,7 @@ from bench import coding
 from bench.contracts import Compressed, Compressor, RunContext
 from bench.hookspecs import hookimpl
 from bench.projectors import PROJECTORS
-from bench.subspace import (Subspace, float_buffers, init_codebook, nearest_level, quantize_aware_train,
+from bench.subspace import (Subspace, float_buffers, init_codebook, assign_levels, quantize_aware_train,
                             recalibrate_batchnorm, set_float_buffers, train_subspace)
 from bench.training import ModelCache, default_cache_dir
 
@@ -44,8 +44,10 @@ SUBSPACE_CODE_VERSION = "1"  # bump when subspace training changes the z it prod
 class IntrinsicDimParams:
     dim: int = 250
     projector: Literal["dense", "sparse", "fastfood", "kron"] = "kron"
+    scale: Literal["none", "init"] = "none"  # init: P·z's rows scaled by each tensor's RMS at θ₀
     levels: int = 7  # 0: no quantization (z stored at z_precision)
     init: Literal["uniform", "kmeans"] = "uniform"
+    rate: float = 0.0  # > 0: entropy-constrained level assignment (fewer bits, more distortion)
     optimizer: Literal["adam", "adamw", "sgd"] | None = None  # None: the task's recipe
     lr: float | None = 0.1  # for z (unit-norm columns need far larger steps than θ); None: the recipe's
     epochs: int | None = None  # None: the task's recipe
@@ -75,6 +77,8 @@ class IntrinsicDimParams:
             raise ValueError("parameter 'weight_decay' must be >= 0")
         if self.qat_epochs < 0:
             raise ValueError("parameter 'qat_epochs' must be >= 0")
+        if self.rate < 0:
+            raise ValueError("parameter 'rate' must be >= 0")
         if self.qat_lr <= 0:
             raise ValueError("parameter 'qat_lr' must be > 0")
 
@@ -96,7 +100,8 @@ class IntrinsicDim(Compressor):
         p, r = self.params, ctx.task.recipe
         return {
             "task": ctx.task.config, "seed": ctx.seed, "device": ctx.device.type, "dim": p.dim,
-            "projector": p.projector, "optimizer": p.optimizer or r.optimizer,
+            "projector": p.projector, **({"scale": p.scale} if p.scale != "none" else {}),
+            "optimizer": p.optimizer or r.optimizer,
             "lr": p.lr if p.lr is not None else r.lr,
             "epochs": p.epochs if p.epochs is not None else r.epochs,
             "batch_size": p.batch_size or r.batch_size, "schedule": p.schedule or r.schedule,
@@ -105,7 +110,8 @@ class IntrinsicDim(Compressor):
         }
 
     def space(self, ctx: RunContext) -> Subspace:
-        return Subspace(ctx.make_model(), self.params.projector, self.params.dim, projector_seed(ctx), ctx.device)
+        p = self.params
+        return Subspace(ctx.make_model(), p.projector, p.dim, projector_seed(ctx), ctx.device, p.scale)
 
     def trained_z(self, space: Subspace, ctx: RunContext) -> tuple[torch.Tensor, dict]:
         """z after subspace training: from the cache, or trained now (once, even across workers)."""
@@ -145,10 +151,10 @@ class IntrinsicDim(Compressor):
             z, codebook, qat_stats = quantize_aware_train(
                 space, z, torch.from_numpy(start), train, lr=p.qat_lr, epochs=p.qat_epochs,
                 batch_size=batch_size, generator=ctx.generator(QAT_SHUFFLE_OFFSET),
-                task_type=ctx.task.data.task_type, progress=ctx.progress)
+                task_type=ctx.task.data.task_type, progress=ctx.progress, rate=p.rate)
             extras["qat_last_epoch"] = qat_stats
             cb = torch.from_numpy(coding.round_to_precision(codebook.cpu().numpy(), p.codebook_precision))
-            symbols = nearest_level(z.cpu(), cb).numpy()
+            symbols = assign_levels(z.cpu(), cb, p.rate).numpy()
             used = np.unique(symbols)  # drop levels no coordinate uses; keep the order
             symbols = np.searchsorted(used, symbols)
             cb = cb[torch.from_numpy(used)]

@@ -18,7 +18,8 @@ from bench.params import ConfigError
 from bench.progress import progress
 from bench.registry import load_registry
 from bench.runner import build_context, models_agree
-from bench.subspace import Subspace, init_codebook, nearest_level, quantize_ste, recalibrate_batchnorm
+from bench.subspace import (Subspace, assign_levels, init_codebook, nearest_level, quantize_ste,
+                            recalibrate_batchnorm, row_scale)
 from bench.tasks import BaseModels, instantiate_task, merge_task
 from bench.training import ModelCache, default_cache_dir
 from bench_plugins.intrinsic_dim import IntrinsicDim
@@ -83,9 +84,36 @@ def test_straight_through_quantization():
     assert codebook.grad.tolist() == [1.0, 5.0, 9.0]  # summed per level
 
 
+def test_entropy_constrained_assignment_trades_distortion_for_bits():
+    z = torch.randn(4000, generator=torch.Generator().manual_seed(0))
+    codebook = torch.linspace(-2.5, 2.5, 7)
+    assert torch.equal(assign_levels(z, codebook, 0.0), nearest_level(z, codebook))
+
+    def bits_and_distortion(rate):
+        index = assign_levels(z, codebook, rate)
+        counts = torch.bincount(index, minlength=7).double()
+        p = counts[counts > 0] / len(z)
+        return float(-(counts[counts > 0] * torch.log2(p)).sum()), float((z - codebook[index]).pow(2).mean())
+
+    points = [bits_and_distortion(r) for r in (0.0, 0.1, 0.3, 1.0)]
+    assert all(a[0] > b[0] and a[1] < b[1] for a, b in zip(points, points[1:]))
+    assert torch.equal(assign_levels(z, codebook, 0.3), assign_levels(z.clone(), codebook, 0.3))  # deterministic
+
+
+def test_init_row_scale_is_a_normalized_per_tensor_rms():
+    params = [torch.full((10,), 3.0), torch.zeros(30), torch.full((60,), 0.5)]
+    scale = row_scale(params, "init")
+    floor = math.sqrt((10 * 9 + 60 * 0.25) / 100)  # RMS of all of θ₀: a tensor at 0 still trains
+    raw = torch.tensor([3.0] * 10 + [floor] * 30 + [0.5 * 0 + max(0.5, floor)] * 60)
+    assert torch.allclose(scale, (raw / raw.pow(2).mean().sqrt()).float())
+    assert float(scale.pow(2).mean()) == pytest.approx(1.0)
+    assert torch.equal(row_scale(params, "none"), torch.ones(100))
+
+
 def test_params_are_validated_by_name():
     for bad, key in [({"levels": 1}, "levels"), ({"dim": 0}, "dim"), ({"lr": -1.0}, "lr"),
-                     ({"qat_epochs": -1}, "qat_epochs"), ({"projector": "nope"}, "projector")]:
+                     ({"qat_epochs": -1}, "qat_epochs"), ({"projector": "nope"}, "projector"),
+                     ({"rate": -0.1}, "rate"), ({"scale": "nope"}, "scale")]:
         with pytest.raises(ConfigError, match=key):
             IntrinsicDim(**bad)
 
@@ -121,7 +149,7 @@ def test_unquantized_levels_zero():
 
 def test_batchnorm_parameters_are_in_theta_and_statistics_in_the_message():
     ctx = context("tiny-bn", BN_TASK)
-    comp = IntrinsicDim(**{**FAST, "projector": "sparse"})
+    comp = IntrinsicDim(**{**FAST, "projector": "sparse", "scale": "init", "rate": 0.2})
     space = Subspace(ctx.make_model(), "kron", 10, 0, ctx.device)
     assert any(name.endswith(".weight") and space.shapes[i] == (2,) for i, name in enumerate(space.names))
     assert space.D == sum(p.numel() for p in ctx.make_model().parameters())
