@@ -55,7 +55,7 @@ class IntrinsicDimParams:
     schedule: Literal["constant", "cosine"] | None = None  # None: the task's recipe
     weight_decay: float = 0.0
     qat_epochs: int = 2
-    qat_lr: float = 1e-3
+    qat_lr: float = 3e-3
     codebook_precision: Precision = "float16"
     z_precision: Precision = "float16"
     rest_precision: Precision = "float16"
