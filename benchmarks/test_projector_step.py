@@ -154,11 +154,11 @@ def test_dense_step(benchmark):
 def test_subspace_step(benchmark, projector, d):
     if not available(projector, d):
         pytest.skip(f"'dense' regenerates D·d = {D_LENET5 * d} entries per product (over its limit)")
+    benchmark.group = "lenet5-step"
     if projector == "dense" or (projector == "sparse" and d == 100_000):
         benchmark.pedantic(make_step(projector, d), rounds=2, warmup_rounds=1)
     else:
         benchmark(make_step(projector, d))
-    benchmark.group = "lenet5-step"
 
 
 def test_kron_and_fastfood_within_twice_the_dense_step():
