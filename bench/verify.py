@@ -55,9 +55,14 @@ def find_row(df: pd.DataFrame, cell_id: str) -> pd.Series:
     return rows.sort_values("started_at").iloc[-1]
 
 
+def _missing(value: float | None) -> bool:
+    return value is None or math.isnan(value)
+
+
 def _close(a: float | None, b: float | None, rel: float) -> bool:
-    if a is None or b is None or (isinstance(a, float) and math.isnan(a)):
-        return (a is None or (isinstance(a, float) and math.isnan(a))) == (b is None or (isinstance(b, float) and math.isnan(b)))
+    """Equal within ``rel`` (relative, at least absolute); two missing values also agree."""
+    if _missing(a) or _missing(b):
+        return _missing(a) and _missing(b)
     return abs(a - b) <= rel * max(1.0, abs(a), abs(b))
 
 
@@ -94,8 +99,8 @@ def verify_cell(cell_id: str, results: Path, registry: Registry, data_dir: Path 
         return report
     train_err = error_rate(model, task.data.train, task.data.task_type)
     test_err = error_rate(model, task.data.test, task.data.task_type)
-    report.add("train_err", float(row["train_err"]), train_err, _close(float(row["train_err"]), train_err, ERROR_TOLERANCE))
-    report.add("test_err", float(row["test_err"]), test_err, _close(float(row["test_err"]), test_err, ERROR_TOLERANCE))
+    for key, value in (("train_err", train_err), ("test_err", test_err)):
+        report.add(key, float(row[key]), value, _close(float(row[key]), value, ERROR_TOLERANCE))
     compressed = Compressed(message=message, layers=layers, stats=meta.get("stats", {}),
                             extras=meta.get("extras", {}), hparam_bits=comp_bits)
     evaluated = Evaluated(compressed, model, train_err, test_err)
