@@ -21,6 +21,7 @@ from typing import Any, Iterable
 import numpy as np
 import pandas as pd
 import pyarrow as pa
+import pyarrow.dataset as ds
 import pyarrow.parquet as pq
 
 from bench.contracts import LayerCode
@@ -79,9 +80,11 @@ class ResultsStore:
         return sorted(p for p in self.root.glob("*.parquet") if not p.name.startswith((".", "_")))
 
     def read(self) -> pd.DataFrame:
-        if not self.row_files():
+        files = self.row_files()
+        if not files:
             return pd.DataFrame({c: pd.Series(dtype=object) for c in COLUMNS})
-        return pd.read_parquet(self.root)
+        # the finished row files only, under today's schema (columns added later read as nulls)
+        return ds.dataset([str(f) for f in files], schema=SCHEMA, format="parquet").to_table().to_pandas()
 
     def ok_cells(self) -> set[str]:
         df = self.read()

@@ -102,3 +102,16 @@ def test_leaderboard_flags_a_certificate_below_test_error(workspace):
     df.loc[:, "error_bound"] = df["test_err"] / 2
     [line] = leaderboard.below_test_error(df)
     assert "below the test error" in line and df["cell_id"].iloc[0] in line
+
+
+def test_the_repository_results_folder_reads_with_its_note(workspace):
+    """The folder kept in git holds a note; pandas and the runner must read past it."""
+    import shutil
+    from pathlib import Path
+
+    (workspace / "results").mkdir()
+    shutil.copy(Path(__file__).parents[1] / "results" / "_README.md", workspace / "results")
+    assert main(["run", "--compressors", "dense", "--bounds", "occam", "--no-leaderboard"]) == 0
+    assert main(["run", "--compressors", "dense", "--bounds", "occam", "--no-leaderboard"]) == 0  # rereads
+    df = pd.read_parquet(workspace / "results")
+    assert len(df) == 1 and df["status"].iloc[0] == "ok"
