@@ -25,7 +25,7 @@ test: setup
 
 # Throughput and speed benchmarks (pytest-benchmark); not part of `make test`.
 speed: setup
-	$(BIN)/python -m pytest benchmarks --benchmark-enable -p no:cacheprovider
+	$(BIN)/python -m pytest benchmarks -o addopts="" -p no:cacheprovider
 
 clean:
 	rm -rf $(VENV) build *.egg-info .pytest_cache .benchmarks
