@@ -2,7 +2,7 @@
 
 Run with::
 
-    python -m pytest benchmarks/test_coding_speed.py --benchmark-enable -p no:cacheprovider
+    python -m pytest benchmarks/test_coding_speed.py -o addopts="" -p no:cacheprovider
 
 XX
 Symbols per second end up in each benchmark's ``extra_info``.
