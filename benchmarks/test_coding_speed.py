@@ -4,7 +4,6 @@ Run with::
 
     python -m pytest benchmarks/test_coding_speed.py -o addopts="" -p no:cacheprovider
 
-XX
 Symbols per second end up in each benchmark's ``extra_info``.
 """
 
