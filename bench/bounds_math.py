@@ -38,6 +38,7 @@ __all__ = [
     "binomial_tail_inversion",
     "catoni_bound",
     "catoni_objective",
+    "clopper_pearson_lower",
     "elias_delta_bits",
     "error_bound",
     "errors_from_rate",
@@ -366,6 +367,21 @@ def mc_error_upper_bound(err_mc, m, delta_prime) -> float:
     m = _check_count("m", m)
     dp = _check_delta("delta_prime", delta_prime)
     return kl_inverse(e, (LN2 - math.log(dp)) / m)
+
+
+def clopper_pearson_lower(k, m, delta) -> float:
+    """One-sided Clopper–Pearson lower confidence limit at level ``δ`` for a Bernoulli rate from ``k``
+    successes in ``m`` independent trials: the ``p`` with ``P[Bin(m, p) >= k] = δ``, i.e. the
+    ``δ``-quantile of ``Beta(k, m - k + 1)`` (0 when ``k = 0``). A certificate below it is refuted by
+    its own test set at confidence ``1 - δ``."""
+    m = _check_count("m", m)
+    k = _check_count("k", k, minimum=0)
+    if k > m:
+        raise ValueError(f"k must be <= m, got k={k}, m={m}")
+    delta = _check_delta("delta", delta)
+    if k == 0:
+        return 0.0
+    return float(special.betaincinv(k, m - k + 1, delta))
 
 
 # --------------------------------------------------------------------------- Catoni

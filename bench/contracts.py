@@ -69,6 +69,22 @@ class Split:
         return Split(self.x.to(device), self.y.to(device))
 
 
+class WithheldSplit:
+    """Stands in for the test split in what plugins see: the harness alone evaluates on test data, so a
+    compressor or bound cannot select, fit or certify on it."""
+
+    def __init__(self, n: int) -> None:
+        self.n = n
+
+    def __getattr__(self, name: str) -> Any:
+        if name.startswith("__"):
+            raise AttributeError(name)
+        raise PermissionError("the test set is withheld from plugins: the harness measures test errors itself")
+
+    def __len__(self) -> int:
+        raise PermissionError("the test set is withheld from plugins: the harness measures test errors itself")
+
+
 @dataclass
 class DataBundle:
     train: Split
@@ -76,6 +92,9 @@ class DataBundle:
     input_shape: tuple[int, ...]
     num_classes: int  # 0 for regression
     task_type: Literal["classification", "regression"] = "classification"
+
+    def without_test(self) -> "DataBundle":
+        return dataclasses.replace(self, test=WithheldSplit(len(self.test)))  # type: ignore[arg-type]
 
 
 class Dataset(Registered):
@@ -165,9 +184,72 @@ class TaskInstance:
         return self.data.num_classes
 
 
+PRIOR_ONLY = ("a decoder sees only the message and the prior (seed, task configuration, input shape, "
+              "classes, device, the seeded untrained model): no training data, no trained model, no cache")
+
+
+@dataclass(frozen=True)
+class PriorSpec:
+    """The prior as plain data: what was fixed before seeing the sample the bound uses. It crosses
+    process boundaries (the harness decodes in a separate process built from this alone)."""
+
+    task: dict[str, Any]  # the task's canonical configuration (dataset, model, recipe and their parameters)
+    seed: int
+    device: str
+    input_shape: tuple[int, ...]
+    num_classes: int
+    task_type: str = "classification"
+
+
+@dataclass(frozen=True)
+class Prior:
+    """Everything ``Compressor.decode`` may use. Asking it for anything else (a trained model, data) is
+    an ``AttributeError`` that says why."""
+
+    spec: PriorSpec
+    make_model: Callable[[], nn.Module]  # untrained, initialized from the run's seed
+
+    @property
+    def seed(self) -> int:
+        return self.spec.seed
+
+    @property
+    def device(self) -> torch.device:
+        return torch.device(self.spec.device)
+
+    @property
+    def task_config(self) -> dict[str, Any]:
+        return self.spec.task
+
+    @property
+    def input_shape(self) -> tuple[int, ...]:
+        return tuple(self.spec.input_shape)
+
+    @property
+    def num_classes(self) -> int:
+        return self.spec.num_classes
+
+    @property
+    def task_type(self) -> str:
+        return self.spec.task_type
+
+    def generator(self, offset: int = 0) -> torch.Generator:
+        """The same seeded CPU generator as ``RunContext.generator``: prior knowledge."""
+        return seeded_generator(self.spec.seed, offset)
+
+    def __getattr__(self, name: str) -> Any:
+        raise AttributeError(f"Prior has no '{name}': {PRIOR_ONLY}")
+
+
+def seeded_generator(seed: int, offset: int = 0) -> torch.Generator:
+    return torch.Generator().manual_seed(seed * 1_000_003 + offset)
+
+
 @dataclass
 class RunContext:
-    """What a compressor or a bound may use. Shared by both; bounds also get ``delta`` and hparam bits."""
+    """What a compressor or a bound may use. Shared by both; bounds also get ``delta`` and hparam bits.
+
+    ``task.data.test`` is withheld: only the harness evaluates on test data."""
 
     task: TaskInstance
     seed: int
@@ -179,10 +261,11 @@ class RunContext:
     rng: np.random.Generator
     delta: float = 0.05
     hparam_bits: float = 0.0  # log2 of the number of configurations swept for this cell
+    prior: Prior | None = None  # what decode will get
 
     def generator(self, offset: int = 0) -> torch.Generator:
         """A CPU torch generator derived from the run's seed (``offset`` separates independent uses)."""
-        return torch.Generator().manual_seed(self.seed * 1_000_003 + offset)
+        return seeded_generator(self.seed, offset)
 
 
 # ------------------------------------------------------------------------------------- artifacts
@@ -208,6 +291,9 @@ class Compressed:
     layers: list[LayerCode] | None = None  # per-layer (S, C, Q), for bounds that need it
     stats: dict[str, float] = field(default_factory=dict)  # n_params_kept, neurons_kept, flops, ...
     extras: dict[str, Any] = field(default_factory=dict)
+    # (name, bytes) of each section of a ``bench.coding.pack_sections`` message, in order; the harness
+    # checks them against the message's own header before any bound uses them
+    sections: list[tuple[str, int]] | None = None
     hparam_bits: float = 0.0  # set by the runner, never by the plugin
 
     @property
@@ -216,29 +302,51 @@ class Compressed:
 
 
 class Compressor(Registered):
-    """``compress`` produces a message; ``decode`` is a pure function of the message and the prior."""
+    """``compress`` produces a message; ``decode`` is a pure function of the message and the prior.
+
+    The harness runs ``decode`` in a separate process that has no training data, no trained model and
+    an empty cache, and checks that the decoded model is bit-identical to ``Compressed.model``."""
 
     kind: ClassVar[str] = "compressor"
 
     def compress(self, ctx: RunContext) -> Compressed:
         raise NotImplementedError
 
-    def decode(self, message: bytes, ctx: RunContext) -> nn.Module:
+    def decode(self, message: bytes, prior: Prior) -> nn.Module:
         raise NotImplementedError
 
 
 @dataclass
 class Evaluated:
-    """An artifact after the harness decoded and evaluated it (the decoded model is what bounds see)."""
+    """An artifact after the harness decoded it and counted its training errors (the decoded model is
+    what bounds see; its test error is the harness's, not theirs)."""
 
     compressed: Compressed
     model: nn.Module
-    train_err: float
-    test_err: float
+    train_errors: int  # misclassified training examples (for regression: 0, see train_err)
+    n_train: int
+    train_err: float  # train_errors / n_train in float64 (the mean squared error for regression)
+
+
+Target = Literal["decoded", "stochastic"]
+TARGETS: tuple[str, ...] = ("decoded", "stochastic")
+
+
+class Posterior:
+    """A stochastic classifier around the decoded model: ``logits`` draws fresh weights for every
+    example of ``x``. The harness uses it to measure the classifier's own test error."""
+
+    def logits(self, x: torch.Tensor, generator: torch.Generator) -> torch.Tensor:
+        raise NotImplementedError
 
 
 @dataclass
 class BoundResult:
+    """What a bound computed. ``target`` says what is certified: the decoded model itself, or a
+    stochastic classifier around it (then ``posterior`` must be given, so the harness can measure its
+    test error). ``form``, ``alpha`` and ``delta_prime`` say how the error bound follows from
+    ``empirical_term`` and ``kl_nats``, so the harness can recompute it (ledger headline, verify)."""
+
     kind: BoundKind
     error_bound: float
     empirical_term: float
@@ -250,14 +358,22 @@ class BoundResult:
     delta: float | None = None
     mc_samples: int | None = None
     extras: dict[str, Any] = field(default_factory=dict)
+    target: Target = "decoded"
+    posterior: Posterior | None = None
+    form: str | None = None  # binomial | kl | maurer | catoni (bench.bounds_math.error_bound)
+    alpha: float | None = None  # Catoni's α, for form = "catoni"
+    delta_prime: float = 0.0  # the part of δ spent on a Monte-Carlo estimate; the bound uses δ − δ'
 
     def __post_init__(self) -> None:
         if self.kind not in BOUND_KINDS:
             raise ValueError(f"bound kind must be one of {BOUND_KINDS}, got {self.kind!r}")
+        if self.target not in TARGETS:
+            raise ValueError(f"bound target must be one of {TARGETS}, got {self.target!r}")
 
 
 class BoundSkipped(Exception):
-    """Raised (or returned as a reason) when a bound does not apply to an artifact."""
+    """Raised by ``compute`` (or its reason returned by ``skip_reason``) when a bound does not apply to
+    an artifact: the cell is ``skipped`` with that reason."""
 
 
 class Bound(Registered):

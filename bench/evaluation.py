@@ -43,15 +43,26 @@ def predict(model: nn.Module, x: torch.Tensor, batch: int = EVAL_BATCH) -> torch
 
 
 @torch.no_grad()
+def error_count(model: nn.Module, split: Split) -> int:
+    """Misclassified examples of ``split``: an exact integer (rates are this over n, in float64)."""
+    errors = 0
+    device = model_device(model)
+    with eval_mode(model):
+        for i in range(0, len(split), EVAL_BATCH):
+            out = model(split.x[i : i + EVAL_BATCH].to(device))
+            errors += int((out.argmax(dim=1) != split.y[i : i + EVAL_BATCH].to(device)).sum())
+    return errors
+
+
+@torch.no_grad()
 def error_rate(model: nn.Module, split: Split, task_type: str = "classification") -> float:
-    """0-1 error for classification, mean squared error for regression."""
+    """0-1 error (integer count / n, float64) for classification, mean squared error for regression."""
     if len(split) == 0:
         return float("nan")
-    out = predict(model, split.x)
-    y = split.y.to(out.device)
     if task_type == "classification":
-        return float((out.argmax(dim=1) != y).float().mean())
-    return float(F.mse_loss(out, y))
+        return error_count(model, split) / len(split)
+    out = predict(model, split.x).double()
+    return float(F.mse_loss(out, split.y.to(out.device).double()))
 
 
 def minibatches(

@@ -216,6 +216,11 @@ class EncodedModel:
     layers: list[LayerCode]
     section_bits: dict[str, int]
 
+    @property
+    def sections(self) -> list[tuple[str, int]]:
+        """(name, bits) of every section, in message order (``Compressed.sections``)."""
+        return list(self.section_bits.items())
+
 
 def encode_model(model: nn.Module, codes: list[TensorCode], sparse: bool,
                  codebook_precision: Precision, rest_precision: Precision, *,

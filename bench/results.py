@@ -5,6 +5,8 @@ Layout of a results folder::
     <run_id>-<seq>.parquet     one file per finished cell (atomic: written under a dot name, renamed)
     _runs/<run_id>.json        the full configuration and environment of each run
     _artifacts/<id>/           message.bin (the certificate's evidence), meta.json, layers.npz
+    _ledger/<writer>.jsonl     every configuration ever evaluated (bench.ledger)
+    _quarantine/               damaged row files and artifacts, moved aside (their cells are redone)
 
 Names starting with ``_`` or ``.`` are ignored by pyarrow's dataset discovery, so
 ``pandas.read_parquet("results/")`` reads exactly the rows, whatever runs (killed or not) wrote them.
@@ -12,9 +14,12 @@ Names starting with ``_`` or ``.`` are ignored by pyarrow's dataset discovery, s
 
 from __future__ import annotations
 
+import hashlib
 import json
 import os
+import shutil
 import tempfile
+import zipfile
 from pathlib import Path
 from typing import Any, Iterable
 
@@ -26,6 +31,7 @@ import pyarrow.parquet as pq
 
 from bench.contracts import LayerCode
 from bench.params import canonical_json
+from bench.progress import say
 
 STR, F64, I64 = pa.string(), pa.float64(), pa.int64()
 
@@ -42,6 +48,15 @@ SCHEMA = pa.schema([
     ("compress_seconds", F64), ("bound_seconds", F64), ("device", STR), ("torch_version", STR),
     ("bench_version", STR), ("plugin_versions", STR), ("git_commit", STR),
     ("started_at", pa.timestamp("us", tz="UTC")), ("extras", STR),
+    # identities that decide what may be grouped, and what the ledger counts
+    ("task_hash", STR), ("sample_id", STR), ("bound_grid_size", I64), ("ledger_configs", I64),
+    # exact error counts of the decoded model (rates are these over n, in float64)
+    ("train_errors", I64), ("test_errors", I64), ("n_test", I64), ("model_digest", STR),
+    # what the certificate is about, and that classifier's own test error
+    ("target", STR), ("target_test_err", F64), ("target_test_err_se", F64), ("target_test_errors", I64),
+    ("target_test_trials", I64), ("refuted", pa.bool_()),
+    # how error_bound follows from empirical_term and kl_nats (bench.bounds_math.error_bound)
+    ("form", STR), ("catoni_alpha", F64), ("delta_prime", F64),
 ])
 COLUMNS = SCHEMA.names
 
@@ -59,11 +74,17 @@ class ResultsStore:
     def __init__(self, root: Path) -> None:
         self.root = Path(root)
         self.artifacts = self.root / "_artifacts"
+        self.quarantine = self.root / "_quarantine"
 
     # ------------------------------------------------------------------------------------ rows
     def append(self, rows: Iterable[dict[str, Any]], run_id: str, seq: int) -> Path:
-        """Write rows as one Parquet file, atomically; missing columns become nulls."""
+        """Write rows as one Parquet file, atomically; missing columns become nulls, unknown ones are
+        an error (a misspelt key must not become a silent null column)."""
         rows = list(rows)
+        for row in rows:
+            unknown = sorted(set(row) - set(COLUMNS))
+            if unknown:
+                raise KeyError(f"unknown results column '{unknown[0]}'")
         table = pa.Table.from_pylist([{c: r.get(c) for c in COLUMNS} for r in rows], schema=SCHEMA)
         self.root.mkdir(parents=True, exist_ok=True)
         final = self.root / f"{run_id}-{seq:05d}.parquet"
@@ -80,11 +101,41 @@ class ResultsStore:
         return sorted(p for p in self.root.glob("*.parquet") if not p.name.startswith((".", "_")))
 
     def read(self) -> pd.DataFrame:
+        """Every finished row file under today's schema (columns added later read as nulls). A damaged
+        file is moved to ``_quarantine/`` with a one-line warning, and the rest is read."""
         files = self.row_files()
         if not files:
             return pd.DataFrame({c: pd.Series(dtype=object) for c in COLUMNS})
-        # the finished row files only, under today's schema (columns added later read as nulls)
-        return ds.dataset([str(f) for f in files], schema=SCHEMA, format="parquet").to_table().to_pandas()
+        try:
+            table = ds.dataset([str(f) for f in files], schema=SCHEMA, format="parquet").to_table()
+        except (pa.ArrowException, OSError):
+            good = [f for f in files if self._readable(f)]
+            if not good:
+                return pd.DataFrame({c: pd.Series(dtype=object) for c in COLUMNS})
+            table = ds.dataset([str(f) for f in good], schema=SCHEMA, format="parquet").to_table()
+        return table.to_pandas()
+
+    def _readable(self, path: Path) -> bool:
+        try:
+            ds.dataset([str(path)], schema=SCHEMA, format="parquet").to_table()
+            return True
+        except (pa.ArrowException, OSError) as exc:
+            self.set_aside(path, f"{type(exc).__name__}: {str(exc).splitlines()[0] if str(exc) else ''}")
+            return False
+
+    def set_aside(self, path: Path, why: str) -> None:
+        """Move a damaged file or artifact folder to ``_quarantine/`` and say so in one line."""
+        self.quarantine.mkdir(parents=True, exist_ok=True)
+        dest = self.quarantine / path.name
+        n = 1
+        while dest.exists():
+            dest = self.quarantine / f"{path.name}.{n}"
+            n += 1
+        try:
+            shutil.move(str(path), str(dest))
+        except FileNotFoundError:
+            return  # another process set it aside first
+        say(f"warning: damaged {path} moved to {dest} ({why}); its cells will be redone")
 
     def ok_cells(self) -> set[str]:
         df = self.read()
@@ -120,10 +171,13 @@ class ResultsStore:
         # meta.json last: its presence marks a complete artifact
         _atomic_write_bytes(d / "meta.json", json.dumps(json.loads(canonical_json(meta)), indent=2).encode())
 
-    def load_artifact(self, artifact_id: str) -> tuple[bytes, dict[str, Any], list[LayerCode] | None]:
+    def load_artifact(self, artifact_id: str, check: bool = True) -> tuple[bytes, dict[str, Any], list[LayerCode] | None]:
+        """The kept message, its meta data and layers; ``check``: the message must match its sha256."""
         d = self.artifact_dir(artifact_id)
         meta = json.loads((d / "meta.json").read_text())
         message = (d / "message.bin").read_bytes()
+        if check and "sha256" in meta and hashlib.sha256(message).hexdigest() != meta["sha256"]:
+            raise ValueError("message.bin does not match the sha256 in meta.json")
         layers = None
         if "layers" in meta:
             with np.load(d / "layers.npz") as arrays:
@@ -134,3 +188,13 @@ class ResultsStore:
                     for i, l in enumerate(meta["layers"])
                 ]
         return message, meta, layers
+
+    def load_artifact_or_set_aside(self, artifact_id: str):
+        """``load_artifact``, or ``None`` after moving a damaged artifact to ``_quarantine/``."""
+        if not self.has_artifact(artifact_id):
+            return None
+        try:
+            return self.load_artifact(artifact_id)
+        except (OSError, EOFError, ValueError, KeyError, TypeError, zipfile.BadZipFile) as exc:
+            self.set_aside(self.artifact_dir(artifact_id), f"{type(exc).__name__}: {exc}")
+            return None

@@ -1,13 +1,19 @@
 """The runner: tasks x seeds x compressor configurations x bound configurations -> one row per cell.
 
-Each compressor configuration compresses once per (task, seed); every bound reuses the artifact. A
-failing compressor or bound writes ``failed`` rows and the run goes on; a bound that does not apply
-writes a ``skipped`` row. Every finished cell is written at once, atomically, so a killed run loses at
-most the cell in flight, and running the same command again skips the cells that have an ``ok`` row.
+Each compressor configuration compresses once per (task, seed); every bound reuses the artifact. The
+compressor's message is decoded in a separate process from the prior alone (``bench.sandbox``); the
+decoded model must be bit-identical to the compressor's own, and it is the decoded model that is
+evaluated and certified. A failing compressor or bound writes ``failed`` rows and the run goes on; a
+bound that does not apply writes a ``skipped`` row. Jobs run in a worker process that is killed when a
+plugin overruns its time limit (``bench.supervisor``). Every finished cell is written at once,
+atomically, so a killed run loses at most the cell in flight, and running the same command again skips
+the cells that have an ``ok`` row. Every configuration is entered in the folder's ledger before it
+touches the data (``bench.ledger``).
 """
 
 from __future__ import annotations
 
+import dataclasses
 import functools
 import hashlib
 import math
@@ -26,18 +32,26 @@ from torch import nn
 
 import bench
 from bench.config import RunConfig
-from bench.contracts import (BoundResult, Compressed, Compressor, Evaluated, RunContext, TaskInstance,
-                             TaskSpec)
+from bench.contracts import (BoundResult, BoundSkipped, Compressed, Compressor, Evaluated, Prior, RunContext,
+                             TaskInstance, TaskSpec, seeded_generator)
 from bench.environment import environment, git_commit, resolve_device
-from bench.evaluation import error_rate, predict
-from bench.params import ConfigError, canonical_json, content_hash, expand_grid, params_dict
+from bench.evaluation import error_count, error_rate
+from bench.ledger import Ledger, config_key, sample_id
+from bench.params import ConfigError, canonical_json, content_hash, expand_grid
 from bench.progress import progress, say
 from bench.registry import Registry, UnknownName
 from bench.results import ResultsStore
+from bench.rows import (ContractError, bound_columns, check_bound_result, check_compressed, check_layers,
+                        check_sections, target_columns)
+from bench.sandbox import Decoder, first_difference, state_digest
 from bench.stats import inference_flops
-from bench.tasks import BaseModels, instantiate_task, merge_task, seeded_model_factory, task_config
+from bench.stochastic import posterior_error_count
+from bench.tasks import BaseModels, instantiate_task, merge_task, prior_spec, seeded_model_factory, task_config
 from bench.timeouts import time_limit
 from bench.training import ModelCache, default_cache_dir
+
+ARTIFACT_FORMAT = 2  # bump when what an artifact id stands for changes (2: decoded from the prior alone)
+TARGET_TEST_STREAM = 7_777_777  # the harness's own generator offset for a stochastic target's test error
 
 
 @dataclass(frozen=True)
@@ -65,6 +79,8 @@ class RunSummary:
     run_id: str
     counts: dict[str, int] = field(default_factory=lambda: {"ok": 0, "failed": 0, "skipped": 0, "cached": 0})
     failures: list[str] = field(default_factory=list)
+    refuted: list[str] = field(default_factory=list)
+    decode_seconds: float = 0.0
 
 
 def expand_plugins(kind: str, names: list[str] | None, params: dict[str, dict], registry: Registry) -> list[list[PluginConfig]]:
@@ -106,44 +122,31 @@ def resolve_tasks(config: RunConfig, registry: Registry) -> list[TaskSpec]:
     return specs
 
 
-def models_agree(a: nn.Module, b: nn.Module, x: torch.Tensor) -> str | None:
-    """``None`` when the decoded model ``b`` is exactly the compressor's model ``a``, else why not.
+def models_agree(a: nn.Module, b: nn.Module, x: torch.Tensor | None = None) -> str | None:  # noqa: ARG001
+    """``None`` when ``b`` is bit-identical to ``a`` in every floating-point tensor, else which differs."""
+    return None if state_digest(a) == state_digest(b) else first_difference(a, b)
 
-    Same architecture: every floating-point tensor (parameters and buffers such as BatchNorm
-    statistics) must be bit-identical; integer buffers (BatchNorm's ``num_batches_tracked``) do not
-    take part in the evaluated function. Otherwise the outputs on ``x`` must be bit-identical.
-    """
-    sa, sb = a.state_dict(), b.state_dict()
-    if sa.keys() == sb.keys():
-        for key in sa:
-            if not sa[key].is_floating_point():
-                continue
-            if not torch.equal(sa[key].detach().cpu(), sb[key].detach().cpu()):
-                return f"decoded tensor '{key}' differs from the compressor's model"
-        return None
-    if not torch.equal(predict(a, x).cpu(), predict(b, x).cpu()):
-        return "decoded model's outputs differ from the compressor's model"
-    return None
+
+def plugin_view(task: TaskInstance) -> TaskInstance:
+    """The task as plugins see it: the test split is withheld."""
+    return dataclasses.replace(task, data=task.data.without_test())
 
 
 def build_context(task: TaskInstance, seed: int, device: torch.device, base_models: BaseModels,
                   delta: float, hparam_bits: float = 0.0) -> RunContext:
     """The context a compressor or bound sees; ``bench verify`` rebuilds exactly the same one."""
+    prior = Prior(prior_spec(task, seed, device), seeded_model_factory(task, seed, device))
+    view = plugin_view(task)
     return RunContext(
-        task=task, seed=seed, device=device,
-        make_model=seeded_model_factory(task, seed, device),
+        task=view, seed=seed, device=device, make_model=prior.make_model,
         base_model=lambda: base_models.get(task, seed),
         evaluate=lambda model, split: error_rate(model, split, task.data.task_type),
-        progress=progress, rng=np.random.default_rng(seed), delta=delta, hparam_bits=hparam_bits,
+        progress=progress, rng=np.random.default_rng(seed), delta=delta, hparam_bits=hparam_bits, prior=prior,
     )
 
 
 def count_params(model: nn.Module) -> int:
     return sum(p.numel() for p in model.parameters())
-
-
-def _finite(*values: float | None) -> bool:
-    return all(v is None or math.isfinite(v) for v in values)
 
 
 @dataclass(frozen=True)
@@ -160,7 +163,28 @@ class Job:
 class JobResult:
     counts: dict[str, int] = field(default_factory=dict)
     failures: list[str] = field(default_factory=list)
+    refuted: list[str] = field(default_factory=list)
     cells: int = 0
+    decode_seconds: float = 0.0  # waiting on the prior-only decoding process
+
+
+class Report:
+    """What a running job tells whoever supervises it (nothing, when it runs in place)."""
+
+    def tick(self, n: int) -> None: ...
+
+    def phase(self, what: str | None, limit: float | None = None) -> None: ...
+
+    def wrote(self, rows: list[dict[str, Any]]) -> None: ...
+
+
+@dataclass
+class Measured:
+    """The decoded model's test errors: the harness's alone, never shown to plugins."""
+
+    test_errors: int | None
+    n_test: int
+    test_err: float
 
 
 class Runner:
@@ -177,11 +201,14 @@ class Runner:
         executor_entry = registry.entry("executors", config.executor)
         self.executor = executor_entry.obj(**config.executor_params)
         self.store = ResultsStore(config.results)
+        self.ledger = Ledger(config.results)
         self.base_models = BaseModels(ModelCache(default_cache_dir()), self.device, progress)
         self.run_id = run_id or datetime.now(timezone.utc).strftime("%Y%m%dT%H%M%S") + "-" + secrets.token_hex(3)
         self.worker = f"{socket.gethostname()[:16]}-{os.getpid()}"
         self._seq = 0
         self._tasks: dict[str, TaskInstance] = {}
+        self.decoder = Decoder()
+        self.supervisor: Any = None  # bench.supervisor.JobSupervisor, made on first use
 
     # ------------------------------------------------------------------------------ identities
     def n_cells(self) -> int:
@@ -190,7 +217,8 @@ class Runner:
 
     def artifact_id(self, task: str, seed: int, comp: PluginConfig) -> str:
         return content_hash({"task": self.task_configs[task], "seed": seed, "compressor": comp.name,
-                             "version": comp.version, "params": comp.params, "device": self.device.type})
+                             "version": comp.version, "params": comp.params, "device": self.device.type,
+                             "format": ARTIFACT_FORMAT})
 
     def cell_id(self, artifact_id: str, comp: PluginConfig, bound: PluginConfig) -> str:
         return content_hash({"artifact": artifact_id, "grid": comp.grid_size, "bound": bound.name,
@@ -213,23 +241,31 @@ class Runner:
         return {
             "run_id": self.run_id, "cell_id": self.cell_id(artifact_id, comp, bound), "artifact_id": artifact_id,
             "task": task, "dataset": spec.dataset, "model": spec.model, "seed": seed,
+            "task_hash": content_hash(self.task_configs[task]), "sample_id": sample_id(self.task_configs[task]),
             "compressor": comp.name, "compressor_version": comp.version, "compressor_params": comp.params_json,
             "grid_size": comp.grid_size, "bound": bound.name, "bound_version": bound.version,
-            "bound_params": bound.params_json, "bound_kind": bound.cls.bound_kind, "delta": self.config.delta,
+            "bound_params": bound.params_json, "bound_grid_size": bound.grid_size,
+            "bound_kind": bound.cls.bound_kind, "delta": self.config.delta,
             "device": str(self.device), "torch_version": torch.__version__,
             "bench_version": bench.__version__, "git_commit": git_commit(),
             "plugin_versions": canonical_json({comp.plugin: comp.plugin_version, bound.plugin: bound.plugin_version}),
             "started_at": datetime.now(timezone.utc),
         }
 
+    def cells(self, job: Job) -> tuple[PluginConfig, str, list[tuple[PluginConfig, dict[str, Any]]]]:
+        comp = self.compressors[job.compressor][job.point]
+        artifact_id = self.artifact_id(job.task, job.seed, comp)
+        return comp, artifact_id, [(b, self.base_row(job.task, job.seed, comp, b, artifact_id))
+                                   for grid in self.bounds for b in grid]
+
     def write(self, rows: list[dict[str, Any]], result: JobResult) -> None:
         self.store.append(rows, f"{self.run_id}-{self.worker}", self._seq)
         self._seq += 1
-        for row in rows:
-            result.counts[row["status"]] = result.counts.get(row["status"], 0) + 1
-            if row["status"] == "failed":
-                result.failures.append(f"{row['task']} seed={row['seed']} {row['compressor']} "
-                                       f"{row['bound']}: {row['error']}")
+        tally(rows, result)
+
+    def failed_rows(self, rows: list[dict[str, Any]], error: str, tb: str | None = None) -> list[dict[str, Any]]:
+        extras = canonical_json({"traceback": tb}) if tb else None
+        return [{**row, "status": "failed", "error": error, "extras": extras} for row in rows]
 
     # ---------------------------------------------------------------------------------- running
     def jobs(self) -> list[Job]:
@@ -241,6 +277,7 @@ class Runner:
         summary = RunSummary(self.run_id)
         done = frozenset(self.store.ok_cells())
         self.store.write_sidecar(self.run_id, self.sidecar())
+        self.enter_in_ledger(done)
         bar = progress(total=self.n_cells(), desc="cells", leave=True)
         _WORKER_RUNNERS.clear()
         _WORKER_RUNNERS[self.run_id] = self  # jobs the executor runs in this process use this runner
@@ -250,108 +287,172 @@ class Runner:
                 for key, value in result.counts.items():
                     summary.counts[key] = summary.counts.get(key, 0) + value
                 summary.failures += result.failures
+                summary.refuted += result.refuted
+                summary.decode_seconds += result.decode_seconds
         finally:
             bar.close()
+            self.close()
         return summary
 
-    def run_job(self, job: Job, done: frozenset[str], tick: Callable[[int], Any] | None = None) -> JobResult:
-        tick = tick or (lambda n: None)
+    def close(self) -> None:
+        if self.supervisor is not None:
+            self.supervisor.close()
+        self.decoder.close()
+
+    def supervise(self, job: Job, done: frozenset[str], tick: Callable[[int], Any] | None = None) -> JobResult:
+        """Run ``job`` in this process's worker process, which is killed if a plugin overruns."""
+        from bench.supervisor import JobSupervisor
+
+        if self.supervisor is None:
+            self.supervisor = JobSupervisor(self)
+        return self.supervisor.run(job, done, tick or (lambda n: None))
+
+    def run_job(self, job: Job, done: frozenset[str], report: Report | None = None) -> JobResult:
+        """Compress, decode (from the prior alone), evaluate and bound one job, writing its rows."""
+        report = report or Report()
         result = JobResult()
-        comp = self.compressors[job.compressor][job.point]
-        artifact_id = self.artifact_id(job.task, job.seed, comp)
-        cells = [(b, self.base_row(job.task, job.seed, comp, b, artifact_id)) for grid in self.bounds for b in grid]
+        waited = self.decoder.seconds
+        try:
+            return self._run_job(job, done, report, result)
+        finally:
+            result.decode_seconds = self.decoder.seconds - waited
+
+    def _run_job(self, job: Job, done: frozenset[str], report: Report, result: JobResult) -> JobResult:
+        comp, artifact_id, cells = self.cells(job)
         pending = [(b, row) for b, row in cells if row["cell_id"] not in done]
+        if len(pending) < len(cells) and self.store.load_artifact_or_set_aside(artifact_id) is None:
+            pending = cells  # the evidence of its finished cells is missing or damaged: redo them
         result.counts["cached"] = len(cells) - len(pending)
         result.cells = len(cells)
-        tick(len(cells) - len(pending))
+        report.tick(len(cells) - len(pending))
         if not pending:
             return result
+        ledger_configs = self.ledger.count(sample_id(self.task_configs[job.task]))
         comp_bits = math.log2(comp.grid_size)
         try:
             task = self.task(job.task)
+            report.phase(f"training the base model of {job.task}", None)
             base_train, base_test = self.base_models.base_errors(task, job.seed)
-            with time_limit(self.config.cell_timeout, f"compressor {comp.name}"):
-                evaluated, compress_seconds = self.obtain(task, job.seed, comp, artifact_id, comp_bits)
+            evaluated, measured, comp_bits, compress_seconds = self.obtain(task, job.seed, comp, artifact_id,
+                                                                           comp_bits, report)
         except Exception as exc:
             error = f"{type(exc).__name__}: {exc}"
             say(f"{job.task} seed={job.seed} {comp.name} {comp.params_json}: {error}")
-            rows = [{**row, "status": "failed", "error": error,
-                     "extras": canonical_json({"traceback": traceback.format_exc(limit=8)})} for _, row in pending]
+            rows = self.failed_rows([{**row, "ledger_configs": ledger_configs} for _, row in pending], error,
+                                    traceback.format_exc(limit=8))
             self.write(rows, result)
-            tick(len(pending))
+            report.wrote(rows)
+            report.tick(len(pending))
             return result
+        finally:
+            report.phase(None)
         c = evaluated.compressed
         n_params = count_params(evaluated.model)
         common = {
-            "n_train": task.n_train, "n_params": n_params, "n_params_kept": int(c.stats.get("n_params_kept", n_params)),
-            "message_bits": float(c.bits), "train_err": evaluated.train_err, "test_err": evaluated.test_err,
+            "n_train": task.n_train, "n_test": measured.n_test, "n_params": n_params,
+            "n_params_kept": int(c.stats.get("n_params_kept", n_params)),
+            "message_bits": float(c.bits), "train_errors": evaluated.train_errors, "test_errors": measured.test_errors,
+            "train_err": evaluated.train_err, "test_err": measured.test_err,
             "base_train_err": base_train, "base_test_err": base_test, "compress_seconds": compress_seconds,
             "compression_ratio": 32.0 * n_params / max(c.bits, 1),
             "flops": inference_flops(evaluated.model, task.data.input_shape),
             "base_flops": inference_flops(seeded_model_factory(task, job.seed, self.device)(), task.data.input_shape),
+            "model_digest": state_digest(evaluated.model), "ledger_configs": ledger_configs,
         }
         for bound, row in pending:
             row.update(common)
-            row.update(self.run_bound(task, job.seed, bound, evaluated, comp_bits + math.log2(bound.grid_size)))
+            report.phase(f"bound {bound.name}", self.config.cell_timeout)
+            row.update(self.run_bound(task, job.seed, bound, evaluated, measured,
+                                      comp_bits + math.log2(bound.grid_size)))
+            report.phase(None)
             self.write([row], result)
-            tick(1)
+            report.wrote([row])
+            report.tick(1)
         return result
 
-    def obtain(self, task: TaskInstance, seed: int, comp: PluginConfig, artifact_id: str,
-               comp_bits: float) -> tuple[Evaluated, float]:
-        """The evaluated artifact: from the artifact cache (the kept message) or compressed now."""
+    def enter_in_ledger(self, done: frozenset[str]) -> None:
+        """Record every configuration this run will evaluate, before any of them touches the data."""
+        entries = []
+        for job in self.jobs():
+            comp, artifact_id, cells = self.cells(job)
+            sample = sample_id(self.task_configs[job.task])
+            entries += [
+                {"sample": sample, "config": config_key(artifact_id, b.name, b.version, b.params, self.config.delta),
+                 "task": job.task, "seed": job.seed, "compressor": comp.name, "compressor_params": comp.params,
+                 "bound": b.name, "bound_params": b.params, "delta": self.config.delta, "run_id": self.run_id}
+                for b, row in cells if row["cell_id"] not in done]
+        self.ledger.record(f"{self.run_id}-{self.worker}", entries)
+
+    def obtain(self, task: TaskInstance, seed: int, comp: PluginConfig, artifact_id: str, comp_bits: float,
+               report: Report) -> tuple[Evaluated, Measured, float, float]:
+        """The evaluated artifact (from the kept message, or compressed now) decoded from the prior alone,
+        its test errors, the configuration bits it pays and its compression time."""
         compressor: Compressor = comp.instance()
-        ctx = self.context(task, seed, comp_bits)
-        if self.store.has_artifact(artifact_id):
-            message, meta, layers = self.store.load_artifact(artifact_id)
+        limit = self.config.cell_timeout
+        loaded = self.store.load_artifact_or_set_aside(artifact_id)
+        if loaded is not None:
+            message, meta, layers = loaded
             compressed = Compressed(message=message, layers=layers, stats=meta.get("stats", {}),
-                                    extras=meta.get("extras", {}), hparam_bits=comp_bits)
+                                    extras=meta.get("extras", {}), sections=meta.get("sections"))
+            expected, own_model = meta["model_digest"], None
+            comp_bits = max(comp_bits, float(meta.get("hparam_bits", 0.0)))  # reuse never pays less
             seconds = float(meta.get("compress_seconds", float("nan")))
-            decoded = compressor.decode(message, ctx)
         else:
+            ctx = self.context(task, seed, comp_bits)
+            report.phase(f"compressor {comp.name}", limit)
             start = time.perf_counter()
-            compressed = compressor.compress(ctx)
+            with time_limit(limit, f"compressor {comp.name}"):
+                compressed = check_compressed(compressor.compress(ctx), comp.name)
             seconds = time.perf_counter() - start
-            if not isinstance(compressed, Compressed):
-                raise TypeError(f"compressor {comp.name} returned {type(compressed).__name__}, not Compressed")
-            compressed.hparam_bits = comp_bits
-            decoded = compressor.decode(compressed.message, self.context(task, seed, comp_bits))
-            if compressed.model is not None:
-                problem = models_agree(compressed.model, decoded, task.data.train.x[:2048])
-                if problem:
-                    raise RuntimeError(f"decode check failed: {problem}")
+            expected, own_model = state_digest(compressed.model), compressed.model
+        report.phase(f"decoding for compressor {comp.name}", limit)
+        decoded, digest = self.decoder.decode(comp.name, comp.version, comp.params, compressed.message,
+                                              prior_spec(task, seed, self.device), limit)
+        if digest != expected:
+            why = first_difference(own_model, decoded) if own_model is not None else "its digest is not the stored one"
+            raise ContractError(f"compressor '{comp.name}': the model decoded from the message and the prior alone "
+                                f"is not the compressor's model ({why})")
+        if compressed.sections is not None:
+            check_sections(compressed.message, compressed.sections, comp.name)
+        if compressed.layers:
+            check_layers(compressed.layers, decoded, comp.name)
+        compressed.hparam_bits = comp_bits
+        if loaded is None:
             self.store.save_artifact(artifact_id, compressed.message, {
                 "artifact_id": artifact_id, "task": task.config, "seed": seed, "compressor": comp.name,
                 "compressor_version": comp.version, "compressor_params": comp.params,
                 "device": self.device.type, "stats": compressed.stats, "extras": compressed.extras,
-                "compress_seconds": seconds, "bits": compressed.bits,
-                "sha256": hashlib.sha256(compressed.message).hexdigest(),
+                "sections": compressed.sections, "compress_seconds": seconds, "bits": compressed.bits,
+                "sha256": hashlib.sha256(compressed.message).hexdigest(), "model_digest": digest,
+                "hparam_bits": comp_bits,
             }, compressed.layers)
-        decoded.eval()
-        train_err = error_rate(decoded, task.data.train, task.data.task_type)
-        test_err = error_rate(decoded, task.data.test, task.data.task_type)
-        if not _finite(train_err, test_err):
-            raise FloatingPointError(f"decoded model has non-finite error (train {train_err}, test {test_err})")
-        return Evaluated(compressed, decoded, train_err, test_err), seconds
+        return (*evaluate(decoded, compressed, task), comp_bits, seconds)
 
     def run_bound(self, task: TaskInstance, seed: int, bound: PluginConfig, evaluated: Evaluated,
-                  hparam_bits: float) -> dict[str, Any]:
+                  measured: Measured, hparam_bits: float) -> dict[str, Any]:
         ctx = self.context(task, seed, hparam_bits)
+        limit = self.config.cell_timeout
         try:
             instance = bound.instance()
             reason = instance.skip_reason(evaluated, ctx)
             if reason:
                 return {"status": "skipped", "error": reason, "hparam_bits": hparam_bits}
             start = time.perf_counter()
-            with time_limit(self.config.cell_timeout, f"bound {bound.name}"):
+            with time_limit(limit, f"bound {bound.name}"):
                 result = instance.compute(evaluated, ctx)
-            seconds = time.perf_counter() - start
-            return result_columns(result, evaluated, seconds, ctx.delta)
+                seconds = time.perf_counter() - start
+                check_bound_result(result, bound.name, bound.cls.bound_kind, evaluated, ctx.delta, hparam_bits)
+                cols = bound_columns(result, evaluated, seconds, ctx.delta, hparam_bits)
+                cols.update(measure_target(task, seed, result, measured, ctx.delta))
+        except BoundSkipped as exc:
+            return {"status": "skipped", "error": str(exc) or "the bound does not apply", "hparam_bits": hparam_bits}
         except Exception as exc:
             error = f"{type(exc).__name__}: {exc}"
             say(f"{task.name} seed={seed} bound {bound.name}: {error}")
             return {"status": "failed", "error": error, "hparam_bits": hparam_bits,
                     "extras": canonical_json({"traceback": traceback.format_exc(limit=8)})}
+        cols["extras"] = canonical_json({"bound": result.extras, "stats": evaluated.compressed.stats})
+        return cols
 
     def sidecar(self) -> dict[str, Any]:
         cfg = self.config
@@ -375,41 +476,58 @@ class Runner:
         }
 
 
+def evaluate(decoded: nn.Module, compressed: Compressed, task: TaskInstance) -> tuple[Evaluated, Measured]:
+    """Exact error counts of the decoded model: training (what bounds see) and test (the harness's)."""
+    decoded.eval()
+    data = task.data
+    if data.task_type == "classification":
+        train_errors, test_errors = error_count(decoded, data.train), error_count(decoded, data.test)
+        train_err, test_err = train_errors / len(data.train), test_errors / len(data.test)
+    else:
+        train_errors, test_errors = None, None
+        train_err, test_err = error_rate(decoded, data.train, "regression"), error_rate(decoded, data.test, "regression")
+    if not (math.isfinite(train_err) and math.isfinite(test_err)):
+        raise FloatingPointError(f"decoded model has non-finite error (train {train_err}, test {test_err})")
+    return (Evaluated(compressed, decoded, train_errors, len(data.train), train_err),
+            Measured(test_errors, len(data.test), test_err))
+
+
+def measure_target(task: TaskInstance, seed: int, result: BoundResult, measured: Measured,
+                   delta: float) -> dict[str, Any]:
+    """The test error of what the row certifies, measured by the harness, and whether it refutes the
+    row. A stochastic target is sampled with the harness's own generator, one draw per example."""
+    if result.target == "stochastic" and task.data.task_type == "classification":
+        errors, trials = posterior_error_count(result.posterior, task.data.test,
+                                               seeded_generator(seed, TARGET_TEST_STREAM))
+        rate = errors / trials
+    else:
+        errors, trials, rate = measured.test_errors, measured.n_test, measured.test_err
+    if measured.test_errors is None:  # regression: no counts, nothing to refute with
+        errors, trials = None, None
+    return target_columns(errors, trials, rate, result.error_bound, result.kind, delta)
+
+
+def tally(rows: list[dict[str, Any]], result: JobResult) -> None:
+    for row in rows:
+        result.counts[row["status"]] = result.counts.get(row["status"], 0) + 1
+        where = f"{row['task']} seed={row['seed']} {row['compressor']} {row['bound']} (cell {row['cell_id']})"
+        if row["status"] == "failed":
+            result.failures.append(f"{where}: {row['error']}")
+        if row.get("refuted"):
+            result.refuted.append(f"{where}: certificate {row['error_bound']:.4f} is below the test error "
+                                  f"{row['target_test_err']:.4f} of its target beyond chance at δ")
+
+
 _WORKER_RUNNERS: dict[str, Runner] = {}
 
 
 def run_job(config: RunConfig, argv: list[str], run_id: str, done: frozenset[str], job: Job,
             tick: Callable[[int], Any] | None = None) -> JobResult:
-    """Run one job in this process (a picklable entry point for executors that run jobs elsewhere).
-
-    Each process builds its own runner for the run once (plugins, data, base models are per process).
-    """
+    """Run one job under supervision from this process (a picklable entry point for executors that
+    run jobs elsewhere). Each process builds its own runner for the run once."""
     from bench.registry import load_registry
 
     if run_id not in _WORKER_RUNNERS:
         _WORKER_RUNNERS.clear()
         _WORKER_RUNNERS[run_id] = Runner(config, load_registry(), argv, run_id=run_id)
-    return _WORKER_RUNNERS[run_id].run_job(job, done, tick)
-
-
-def result_columns(result: BoundResult, evaluated: Evaluated, seconds: float, delta: float) -> dict[str, Any]:
-    """A bound's result as table columns, with the sanity checks every certificate must pass."""
-    if not isinstance(result, BoundResult):
-        raise TypeError(f"bound returned {type(result).__name__}, not BoundResult")
-    if not _finite(result.error_bound, result.empirical_term, result.kl_nats):
-        raise FloatingPointError(f"bound is not finite: {result.error_bound} (KL {result.kl_nats})")
-    if result.kind == "certificate" and result.error_bound < result.empirical_term - 1e-12:
-        raise ArithmeticError(f"certificate {result.error_bound} is below its empirical term "
-                              f"{result.empirical_term}: a bug in the bound")
-    return {
-        "status": "ok", "error": None, "bound_kind": result.kind, "error_bound": result.error_bound,
-        "empirical_term": result.empirical_term, "kl_nats": result.kl_nats,
-        "message_bits": result.message_bits if result.message_bits is not None else float(evaluated.compressed.bits),
-        "length_code_bits": result.length_code_bits, "hparam_bits": result.hparam_bits,
-        "adjustment_nats": result.adjustment_nats,
-        "delta": result.delta if result.delta is not None else delta, "mc_samples": result.mc_samples,
-        "is_vacuous": bool(result.error_bound >= 1.0),
-        "bound_minus_test": result.error_bound - evaluated.test_err,
-        "bound_seconds": seconds,
-        "extras": canonical_json({"bound": result.extras, "stats": evaluated.compressed.stats}),
-    }
+    return _WORKER_RUNNERS[run_id].supervise(job, done, tick)

@@ -37,11 +37,12 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from bench.contracts import Split
+from bench.contracts import Posterior, Split
 from bench.evaluation import eval_mode, model_device
 
 __all__ = [
     "NoiseSpec",
+    "NoisyPosterior",
     "best_prior_scale",
     "codebook_kl",
     "gaussian_kl_single",
@@ -50,6 +51,7 @@ __all__ = [
     "noise_from_positions",
     "noisy_error_count",
     "noisy_network",
+    "posterior_error_count",
 ]
 
 _LOG_SQRT_2PI = 0.5 * math.log(2.0 * math.pi)
@@ -317,3 +319,28 @@ def noisy_error_count(model: nn.Module, noise: Mapping[str, NoiseSpec], split: S
                 yb = split.y[i : i + batch_size].to(device)
                 errors += int((model(xb).argmax(dim=1) != yb).sum())
     return errors, passes * len(split)
+
+
+class NoisyPosterior(Posterior):
+    """The stochastic classifier of ``noisy_network``: the decoded model with a fresh Gaussian weight
+    draw for every example (what robust PAC-Bayes rows certify)."""
+
+    def __init__(self, model: nn.Module, noise: Mapping[str, NoiseSpec]) -> None:
+        self.model, self.noise = model, dict(noise)
+
+    @torch.no_grad()
+    def logits(self, x: torch.Tensor, generator: torch.Generator) -> torch.Tensor:
+        with eval_mode(self.model), noisy_network(self.model, self.noise, generator):
+            return self.model(x.to(model_device(self.model)))
+
+
+@torch.no_grad()
+def posterior_error_count(posterior: Posterior, split: Split, generator: torch.Generator,
+                          batch_size: int = 1000) -> tuple[int, int]:
+    """Misclassifications of a stochastic classifier on one pass of ``split`` (a fresh draw per
+    example, so the count is a sum of independent Bernoulli variables): ``(errors, n)``."""
+    errors = 0
+    for i in range(0, len(split), batch_size):
+        out = posterior.logits(split.x[i : i + batch_size], generator)
+        errors += int((out.argmax(dim=1).cpu() != split.y[i : i + batch_size].cpu()).sum())
+    return errors, len(split)

@@ -10,7 +10,7 @@ from typing import Any, Callable
 import torch
 from torch import nn
 
-from bench.contracts import DataBundle, Recipe, TaskInstance, TaskSpec
+from bench.contracts import DataBundle, Prior, PriorSpec, Recipe, TaskInstance, TaskSpec
 from bench.evaluation import error_rate
 from bench.params import ConfigError, build_params, canonical_json, params_dict
 from bench.registry import Registry
@@ -102,7 +102,7 @@ def instantiate_task(
     return TaskInstance(spec.name, spec, data, recipe, config, build_model)
 
 
-def seeded_model_factory(task: TaskInstance, seed: int, device: torch.device) -> Callable[[], nn.Module]:
+def seeded_factory(build: Callable[[], nn.Module], seed: int, device: torch.device) -> Callable[[], nn.Module]:
     """The untrained model of the run's seed: built on the CPU from a seeded RNG, so the same seed
     gives the same initialization on every device (the initialization is part of the prior)."""
 
@@ -110,12 +110,35 @@ def seeded_model_factory(task: TaskInstance, seed: int, device: torch.device) ->
         state = torch.random.get_rng_state()
         try:
             torch.manual_seed(seed)
-            model = task.build_model()
+            model = build()
         finally:
             torch.random.set_rng_state(state)
         return model.to(device)
 
     return make
+
+
+def seeded_model_factory(task: TaskInstance, seed: int, device: torch.device) -> Callable[[], nn.Module]:
+    return seeded_factory(task.build_model, seed, device)
+
+
+def prior_spec(task: TaskInstance, seed: int, device: torch.device) -> PriorSpec:
+    """What a decoder of this task and seed may know, as plain data."""
+    data = task.data
+    return PriorSpec(task=task.config, seed=seed, device=str(device), input_shape=tuple(data.input_shape),
+                     num_classes=data.num_classes, task_type=data.task_type)
+
+
+def prior_from_spec(spec: PriorSpec, registry: Registry) -> Prior:
+    """The prior rebuilt from its spec and the registry alone: no dataset is loaded."""
+    config = spec.task
+    family = config["model"].split(":", 1)[0]
+    model = registry.get("models", family)(**config["model_params"])
+
+    def build() -> nn.Module:
+        return model.build(tuple(spec.input_shape), spec.num_classes)
+
+    return Prior(spec, seeded_factory(build, spec.seed, torch.device(spec.device)))
 
 
 class BaseModels:

@@ -1,5 +1,8 @@
-"""Re-check a certificate from its evidence: decode the kept message with nothing but the prior
-(task, seed, compressor configuration), re-evaluate, recompute the bound, compare with the row."""
+"""Re-check a certificate from its evidence: decode the kept message in the prior-only process,
+check the claimed per-layer structure and section layout against it, re-evaluate it, re-derive the
+configuration bits from the run's own configuration, recompute the bound and the target's test error,
+and compare everything with the row. Versions must match too: a row made by another version of a
+plugin is not re-checked by this one."""
 
 from __future__ import annotations
 
@@ -11,18 +14,19 @@ from pathlib import Path
 
 import pandas as pd
 
-from bench.contracts import Compressed, Evaluated, TaskSpec
+from bench.contracts import Compressed, TaskSpec
 from bench.environment import resolve_device
-from bench.evaluation import error_rate
+from bench.ledger import Ledger
 from bench.params import ConfigError
 from bench.progress import progress
 from bench.registry import Registry
 from bench.results import ResultsStore
-from bench.runner import build_context, result_columns
-from bench.tasks import BaseModels, instantiate_task
+from bench.rows import ContractError, bound_columns, check_bound_result, check_layers, check_sections
+from bench.runner import build_context, evaluate, measure_target
+from bench.sandbox import Decoder
+from bench.tasks import BaseModels, instantiate_task, prior_spec
 from bench.training import ModelCache, default_cache_dir
 
-ERROR_TOLERANCE = 1e-12  # errors are counts / n: exactly reproducible
 BOUND_TOLERANCE = 1e-9  # relative
 
 
@@ -31,11 +35,17 @@ class Report:
     cell_id: str
     ok: bool
     checks: list[tuple[str, object, object, bool]] = field(default_factory=list)  # name, stored, recomputed, agree
+    notes: list[str] = field(default_factory=list)
     problem: str | None = None
 
     def add(self, name: str, stored, recomputed, agree: bool) -> None:
         self.checks.append((name, stored, recomputed, agree))
         self.ok = self.ok and agree
+
+    def fail(self, problem: str) -> "Report":
+        self.ok = False
+        self.problem = problem
+        return self
 
     def text(self) -> str:
         lines = [f"cell {self.cell_id}: {'AGREES' if self.ok else 'DIFFERS'}"]
@@ -43,6 +53,7 @@ class Report:
             lines.append(f"  {self.problem}")
         for name, stored, recomputed, agree in self.checks:
             lines.append(f"  {'ok ' if agree else 'BAD'} {name}: stored {stored}, recomputed {recomputed}")
+        lines += [f"  note {n}" for n in self.notes]
         return "\n".join(lines)
 
 
@@ -55,64 +66,109 @@ def find_row(df: pd.DataFrame, cell_id: str) -> pd.Series:
     return rows.sort_values("started_at").iloc[-1]
 
 
-def _missing(value: float | None) -> bool:
-    return value is None or math.isnan(value)
+def _missing(value) -> bool:
+    return value is None or (isinstance(value, float) and math.isnan(value)) or pd.isna(value)
 
 
-def _close(a: float | None, b: float | None, rel: float) -> bool:
+def _close(a, b, rel: float) -> bool:
     """Equal within ``rel`` (relative, at least absolute); two missing values also agree."""
     if _missing(a) or _missing(b):
         return _missing(a) and _missing(b)
-    return abs(a - b) <= rel * max(1.0, abs(a), abs(b))
+    return abs(float(a) - float(b)) <= rel * max(1.0, abs(float(a)), abs(float(b)))
+
+
+def grid_sizes(sidecar: dict, row: pd.Series) -> tuple[int, int]:
+    """The sizes of the compressor's and the bound's grids in the run that wrote ``row``."""
+    config = sidecar["config"]
+    comp_params, bound_params = json.loads(row["compressor_params"]), json.loads(row["bound_params"])
+    sizes = []
+    for kind, name, params in (("compressors", row["compressor"], comp_params), ("bounds", row["bound"], bound_params)):
+        grid = next((g for g in config[kind] if g and g[0]["name"] == name and
+                     any(p["params"] == params for p in g)), None)
+        if grid is None:
+            raise ContractError(f"the run's configuration has no {kind[:-1]} '{name}' with these parameters")
+        sizes.append(len(grid))
+    return sizes[0], sizes[1]
 
 
 def verify_cell(cell_id: str, results: Path, registry: Registry, data_dir: Path | None = None,
-                device: str = "auto") -> Report:
+                device: str = "auto", decoder: Decoder | None = None) -> Report:
     store = ResultsStore(results)
     row = find_row(store.read(), cell_id)
     report = Report(str(row["cell_id"]), ok=True)
-    message, meta, layers = store.load_artifact(str(row["artifact_id"]))
+    try:
+        message, meta, layers = store.load_artifact(str(row["artifact_id"]), check=False)  # checked below
+    except (OSError, ValueError, KeyError) as exc:
+        return report.fail(f"the artifact's evidence cannot be read: {type(exc).__name__}: {exc}")
     tc = meta["task"]
     spec = TaskSpec(name=tc["name"], dataset=tc["dataset"], model=tc["model"],
                     dataset_params=tc["dataset_params"], model_params=tc["model_params"], recipe=tc["recipe"])
     task = instantiate_task(spec, registry, data_dir)
     seed = int(meta["seed"])
     dev = resolve_device(device)
-    base_models = BaseModels(ModelCache(default_cache_dir()), dev, progress)
     compressor_cls = registry.get("compressors", meta["compressor"])
     bound_cls = registry.get("bounds", str(row["bound"]))
-    for name, cls, stored in (("compressor", compressor_cls, meta["compressor_version"]),
-                              ("bound", bound_cls, row["bound_version"])):
-        if cls.version != stored:
-            report.problem = f"{name} version is {cls.version}, the row was made by {stored}"
-    comp_bits = math.log2(int(row["grid_size"]))
-    ctx = build_context(task, seed, dev, base_models, float(row["delta"]), float(row["hparam_bits"]))
+    report.add("compressor version", meta["compressor_version"], compressor_cls.version,
+               compressor_cls.version == meta["compressor_version"])
+    report.add("bound version", row["bound_version"], bound_cls.version, bound_cls.version == row["bound_version"])
+    if not report.ok:
+        return report.fail("the installed plugin versions did not make this row; install those versions to verify it")
     digest = hashlib.sha256(message).hexdigest()
     report.add("message sha256", meta["sha256"][:16], digest[:16], meta["sha256"] == digest)
-    report.add("message bits", int(meta["bits"]), 8 * len(message),
-               float(meta["bits"]) == 8 * len(message))
+    report.add("message bits", int(meta["bits"]), 8 * len(message), float(meta["bits"]) == 8 * len(message))
+
+    # configuration bits: re-derived from the run's own configuration, never read from the row
     try:
-        model = compressor_cls(**meta["compressor_params"]).decode(message, ctx).eval()
-    except Exception as exc:  # a corrupted message must fail cleanly
-        report.ok = False
-        report.problem = f"decoding the stored message failed: {type(exc).__name__}: {exc}"
-        return report
-    train_err = error_rate(model, task.data.train, task.data.task_type)
-    test_err = error_rate(model, task.data.test, task.data.task_type)
-    for key, value in (("train_err", train_err), ("test_err", test_err)):
-        report.add(key, float(row[key]), value, _close(float(row[key]), value, ERROR_TOLERANCE))
+        sidecar = json.loads((store.root / "_runs" / f"{row['run_id']}.json").read_text())
+        comp_grid, bound_grid = grid_sizes(sidecar, row)
+    except (OSError, ValueError, KeyError, ContractError) as exc:
+        return report.fail(f"cannot re-derive the configuration bits from the run's configuration: {exc}")
+    comp_bits = max(math.log2(comp_grid), float(meta.get("hparam_bits", 0.0)))
+    hparam_bits = comp_bits + math.log2(bound_grid)
+    report.add("configuration bits", float(row["hparam_bits"]), hparam_bits,
+               _close(float(row["hparam_bits"]), hparam_bits, BOUND_TOLERANCE))
+    report.notes.append(f"ledger: {Ledger(results).count(str(row['sample_id']))} configurations tried on this "
+                        f"training sample (the headline pays log2 of that)")
+
+    own_decoder = decoder is None
+    decoder = decoder or Decoder()
+    try:
+        model, model_digest = decoder.decode(meta["compressor"], compressor_cls.version, meta["compressor_params"],
+                                             message, prior_spec(task, seed, dev))
+    except Exception as exc:  # a corrupted message or a decoder that needs more than the prior
+        return report.fail(f"decoding the stored message from the prior alone failed: {type(exc).__name__}: {exc}")
+    finally:
+        if own_decoder:
+            decoder.close()
+    report.add("decoded model digest", str(meta.get("model_digest"))[:16], model_digest[:16],
+               meta.get("model_digest") == model_digest)
     compressed = Compressed(message=message, layers=layers, stats=meta.get("stats", {}),
-                            extras=meta.get("extras", {}), hparam_bits=comp_bits)
-    evaluated = Evaluated(compressed, model, train_err, test_err)
+                            extras=meta.get("extras", {}), sections=meta.get("sections"), hparam_bits=comp_bits)
+    for what, check in (("section layout", lambda: compressed.sections and check_sections(message, compressed.sections, meta["compressor"])),
+                        ("layers (S, C, Q)", lambda: layers and check_layers(layers, model, meta["compressor"]))):
+        try:
+            check()
+            report.add(f"{what} against the decoded message", "claimed", "matches", True)
+        except ContractError as exc:
+            report.add(f"{what} against the decoded message", "claimed", str(exc), False)
+    evaluated, measured = evaluate(model, compressed, task)
+    for key, value in (("train_errors", evaluated.train_errors), ("test_errors", measured.test_errors),
+                       ("train_err", evaluated.train_err), ("test_err", measured.test_err)):
+        stored = None if _missing(row[key]) else row[key]
+        report.add(key, stored, value, _close(stored, value, 0.0))
+
+    base_models = BaseModels(ModelCache(default_cache_dir()), dev, progress)
+    ctx = build_context(task, seed, dev, base_models, float(row["delta"]), hparam_bits)
     bound = bound_cls(**json.loads(row["bound_params"]))
     try:
-        result = bound.compute(evaluated, ctx)
-        cols = result_columns(result, evaluated, 0.0, ctx.delta)
+        result = check_bound_result(bound.compute(evaluated, ctx), bound_cls.name, bound_cls.bound_kind,
+                                    evaluated, ctx.delta, hparam_bits)
+        cols = bound_columns(result, evaluated, 0.0, ctx.delta, hparam_bits)
+        cols.update(measure_target(task, seed, result, measured, ctx.delta))
     except Exception as exc:
-        report.ok = False
-        report.problem = f"recomputing the bound failed: {type(exc).__name__}: {exc}"
-        return report
-    for key in ("kl_nats", "error_bound"):
-        stored = None if pd.isna(row[key]) else float(row[key])
+        return report.fail(f"recomputing the bound failed: {type(exc).__name__}: {exc}")
+    for key in ("kl_nats", "error_bound", "target_test_err"):
+        stored = None if _missing(row[key]) else float(row[key])
         report.add(key, stored, cols[key], _close(stored, cols[key], BOUND_TOLERANCE))
+    report.add("target", row["target"], cols["target"], row["target"] == cols["target"])
     return report

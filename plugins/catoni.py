@@ -24,11 +24,16 @@ layer, a Gaussian mixture with scale ``λ_l`` over the codebook. The KL is
   ``sigma_select_examples`` training examples (never test data), with ``σ_l = s_l · rms(kept weights of
   l)``; first one common multiple ``s`` from ``sigma_grid``, then per-layer refinements (×½, ×2, or no
   noise) while the estimate improves. The estimate uses common random numbers (one generator seed).
+  ``noise = "always"`` keeps some noise on every layer (the search never picks σ = 0), for when the
+  stochastic classifier itself is what is to be certified.
 * The stochastic training error is estimated afresh (another generator seed) on the whole training
   set, ``mc_passes`` times, one weight draw per prediction (``bench.stochastic``), and bounded by
   ``kl⁻¹(ê_MC, ln(2/δ')/m)`` with ``m = n·mc_passes`` and ``δ' = delta_prime_fraction·δ``; Catoni's bound
-  is then taken at confidence ``δ - δ'``. When the search leaves every layer without noise the
-  classifier is deterministic: its training error is used as is, with ``δ' = 0``.
+  is then taken at confidence ``δ - δ'``. The row certifies that stochastic classifier (``target =
+  stochastic``) and hands the harness its posterior, which measures its own test error. When the
+  search leaves every layer without noise the classifier is the decoded model: its training error is
+  used as is, but ``δ'`` is still spent (choosing between ``δ`` and ``δ - δ'`` by the data would cost
+  up to 1.1 δ).
 
 Everything derives from the run's seed, so ``bench verify`` recomputes the same bound.
 """
@@ -37,7 +42,7 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
-from typing import Any, ClassVar
+from typing import Any, ClassVar, Literal
 
 import numpy as np
 import torch
@@ -45,7 +50,7 @@ import torch
 from bench import bounds_math
 from bench.contracts import Bound, BoundResult, Evaluated, LayerCode, RunContext, Split
 from bench.hookspecs import hookimpl
-from bench.stochastic import NoiseSpec, best_prior_scale, noisy_error_count
+from bench.stochastic import NoiseSpec, NoisyPosterior, best_prior_scale, noisy_error_count
 from bench_plugins.occam import classification_only, occam_parts
 
 LN2 = math.log(2.0)
@@ -62,6 +67,7 @@ class CatoniParams:
     lambda_grid: int = 511  # G values; each layer pays log2(G + 1) bits (G scales or "no noise")
     sigma_grid: tuple[float, ...] = (0.01, 0.02, 0.04, 0.07, 0.1, 0.15, 0.2, 0.3, 0.45)
     sigma_refine_rounds: int = 2
+    noise: Literal["search", "always"] = "search"  # always: every layer keeps some noise (never σ = 0)
     sigma_select_examples: int = 10_000
     mc_passes: int = 1
     mc_batch_size: int = 1000
@@ -105,7 +111,7 @@ class RobustKL:
         c = artifact.compressed
         self.p, self.ctx = p, ctx
         self.layers: list[LayerCode] = [layer for layer in c.layers if len(layer.assignments)]
-        sections = c.extras["section_bits"]
+        sections = dict(c.sections)  # checked against the message by the harness
         self.message_bits = float(c.bits)
         self.q_coded = {layer.name: float(sections[f"{layer.name}.Q"]) for layer in self.layers}
         self.grid = np.geomspace(p.lambda_min, p.lambda_max, p.lambda_grid)
@@ -161,9 +167,9 @@ class Catoni(Bound):
         if reason or not self.params.robust:
             return reason
         c = artifact.compressed
-        sections = c.extras.get("section_bits") if isinstance(c.extras, dict) else None
-        if not c.layers or not isinstance(sections, dict):
+        if not c.layers or not c.sections:
             return "robust=true needs the per-layer (S, C, Q) and the message's section sizes"
+        sections = dict(c.sections)
         missing = [layer.name for layer in c.layers if f"{layer.name}.Q" not in sections]
         if missing:
             return f"robust=true needs the size of each layer's Q section; missing for {', '.join(missing)}"
@@ -183,6 +189,7 @@ class Catoni(Bound):
             kl_nats=kl.nats, message_bits=kl.message_bits, length_code_bits=kl.length_code_bits,
             hparam_bits=kl.hparam_bits, adjustment_nats=0.0, delta=ctx.delta,
             extras={"alpha": self.params.alpha, "lambda": result.lam, "length_code": "elias-delta"},
+            target="decoded", form="catoni", alpha=self.params.alpha,
         )
 
     # ------------------------------------------------------------------------------- robust
@@ -200,10 +207,8 @@ class Catoni(Bound):
                                       p.mc_batch_size)
         kl = rkl.parts(sigmas)["nats"]
         n = ctx.task.n_train
-        if not noise:
-            return bounds_math.catoni_bound(errors / m, n, kl, ctx.delta, p.alpha).bound
         delta_prime = p.delta_prime_fraction * ctx.delta
-        err = bounds_math.mc_error_upper_bound(errors / m, n * p.mc_passes, delta_prime)
+        err = bounds_math.mc_error_upper_bound(errors / m, m, delta_prime) if noise else errors / m
         return bounds_math.catoni_bound(err, n, kl, ctx.delta - delta_prime, p.alpha).bound
 
     def choose_sigmas(self, artifact: Evaluated, ctx: RunContext, rkl: RobustKL) -> tuple[dict[str, float], list]:
@@ -217,7 +222,8 @@ class Catoni(Bound):
             trace.append({"sigmas": dict(sig), "estimate": value})
             return value
 
-        best, best_value = {n: 0.0 for n in scales}, None
+        start = 0.0 if p.noise == "search" else p.sigma_grid[0]
+        best = {n: start * scales[n] for n in scales}
         best_value = score(best)
         for s in p.sigma_grid:
             sig = {n: s * scales[n] for n in scales}
@@ -229,6 +235,8 @@ class Catoni(Bound):
             for name in scales:
                 current = best[name]
                 options = [0.0, current / 2, current * 2] if current > 0 else [p.sigma_grid[0] * scales[name]]
+                if p.noise == "always":
+                    options = [o for o in options if o > 0]
                 for option in options:
                     sig = {**best, name: option}
                     value = score(sig)
@@ -245,16 +253,15 @@ class Catoni(Bound):
         parts = rkl.parts(sigmas)
         train = ctx.task.data.train
         noise = self._noise(rkl, sigmas)
+        delta_prime = p.delta_prime_fraction * ctx.delta  # spent whatever the σ search found
         if noise:
             errors, m = noisy_error_count(artifact.model, noise, train, ctx.generator(_FINAL_OFFSET),
                                           p.mc_passes, p.mc_batch_size)
             err_mc = errors / m
-            delta_prime = p.delta_prime_fraction * ctx.delta
             err_upper = bounds_math.mc_error_upper_bound(err_mc, m, delta_prime)
-        else:  # no layer carries noise: the classifier is deterministic, its error is exact
-            errors, m = round(artifact.train_err * len(train)), 0
+        else:  # no layer carries noise: the classifier is the decoded model, its error is exact
+            errors, m = artifact.train_errors, 0
             err_mc = err_upper = artifact.train_err
-            delta_prime = 0.0
         result = bounds_math.catoni_bound(err_upper, ctx.task.n_train, parts["nats"], ctx.delta - delta_prime,
                                           p.alpha)
         point_mass = occam_parts(artifact, ctx)
@@ -272,7 +279,9 @@ class Catoni(Bound):
             kl_nats=parts["nats"], message_bits=parts["code_bits"] + parts["choice_bits"],
             length_code_bits=parts["length_bits"],
             hparam_bits=parts["hparam_bits"], adjustment_nats=parts["mixture_nats"], delta=ctx.delta,
-            mc_samples=m or None,
+            mc_samples=m or None, target="stochastic" if noise else "decoded",
+            posterior=NoisyPosterior(artifact.model, noise) if noise else None,
+            form="catoni", alpha=p.alpha, delta_prime=delta_prime,
             extras={
                 "alpha": p.alpha, "lambda": result.lam, "length_code": "elias-delta", "robust": True,
                 "layers": layers, "err_mc": err_mc, "mc_errors": errors, "m": m, "delta_prime": delta_prime,

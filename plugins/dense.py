@@ -13,7 +13,7 @@ import numpy as np
 import torch
 from torch import nn
 
-from bench.contracts import Compressed, Compressor, RunContext
+from bench.contracts import Compressed, Compressor, Prior, RunContext
 from bench.hookspecs import hookimpl
 
 
@@ -32,8 +32,8 @@ class Dense(Compressor):
         n = sum(p.numel() for p in model.parameters())
         return Compressed(message=message, model=model, stats={"n_params_kept": n})
 
-    def decode(self, message: bytes, ctx: RunContext) -> nn.Module:
-        model = ctx.make_model()
+    def decode(self, message: bytes, prior: Prior) -> nn.Module:
+        model = prior.make_model()
         entries = float_entries(model)
         expected = 4 * sum(v.numel() for _, v in entries)
         if len(message) != expected:

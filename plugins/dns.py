@@ -41,7 +41,7 @@ import torch
 from torch import nn
 from torch.func import functional_call
 
-from bench.contracts import Compressed, Compressor, RunContext
+from bench.contracts import Compressed, Compressor, Prior, RunContext
 from bench.evaluation import loss_fn, minibatches
 from bench.hookspecs import hookimpl
 from bench.quantization import coded_tensor_names
@@ -229,8 +229,8 @@ class DNS(Compressor):
         thresholds = {n: surgery.threshold(n, surgery.stop_step) for n in surgery.names}
         return quantize_and_encode(model, masks, p, ctx, stats, {"final_thresholds": thresholds})
 
-    def decode(self, message: bytes, ctx: RunContext) -> nn.Module:
-        return decode_sparse(message, ctx, self.params)
+    def decode(self, message: bytes, prior: Prior) -> nn.Module:
+        return decode_sparse(message, prior, self.params)
 
 
 @hookimpl

@@ -39,7 +39,7 @@ from typing import ClassVar, Literal
 import numpy as np
 import torch
 
-from bench.contracts import Compressed, Compressor, RunContext
+from bench.contracts import Compressed, Compressor, Prior, RunContext
 from bench.curvature import diagonal_curvature
 from bench.hookspecs import hookimpl
 from bench.params import content_hash
@@ -160,12 +160,13 @@ class _HessianWeightedKMeans(Compressor):
                 "taylor_distortion": taylor,  # ½ Σ h (ŵ - w)², the second-order estimate of d_S
                 "curvature_seconds": curvature_seconds,
             },
+            sections=encoded.sections,
         )
 
-    def decode(self, message: bytes, ctx: RunContext):
+    def decode(self, message: bytes, prior: Prior):
         p = self.params
         _, block = self._beta_block()
-        return decode_model(message, ctx.make_model(), p.prune > 0, p.codebook_precision, p.rest_precision,
+        return decode_model(message, prior.make_model(), p.prune > 0, p.codebook_precision, p.rest_precision,
                             shared_codebook=p.scope == "network", block=block)
 
 

@@ -26,7 +26,7 @@ import torch
 from torch import nn
 
 from bench import coding
-from bench.contracts import Compressed, Compressor, RunContext
+from bench.contracts import Compressed, Compressor, Prior, RunContext
 from bench.hookspecs import hookimpl
 from bench.projectors import PROJECTORS
 from bench.subspace import (Subspace, float_buffers, init_codebook, assign_levels, quantize_aware_train,
@@ -83,8 +83,8 @@ class IntrinsicDimParams:
             raise ValueError("parameter 'qat_lr' must be > 0")
 
 
-def projector_seed(ctx: RunContext) -> int:
-    return ctx.seed * 1_000_003 + PROJECTOR_SEED_OFFSET
+def projector_seed(prior: Prior | RunContext) -> int:
+    return prior.seed * 1_000_003 + PROJECTOR_SEED_OFFSET
 
 
 class IntrinsicDim(Compressor):
@@ -109,9 +109,10 @@ class IntrinsicDim(Compressor):
             "code": SUBSPACE_CODE_VERSION, "torch": torch.__version__.split("+")[0],
         }
 
-    def space(self, ctx: RunContext) -> Subspace:
+    def space(self, prior: Prior | RunContext) -> Subspace:
+        """θ₀ + P·z: both from the prior (the seeded initialization and the seeded projector)."""
         p = self.params
-        return Subspace(ctx.make_model(), p.projector, p.dim, projector_seed(ctx), ctx.device, p.scale)
+        return Subspace(prior.make_model(), p.projector, p.dim, projector_seed(prior), prior.device, p.scale)
 
     def trained_z(self, space: Subspace, ctx: RunContext) -> tuple[torch.Tensor, dict]:
         """z after subspace training: from the cache, or trained now (once, even across workers)."""
@@ -173,13 +174,14 @@ class IntrinsicDim(Compressor):
         message = coding.pack_sections(sections)
         extras["section_bits"] = {k: 8 * len(v) for k, v in sections.items()}
         return Compressed(message=message, model=model.eval(), layers=None,
-                          stats={"n_params_kept": space.d}, extras=extras)
+                          stats={"n_params_kept": space.d}, extras=extras,
+                          sections=list(extras["section_bits"].items()))
 
     # -------------------------------------------------------------------------------- decode
-    def decode(self, message: bytes, ctx: RunContext) -> nn.Module:
+    def decode(self, message: bytes, prior: Prior) -> nn.Module:
         p = self.params
         sections = coding.unpack_sections(message, SECTIONS)
-        space = self.space(ctx)
+        space = self.space(prior)
         if p.levels == 0:
             if sections["codebook"]:
                 raise coding.CorruptMessage("a codebook in an unquantized message")

@@ -54,7 +54,8 @@ class Occam(Bound):
         return BoundResult(
             kind="certificate", error_bound=bound, empirical_term=artifact.train_err, kl_nats=kl.nats,
             message_bits=kl.message_bits, length_code_bits=kl.length_code_bits, hparam_bits=kl.hparam_bits,
-            adjustment_nats=0.0, delta=ctx.delta, extras=extras,
+            adjustment_nats=0.0, delta=ctx.delta, extras=extras, target="decoded", form=self.params.form,
+            alpha=self.params.alpha if self.params.form == "catoni" else None,
         )
 
 

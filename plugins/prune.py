@@ -22,7 +22,7 @@ import numpy as np
 import torch
 from torch import nn
 
-from bench.contracts import Compressed, Compressor, RunContext, Split
+from bench.contracts import Compressed, Compressor, Prior, RunContext, Split
 from bench.evaluation import loss_fn, minibatches
 from bench.hookspecs import hookimpl
 from bench.quantization import (CodebookModel, coded_tensor_names, decode_model, encode_model,
@@ -135,11 +135,12 @@ def quantize_and_encode(model: nn.Module, masks: Masks, p: CodingParams, ctx: Ru
         message=encoded.message, model=encoded.model, layers=encoded.layers, stats=stats,
         extras={"section_bits": encoded.section_bits, "kept": kept, "sizes": sizes,
                 "levels": {c.name: int(len(c.codebook)) for c in codes}, **(extras or {})},
+        sections=encoded.sections,
     )
 
 
-def decode_sparse(message: bytes, ctx: RunContext, p: CodingParams) -> nn.Module:
-    return decode_model(message, ctx.make_model(), True, p.codebook_precision, p.rest_precision)
+def decode_sparse(message: bytes, prior: Prior, p: CodingParams) -> nn.Module:
+    return decode_model(message, prior.make_model(), True, p.codebook_precision, p.rest_precision)
 
 
 # ------------------------------------------------------------------------------------- the plugin
@@ -202,8 +203,8 @@ class Prune(Compressor):
         pruned_train_err = ctx.evaluate(model, ctx.task.data.train)
         return quantize_and_encode(model, masks, p, ctx, {"pruned_train_err": pruned_train_err})
 
-    def decode(self, message: bytes, ctx: RunContext) -> nn.Module:
-        return decode_sparse(message, ctx, self.params)
+    def decode(self, message: bytes, prior: Prior) -> nn.Module:
+        return decode_sparse(message, prior, self.params)
 
 
 @hookimpl

@@ -10,7 +10,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import ClassVar, Literal
 
-from bench.contracts import Compressed, Compressor, RunContext
+from bench.contracts import Compressed, Compressor, Prior, RunContext
 from bench.hookspecs import hookimpl
 from bench.quantization import CodebookModel, decode_model, encode_model, quantize_tensors
 
@@ -51,11 +51,12 @@ class Quantize(Compressor):
         return Compressed(
             message=encoded.message, model=encoded.model, layers=encoded.layers,
             stats={"n_params_kept": n_params}, extras={"section_bits": encoded.section_bits},
+            sections=encoded.sections,
         )
 
-    def decode(self, message: bytes, ctx: RunContext):
+    def decode(self, message: bytes, prior: Prior):
         p = self.params
-        return decode_model(message, ctx.make_model(), False, p.codebook_precision, p.rest_precision)
+        return decode_model(message, prior.make_model(), False, p.codebook_precision, p.rest_precision)
 
 
 @hookimpl

@@ -130,10 +130,13 @@ def test_dns_through_the_runner_decodes_exactly_and_verifies(workspace, capsys):
     extras = json.loads(df.loc[df["bound"] == "catoni", "extras"].iloc[0])
     stats = extras["stats"]
     bound = extras["bound"]
-    if any(layer["sigma"] > 0 for layer in bound["layers"].values()):
-        assert bound["m"] == df["n_train"].iloc[0] and bound["delta_prime"] > 0
-    else:  # the search kept every layer deterministic: exact error, no Monte-Carlo correction
-        assert bound["m"] == 0 and bound["delta_prime"] == 0 and bound["err_mc"] == df["train_err"].iloc[0]
+    # this (seeded) search keeps every layer deterministic: exact error, no Monte-Carlo estimate, the
+    # decoded model is the target, and δ' is spent all the same (choosing δ by the data is not allowed)
+    catoni = df[df["bound"] == "catoni"].iloc[0]
+    assert all(layer["sigma"] == 0 for layer in bound["layers"].values())
+    assert bound["m"] == 0 and bound["err_mc"] == catoni["train_err"]
+    assert bound["delta_prime"] == pytest.approx(0.005) and catoni["delta_prime"] == pytest.approx(0.005)
+    assert catoni["target"] == "decoded" and catoni["target_test_err"] == catoni["test_err"]
     assert 0 < stats["sparsity"] < 1 and stats["n_weights_kept"] < df["n_params"].iloc[0]
     capsys.readouterr()
     assert main(["verify", *df["cell_id"]]) == 0

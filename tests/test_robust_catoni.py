@@ -144,22 +144,13 @@ def test_noisy_error_count_is_deterministic_and_zero_noise_is_the_model():
 # ------------------------------------------------------------------------ through the runner
 
 
-def test_robust_catoni_through_the_runner_and_verify(workspace, capsys, monkeypatch):
-    from bench_plugins.catoni import Catoni
-
-    search = Catoni.choose_sigmas
-
-    def noisy_choice(self, artifact, ctx, rkl):  # run the search, then keep noise on every layer
-        _, trace = search(self, artifact, ctx, rkl)
-        return {layer.name: 0.05 * rkl.scale(layer) for layer in rkl.layers}, trace
-
-    monkeypatch.setattr(Catoni, "choose_sigmas", noisy_choice)
+def test_robust_catoni_through_the_runner_and_verify(workspace, capsys):
     argv = ["run", "--compressors", "prune", "--bounds", "catoni",
             "--set", "compressor.prune.retrain_epochs=1", "--set", "compressor.prune.sparsity=0.6",
             "--set", "compressor.prune.steps=1",
             "--set", "bound.catoni.robust=[false,true]", "--set", "bound.catoni.sigma_select_examples=500",
             "--set", "bound.catoni.sigma_grid=[0.05,0.2]", "--set", "bound.catoni.sigma_refine_rounds=1",
-            "--no-leaderboard"]
+            "--set", 'bound.catoni.noise="always"', "--no-leaderboard"]
     assert main(argv) == 0
     df = pd.read_parquet(workspace / "results")
     assert (df["status"] == "ok").all() and len(df) == 2
@@ -183,8 +174,16 @@ def test_robust_catoni_through_the_runner_and_verify(workspace, capsys, monkeypa
     assert robust["mc_samples"] == robust["n_train"] and extras["m"] == robust["n_train"]
     assert extras["delta_prime"] == pytest.approx(0.005)
     assert robust["empirical_term"] >= extras["err_mc"]
+    # the robust row certifies the noisy classifier and carries that classifier's own test error
+    assert robust["target"] == "stochastic" and plain["target"] == "decoded"
+    assert robust["target_test_trials"] == robust["n_test"] and 0 < robust["target_test_err_se"] < 0.05
+    assert robust["target_test_err"] == robust["target_test_errors"] / robust["n_test"]
+    assert robust["target_test_err"] != robust["test_err"]  # measured on the noisy classifier, not the decoded one
+    assert robust["bound_minus_test"] == pytest.approx(robust["error_bound"] - robust["target_test_err"])
+    assert plain["target_test_err"] == plain["test_err"] and plain["delta_prime"] == 0
+    assert robust["delta_prime"] == pytest.approx(0.005)
     for row in (robust, plain):
-        assert row["error_bound"] >= row["test_err"] and row["error_bound"] >= row["empirical_term"]
+        assert row["error_bound"] >= row["target_test_err"] and row["error_bound"] >= row["empirical_term"]
     capsys.readouterr()
     assert main(["verify", robust["cell_id"], plain["cell_id"]]) == 0
     out = capsys.readouterr().out

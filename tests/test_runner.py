@@ -93,15 +93,25 @@ def test_same_configuration_and_seed_give_the_same_message_bytes(workspace):
     assert len(digests["a"]) == 2 and digests["a"] == digests["b"]
 
 
-def test_leaderboard_flags_a_certificate_below_test_error(workspace):
+def test_a_certificate_below_its_targets_test_error_is_refuted(workspace):
     from bench import leaderboard
+    from bench.rows import target_columns
 
     assert main(["run", "--compressors", "dense", "--bounds", "occam", "--no-leaderboard"]) == 0
     df = rows(workspace)
-    assert leaderboard.below_test_error(df) == []
-    df.loc[:, "error_bound"] = df["test_err"] / 2
-    [line] = leaderboard.below_test_error(df)
-    assert "below the test error" in line and df["cell_id"].iloc[0] in line
+    assert leaderboard.refuted_rows(df) == [] and not df["refuted"].any()
+    row = df.iloc[0]
+    k, m = int(row["test_errors"]), int(row["n_test"])
+    # just above the Clopper–Pearson lower limit: stands; below it: refuted
+    from bench.bounds_math import clopper_pearson_lower
+
+    limit = clopper_pearson_lower(k, m, 0.05)
+    assert not target_columns(k, m, k / m, limit * 1.001, "certificate", 0.05)["refuted"]
+    assert target_columns(k, m, k / m, limit * 0.999, "certificate", 0.05)["refuted"]
+    assert not target_columns(k, m, k / m, 0.0, "expectation", 0.05)["refuted"]  # only certificates
+    df.loc[:, "refuted"] = True
+    [line] = leaderboard.refuted_rows(df)
+    assert "refuted" in line and df["cell_id"].iloc[0] in line
 
 
 def test_the_repository_results_folder_reads_with_its_note(workspace):

@@ -34,7 +34,8 @@ def test_verify_fails_cleanly_on_a_corrupted_message(finished_run):
     path.write_bytes(bytes(data[: len(data) // 2]))  # truncated
     out = run_bench("verify", row["cell_id"], cwd=workspace)
     assert out.returncode == 1
-    assert "DIFFERS" in out.stdout and "decoding the stored message failed" in out.stdout
+    assert "DIFFERS" in out.stdout and "decoding the stored message from the prior alone failed" in out.stdout
+    assert "BAD message sha256" in out.stdout
     assert "Traceback" not in out.stdout + out.stderr
     data[len(data) // 3] ^= 0xFF  # a flipped byte in a full-length message
     path.write_bytes(bytes(data))

@@ -11,7 +11,7 @@ Every decoder raises :class:`CorruptMessage` on truncated, overlong or inconsist
 """
 
 from .bits import BitReader, BitWriter, CorruptMessage, elias_delta_bits
-from .container import pack_sections, unpack_sections
+from .container import pack_sections, section_lengths, unpack_sections
 from .floats import PRECISIONS, decode_floats, encode_floats, round_to_precision
 from .symbols import decode_positions, decode_symbols, encode_positions, encode_symbols
 
@@ -29,5 +29,6 @@ __all__ = [
     "encode_symbols",
     "pack_sections",
     "round_to_precision",
+    "section_lengths",
     "unpack_sections",
 ]

@@ -15,13 +15,14 @@ def configure(parser: argparse.ArgumentParser) -> None:
 
 def run(args: argparse.Namespace) -> int:
     from bench import leaderboard
+    from bench.ledger import Ledger
     from bench.results import ResultsStore
 
     df = ResultsStore(args.results).read()
     if df.empty:
         print(f"no results in {args.results}")
         return 0
-    boards = leaderboard.build(df, args.task)
+    boards = leaderboard.build(df, args.task, Ledger(args.results).counts())
     if not boards:
         print(f"no results for task '{args.task}' in {args.results}")
         return 0

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import sys
+import time
 from pathlib import Path
 
 from bench.config import apply_assignment, load_config, parse_assignment, parse_names
@@ -80,15 +81,20 @@ def run(args: argparse.Namespace) -> int:
     runner = Runner(cfg, registry, argv=sys.argv)
     print(f"run {runner.run_id}: {runner.n_cells()} cells on {runner.device}, results in {cfg.results}",
           file=sys.stderr)
+    start = time.perf_counter()
     summary = runner.run()
+    seconds = time.perf_counter() - start
     counts = ", ".join(f"{v} {k}" for k, v in summary.counts.items())
-    print(f"run {summary.run_id} finished: {counts}", file=sys.stderr)
+    print(f"run {summary.run_id} finished in {seconds:.1f} s: {counts}; decoding from the prior alone "
+          f"took {summary.decode_seconds:.1f} s ({100 * summary.decode_seconds / max(seconds, 1e-9):.1f} %)",
+          file=sys.stderr)
     for failure in summary.failures:
         print(f"  failed: {failure}", file=sys.stderr)
     df = runner.store.read()
     df = df[df["task"].isin(cfg.tasks)]
-    for line in leaderboard.below_test_error(df):
-        print(f"warning: {line}", file=sys.stderr)
     if not args.no_leaderboard:
-        print(leaderboard.render(leaderboard.build(df)))
-    return 1 if summary.failures else 0
+        print(leaderboard.render(leaderboard.build(df, ledger_counts=runner.ledger.counts())))
+    refuted = leaderboard.refuted_rows(df)
+    for line in refuted:
+        print(f"error: {line}", file=sys.stderr)
+    return 1 if summary.failures or refuted else 0

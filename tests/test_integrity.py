@@ -1,0 +1,203 @@
+"""Certificate integrity against third-party plugins that break its promises (``bench_adversary``,
+installed through an entry point), and the harness's own bookkeeping: exact error counts, the ledger,
+refutation, quarantine of damaged results."""
+
+from __future__ import annotations
+
+import json
+import math
+
+import numpy as np
+import pandas as pd
+import pytest
+import torch
+
+from bench import bounds_math
+from bench.cli import main
+from bench.contracts import PRIOR_ONLY, Split
+from bench.evaluation import error_count, error_rate
+from conftest import run_bench
+
+TOY = ["--tasks", "toy-digits"]
+
+
+def rows(workspace, folder: str = "results") -> pd.DataFrame:
+    return pd.read_parquet(workspace / folder)
+
+
+# --------------------------------------------------------------------------- decoders that cheat
+def test_a_decoder_that_fetches_the_trained_model_fails_its_cell(third_party, workspace):
+    out = run_bench("run", *TOY, "--compressors", "peek-model,dense", "--bounds", "occam",
+                    "--set", 'compressor.peek-model.how=["prior","cache"]', "--no-leaderboard", cwd=workspace)
+    assert out.returncode == 1, out.stderr
+    df = rows(workspace)
+    peek = df[df["compressor"] == "peek-model"]
+    peek = peek.set_index(peek["compressor_params"].map(lambda p: json.loads(p)["how"]))
+    assert (peek["status"] == "failed").all() and len(peek) == 2
+    assert "Prior has no 'base_model'" in peek.loc["prior", "error"]
+    assert "decode tried to read" in peek.loc["cache", "error"] and ".pt" in peek.loc["cache", "error"]
+    for error in peek["error"]:
+        assert PRIOR_ONLY in error and "peek-model" in error
+    assert list(df.loc[df["compressor"] == "dense", "status"]) == ["ok"]
+
+
+def test_a_decoder_that_reads_the_training_data_fails_its_cell(third_party, workspace):
+    out = run_bench("run", *TOY, "--compressors", "peek-data", "--bounds", "occam",
+                    "--set", 'compressor.peek-data.how=["sklearn","registry"]', "--no-leaderboard", cwd=workspace)
+    assert out.returncode == 1
+    df = rows(workspace)
+    by_how = df.set_index(df["compressor_params"].map(lambda p: json.loads(p)["how"]))
+    assert (by_how["status"] == "failed").all()
+    assert "decode tried to read" in by_how.loc["sklearn", "error"] and "digits" in by_how.loc["sklearn", "error"]
+    assert "decode tried to load dataset 'digits'" in by_how.loc["registry", "error"]
+
+
+def test_a_decoded_model_with_non_finite_values_fails(workspace):
+    """``dense`` decoding a message of NaNs: the decoding process refuses it, naming the tensor."""
+    from bench.registry import load_registry
+    from bench.sandbox import DecodeError, Decoder
+    from bench.tasks import instantiate_task, prior_spec
+
+    registry = load_registry()
+    task = instantiate_task(registry.get("tasks", "digits-mlp"), registry)
+    spec = prior_spec(task, 0, torch.device("cpu"))
+    n = sum(p.numel() for p in task.build_model().state_dict().values() if p.is_floating_point())
+    decoder = Decoder()
+    try:
+        with pytest.raises(DecodeError, match=r"compressor 'dense'.*non-finite values in '1.weight'"):
+            decoder.decode("dense", "0.1.0", {}, np.full(n, np.nan, "<f4").tobytes(), spec, timeout=120)
+        model, digest = decoder.decode("dense", "0.1.0", {}, np.zeros(n, "<f4").tobytes(), spec, timeout=120)
+        assert all(float(p.detach().abs().sum()) == 0 for p in model.parameters()) and len(digest) == 64
+    finally:
+        decoder.close()
+
+
+# ------------------------------------------------------------------------------ bounds that cheat
+def test_a_bound_that_returns_another_kind_than_it_declares_fails(third_party, workspace):
+    out = run_bench("run", *TOY, "--compressors", "dense", "--bounds", "mislabeled", "--no-leaderboard",
+                    cwd=workspace)
+    assert out.returncode == 1
+    [row] = rows(workspace).itertuples()
+    assert row.status == "failed"
+    assert "bound 'mislabeled' returned kind 'certificate' but declares bound_kind 'expectation'" in row.error
+
+
+def test_a_zero_certificate_is_refuted_never_ranked_and_fails_the_run(third_party, workspace):
+    out = run_bench("run", *TOY, "--compressors", "dense", "--bounds", "zero,occam", cwd=workspace)
+    assert out.returncode == 1
+    df = rows(workspace)
+    zero = df[df["bound"] == "zero"].iloc[0]
+    assert zero["status"] == "ok" and bool(zero["refuted"]) and zero["target"] == "stochastic"
+    assert zero["target_test_errors"] > 0 and zero["target_test_trials"] == zero["n_test"]
+    assert f"cell {zero['cell_id']}" in out.stderr and "refuted" in out.stderr
+    sections = {part.split("\n", 1)[0]: part for part in out.stdout.split("### ")[1:]}
+    holding_zero = [title for title, text in sections.items() if "| zero " in text]
+    assert len(holding_zero) == 1 and holding_zero[0].startswith("Refuted")
+
+
+def test_clopper_pearson_lower_limit_matches_its_definition():
+    # P[Bin(m, p_L) >= k] = δ at the limit; 0 errors give 0
+    from scipy.stats import binom
+
+    for k, m in ((1, 10), (30, 450), (5000, 10000)):
+        p = bounds_math.clopper_pearson_lower(k, m, 0.05)
+        assert binom.sf(k - 1, m, p) == pytest.approx(0.05, rel=1e-9)
+    assert bounds_math.clopper_pearson_lower(0, 100, 0.05) == 0.0
+
+
+# -------------------------------------------------------------------------------- time limits
+@pytest.mark.parametrize("how", ["python", "c"])
+def test_a_compressor_that_never_returns_fails_under_the_local_executor(third_party, workspace, how):
+    out = run_bench("run", *TOY, "--compressors", "hang,dense", "--bounds", "occam", "--cell-timeout", "1",
+                    "--set", f'compressor.hang.how="{how}"', "--no-leaderboard", cwd=workspace, timeout=120)
+    assert out.returncode == 1
+    df = rows(workspace)
+    hang = df[df["compressor"] == "hang"].iloc[0]
+    assert hang["status"] == "failed" and "time limit of 1 s" in hang["error"]
+    if how == "c":  # deaf to SIGALRM: only killing its process stops it
+        assert "its worker process was killed" in hang["error"]
+    assert list(df.loc[df["compressor"] == "dense", "status"]) == ["ok"]
+
+
+def test_a_compressor_that_never_returns_fails_under_dask(third_party, workspace):
+    out = run_bench("run", *TOY, "--compressors", "hang,dense", "--bounds", "occam", "--cell-timeout", "1",
+                    "--set", 'compressor.hang.how=["python","c"]', "--executor", "dask",
+                    "--set", "executor.workers=1", "--no-leaderboard", cwd=workspace, timeout=300)
+    assert out.returncode == 1, out.stderr
+    df = rows(workspace)
+    hang = df[df["compressor"] == "hang"]
+    assert len(hang) == 2 and (hang["status"] == "failed").all()
+    assert hang["error"].str.contains("exceeded its time limit").all()
+    assert list(df.loc[df["compressor"] == "dense", "status"]) == ["ok"]
+
+
+# ------------------------------------------------------------------------------- exact counts
+def test_error_counts_at_n_60000_are_exact():
+    n, k = 60_000, 7_919
+    x = torch.zeros(n, 2)
+    x[:k, 1] = 1.0  # the model predicts class 1 exactly there
+    y = torch.zeros(n, dtype=torch.long)
+    model = torch.nn.Linear(2, 2, bias=False)
+    with torch.no_grad():
+        model.weight.copy_(torch.tensor([[0.5, 0.0], [0.0, 1.0]]))
+    split = Split(x, y)
+    assert error_count(model, split) == k
+    assert error_rate(model, split) == k / n  # float64, not a float32 mean
+    assert float(torch.tensor(k / n, dtype=torch.float32)) != k / n  # what a float32 mean would give
+
+
+# ----------------------------------------------------------------------------------- the ledger
+def test_a_narrowed_rerun_pays_the_ledger(third_party, workspace):
+    grid = ["run", *TOY, "--compressors", "toy-sign", "--bounds", "occam", "--no-leaderboard"]
+    assert main([*grid, "--set", "compressor.toy-sign.variant=[0,1,2,3]"]) == 0
+    first = rows(workspace)
+    assert (first["hparam_bits"] == 2.0).all() and (first["ledger_configs"] == 4).all()
+    assert main([*grid, "--set", "compressor.toy-sign.variant=0"]) == 0  # the cached message, a grid of 1
+    df = rows(workspace)
+    narrowed = df[~df["cell_id"].isin(first["cell_id"])].iloc[0]
+    assert narrowed["grid_size"] == 1 and narrowed["hparam_bits"] == 2.0  # reuse never pays less
+    assert narrowed["ledger_configs"] == 4  # the same configuration: not counted twice
+    assert main([*grid, "--set", "compressor.toy-sign.variant=9"]) == 0  # a new configuration
+    df = rows(workspace)
+    assert df["ledger_configs"].max() == 5
+    from bench import leaderboard
+    from bench.ledger import Ledger
+
+    [top] = [t for t in leaderboard.build(df, ledger_counts=Ledger(workspace / "results").counts())["toy-digits"]
+             if t.title.startswith("Headline")]
+    assert top.frame["configurations K"].iloc[0] == 5
+    expected = min(bounds_math.occam_binomial_bound(
+        r.train_err, r.n_train, r.kl_nats + (math.log2(5) - r.hparam_bits) * math.log(2), r.delta) for r in df.itertuples())
+    assert df["error_bound"].min() < expected < 1.0  # the search costs
+    assert top.frame["error bound %"].iloc[0] == f"{expected * 100:.2f}"
+
+
+# ------------------------------------------------------------------------------- damaged files
+def test_a_truncated_row_file_is_quarantined_and_its_cell_redone(workspace):
+    argv = ["run", "--compressors", "dense", "--bounds", "occam", "--no-leaderboard"]
+    assert main(argv) == 0
+    [path] = list((workspace / "results").glob("*.parquet"))
+    path.write_bytes(path.read_bytes()[:100])
+    out = run_bench("leaderboard", cwd=workspace)
+    assert out.returncode == 0 and "Traceback" not in out.stderr
+    assert path.name in out.stderr and "_quarantine" in out.stderr
+    assert (workspace / "results" / "_quarantine" / path.name).exists() and not path.exists()
+    assert main(argv) == 0
+    df = rows(workspace)
+    assert len(df) == 1 and df["status"].iloc[0] == "ok"
+
+
+def test_a_truncated_artifact_is_quarantined_and_its_cells_redone(workspace, capfd):
+    argv = ["run", "--compressors", "quantize", "--bounds", "occam", "--no-leaderboard",
+            "--set", "compressor.quantize.levels=4"]
+    assert main(argv) == 0
+    first = rows(workspace)
+    [meta] = list((workspace / "results" / "_artifacts").glob("*/meta.json"))
+    meta.write_text(meta.read_text()[:40])
+    capfd.readouterr()
+    assert main(argv) == 0
+    assert "_quarantine" in capfd.readouterr().err
+    df = rows(workspace)
+    assert len(df) == 2 and (df["status"] == "ok").all() and df["cell_id"].nunique() == 1
+    assert df["started_at"].max() > first["started_at"].max()
+    assert json.loads(meta.read_text())["bits"] == first["message_bits"].iloc[0]  # written again, whole
