@@ -27,14 +27,51 @@ class ChildDied(RuntimeError):
     """The helper process exited (or was killed) before it answered."""
 
 
-class Child:
-    """One helper process and the parent's end of its connection."""
+class _Forked:
+    """The ``Popen`` methods ``Child`` uses, for a process made by ``os.fork``."""
 
-    def __init__(self, role: str, payload: Any, env: dict[str, str] | None = None) -> None:
+    def __init__(self, pid: int) -> None:
+        self.pid, self.returncode = pid, None
+
+    def poll(self) -> int | None:
+        if self.returncode is None:
+            pid, status = os.waitpid(self.pid, os.WNOHANG)
+            if pid:
+                self.returncode = os.waitstatus_to_exitcode(status)
+        return self.returncode
+
+    def wait(self, timeout: float | None = None) -> int:
+        deadline = None if timeout is None else time.monotonic() + timeout
+        while self.poll() is None:
+            if deadline is not None and time.monotonic() > deadline:
+                raise subprocess.TimeoutExpired(str(self.pid), timeout)
+            time.sleep(0.01)
+        return self.returncode
+
+    def kill(self) -> None:
+        try:
+            os.kill(self.pid, signal.SIGKILL)
+        except ProcessLookupError:
+            pass
+
+
+class Child:
+    """One helper process and the parent's end of its connection.
+
+    Started fresh (``python -m bench.children``) by default. ``fork=True`` forks the calling process
+    instead: near free, and safe only while the caller holds no data, no trained model and no
+    threads that matter (the job worker forks its decoder right after loading the plugins, before any
+    job, and only on the CPU: a CUDA context does not survive a fork)."""
+
+    def __init__(self, role: str, payload: Any, env: dict[str, str] | None = None, fork: bool = False) -> None:
         if role not in ROLES:
             raise ValueError(f"unknown helper role {role!r}")
         self.role = role
         ours, theirs = socket.socketpair()
+        if fork:
+            self.proc = _fork(role, payload, env or {}, ours, theirs)
+            self.conn = Connection(ours.detach())
+            return
         try:
             self.proc = subprocess.Popen(
                 [sys.executable, "-m", "bench.children", role, str(theirs.fileno())],
@@ -100,6 +137,35 @@ def _die_with_parent(parent: int) -> None:
     threading.Thread(target=watch, daemon=True, name="parent-watch").start()
     if os.getppid() != parent:  # the parent died before the watch started
         os._exit(1)
+
+
+def _fork(role: str, payload: Any, env: dict[str, str], ours: socket.socket, theirs: socket.socket) -> _Forked:
+    parent = os.getpid()
+    sys.stdout.flush()
+    sys.stderr.flush()
+    pid = os.fork()
+    if pid:
+        theirs.close()
+        return _Forked(pid)
+    code = 0
+    try:  # the child: keep stdio and its own end of the pair, nothing else of the parent's
+        fd = theirs.detach()
+        ours.close()
+        os.closerange(3, fd)
+        os.closerange(fd + 1, 1 << 16)
+        os.environ.update(env)
+        _die_with_parent(parent)
+        module, func = ROLES[role].split(":")
+        getattr(importlib.import_module(module), func)(Connection(fd), payload)
+    except (EOFError, KeyboardInterrupt):
+        pass
+    except BaseException:  # noqa: BLE001  (report, never return into the parent's code)
+        import traceback
+
+        traceback.print_exc()
+        code = 1
+    finally:
+        os._exit(code)
 
 
 def main(argv: list[str]) -> None:

@@ -15,7 +15,7 @@ import numpy as np
 import torch
 from torch import nn
 
-from bench.errors import DatasetUnavailable  # noqa: F401  (part of the plugin contract)
+from bench.errors import PRIOR_ONLY, DatasetUnavailable  # noqa: F401  (part of the plugin contract)
 from bench.params import build_params, params_dict
 
 if TYPE_CHECKING:
@@ -182,10 +182,6 @@ class TaskInstance:
     @property
     def num_classes(self) -> int:
         return self.data.num_classes
-
-
-PRIOR_ONLY = ("a decoder sees only the message and the prior (seed, task configuration, input shape, "
-              "classes, device, the seeded untrained model): no training data, no trained model, no cache")
 
 
 @dataclass(frozen=True)

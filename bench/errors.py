@@ -6,6 +6,10 @@ from __future__ import annotations
 from bench.params import ConfigError
 
 
+PRIOR_ONLY = ("a decoder sees only the message and the prior (seed, task configuration, input shape, "
+              "classes, device, the seeded untrained model): no training data, no trained model, no cache")
+
+
 class DatasetUnavailable(RuntimeError):
     """The files of a dataset are missing; the message says how to get them."""
 

@@ -25,8 +25,13 @@ import sys
 import time
 from typing import Any
 
+from typing import TYPE_CHECKING
+
 from bench.children import Child, ChildDied
-from bench.contracts import PRIOR_ONLY, PriorSpec
+from bench.errors import PRIOR_ONLY
+
+if TYPE_CHECKING:
+    from bench.contracts import PriorSpec
 
 NO_CACHE = "/nonexistent/compression-bench-decoder-has-no-cache"
 CODE_SUFFIXES = (".py", ".pyc", ".so", ".pyd", ".pth", ".pyi")
@@ -86,9 +91,11 @@ class Decoder:
         self.ready = False
         self.seconds = 0.0  # time callers spent waiting on this process (start-up included)
 
-    def start(self) -> None:
+    def start(self, fork: bool = False) -> None:
+        """``fork``: fork this process (see ``bench.children.Child``), only while it holds no data."""
         if self.child is None or not self.child.alive():
-            self.child = Child("decoder", None, env={"BENCH_CACHE_DIR": NO_CACHE, "BENCH_DATA_DIR": NO_CACHE})
+            self.child = Child("decoder", None, env={"BENCH_CACHE_DIR": NO_CACHE, "BENCH_DATA_DIR": NO_CACHE},
+                               fork=fork)
             self.ready = False
 
     def _wait_ready(self) -> None:
@@ -105,7 +112,7 @@ class Decoder:
                 raise DecodeError(f"the decoding process did not start within {self.STARTUP_TIMEOUT:g} s")
             self.ready = True
 
-    def decode(self, compressor: str, version: str, params: dict[str, Any], message: bytes, prior: PriorSpec,
+    def decode(self, compressor: str, version: str, params: dict[str, Any], message: bytes, prior: "PriorSpec",
                timeout: float | None = None):
         """The model decoded by ``compressor`` from ``message`` and ``prior`` alone, and its digest."""
         start = time.perf_counter()
@@ -114,7 +121,7 @@ class Decoder:
         finally:
             self.seconds += time.perf_counter() - start
 
-    def _decode(self, compressor: str, version: str, params: dict[str, Any], message: bytes, prior: PriorSpec,
+    def _decode(self, compressor: str, version: str, params: dict[str, Any], message: bytes, prior: "PriorSpec",
                 timeout: float | None):
         self.start()
         self._wait_ready()

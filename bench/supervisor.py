@@ -29,14 +29,24 @@ def grace(limit: float) -> float:
 class JobSupervisor:
     """The parent's side: one worker process, reused across jobs, replaced after a kill or a crash."""
 
-    def __init__(self, runner: "Runner") -> None:
+    def __init__(self, runner: "Runner", started: Child | None = None) -> None:
         self.runner = runner
-        self.child: Child | None = None
+        self.child = started  # a worker started early (``prestart``) still waits for the run's payload
+        self.configured = False
+
+    @staticmethod
+    def prestart() -> Child:
+        """A worker started before the run is configured, so that its imports overlap the parent's."""
+        return Child("worker", None)
 
     def _worker(self) -> Child:
+        r = self.runner
+        payload = {"config": r.config, "argv": r.argv, "run_id": r.run_id}
         if self.child is None or not self.child.alive():
-            r = self.runner
-            self.child = Child("worker", {"config": r.config, "argv": r.argv, "run_id": r.run_id})
+            self.child, self.configured = Child("worker", payload), True
+        elif not self.configured:
+            self.child.conn.send(payload)
+            self.configured = True
         return self.child
 
     def run(self, job: "Job", done: frozenset[str], tick: Callable[[int], Any]) -> "JobResult":
@@ -117,8 +127,13 @@ def serve(conn, payload: dict[str, Any]) -> None:
     from bench.registry import load_registry
     from bench.runner import Runner
 
-    runner = Runner(payload["config"], load_registry(), payload["argv"], run_id=payload["run_id"])
-    runner.decoder.start()  # its start-up overlaps the first job's data loading and training
+    registry = load_registry()
+    if payload is None:  # started early: the run's configuration comes now
+        payload = conn.recv()
+    runner = Runner(payload["config"], registry, payload["argv"], run_id=payload["run_id"])
+    # No data and no model is loaded yet: on the CPU the decoder can be a fork of this process (no
+    # start-up cost); with CUDA it starts fresh. Either way it has only the plugins.
+    runner.decoder.start(fork=runner.device.type == "cpu")
     report = _ChannelReport(conn)
     try:
         while True:

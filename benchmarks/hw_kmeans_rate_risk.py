@@ -60,7 +60,7 @@ def collect(results: Path, task_name: str | None) -> pd.DataFrame:
         task, seed = tasks[tc["name"]], int(meta["seed"])
         base_models = BaseModels(ModelCache(default_cache_dir()), device, progress)
         ctx = build_context(task, seed, device, base_models, float(row["delta"]))
-        model = registry.get("compressors", meta["compressor"])(**meta["compressor_params"]).decode(message, ctx)
+        model = registry.get("compressors", meta["compressor"])(**meta["compressor_params"]).decode(message, ctx.prior)
         if (task.name, seed) not in bases:
             base = ctx.base_model().eval()
             bases[(task.name, seed)] = {"train_ce": cross_entropy(base, task.data.train),

@@ -128,14 +128,14 @@ def ctx():
 def test_compressors_decode_exactly_and_reproduce_their_bytes(ctx):
     hw = HWKMeans(levels=4).compress(ctx)
     assert hw.message == HWKMeans(levels=4).compress(ctx).message
-    assert models_agree(hw.model, HWKMeans(levels=4).decode(hw.message, ctx), ctx.task.data.train.x) is None
+    assert models_agree(hw.model, HWKMeans(levels=4).decode(hw.message, ctx.prior), ctx.task.data.train.x) is None
     assert all(len(l.codebook) <= 4 for l in hw.layers)
     same = DRHWKMeans(levels=4, beta=0.0).compress(ctx)
     assert same.message == hw.message  # β = 0, m = 1 is HW K-means
     for params in ({"levels": 4, "beta": 0.05, "block": 2, "scope": "network"},
                    {"levels": 3, "beta": 0.01, "prune": 0.5, "prune_criterion": "saliency"}):
         c = DRHWKMeans(**params).compress(ctx)
-        assert models_agree(c.model, DRHWKMeans(**params).decode(c.message, ctx), ctx.task.data.train.x) is None
+        assert models_agree(c.model, DRHWKMeans(**params).decode(c.message, ctx.prior), ctx.task.data.train.x) is None
         assert c.extras["taylor_distortion"] > 0
     pruned = HWKMeans(levels=4, prune=0.5).compress(ctx)
     n_weights = sum(l.size for l in pruned.layers)

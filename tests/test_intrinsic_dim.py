@@ -127,7 +127,7 @@ def test_every_parameter_trains_and_decoding_is_exact_and_deterministic():
     clear_subspace_cache()  # train again from scratch: the same bytes
     second = comp.compress(ctx)
     assert first.message == second.message
-    decoded = comp.decode(first.message, ctx)
+    decoded = comp.decode(first.message, ctx.prior)
     assert models_agree(first.model, decoded, ctx.task.data.train.x[:64]) is None
     for (name, p), (_, p0) in zip(decoded.named_parameters(), ctx.make_model().named_parameters()):
         assert bool((p != p0).all()), f"{name}: a coordinate of θ did not move from θ₀"
@@ -144,7 +144,7 @@ def test_unquantized_levels_zero():
     comp = IntrinsicDim(**{**FAST, "levels": 0})
     out = comp.compress(ctx)
     assert out.extras["section_bits"]["z"] == 40 * 16
-    assert models_agree(out.model, comp.decode(out.message, ctx), ctx.task.data.train.x[:64]) is None
+    assert models_agree(out.model, comp.decode(out.message, ctx.prior), ctx.task.data.train.x[:64]) is None
 
 
 def test_batchnorm_parameters_are_in_theta_and_statistics_in_the_message():
@@ -156,11 +156,11 @@ def test_batchnorm_parameters_are_in_theta_and_statistics_in_the_message():
     out = comp.compress(ctx)
     n_stats = sum(b.numel() for n, b in out.model.named_buffers() if b.is_floating_point())
     assert out.extras["section_bits"]["rest"] == 16 * n_stats > 0
-    decoded = comp.decode(out.message, ctx)
+    decoded = comp.decode(out.message, ctx.prior)
     assert models_agree(out.model, decoded, ctx.task.data.train.x[:64]) is None
     assert not torch.equal(decoded.get_buffer("1.running_var"), torch.ones(2))  # recomputed, not initial
     # recalibration gives the statistics of the training set under the final weights
-    again = comp.decode(out.message, ctx)
+    again = comp.decode(out.message, ctx.prior)
     recalibrate_batchnorm(again, ctx.task.data.train, 128, ctx.device)
     assert torch.allclose(again.get_buffer("1.running_mean"), decoded.get_buffer("1.running_mean"), atol=1e-3)
 
@@ -170,14 +170,14 @@ def test_corrupted_messages_fail_cleanly():
     comp = IntrinsicDim(**FAST)
     message = comp.compress(ctx).message
     with pytest.raises(coding.CorruptMessage):
-        comp.decode(message[:-3], ctx)
+        comp.decode(message[:-3], ctx.prior)
     sections = coding.unpack_sections(message, ["z", "codebook", "rest"])
     short = coding.pack_sections({**sections, "z": coding.encode_symbols(np.zeros(39, np.int64))})
     with pytest.raises(coding.CorruptMessage, match="39 symbols"):
-        comp.decode(short, ctx)
+        comp.decode(short, ctx.prior)
     big = coding.pack_sections({**sections, "z": coding.encode_symbols(np.full(40, 9, np.int64))})
     with pytest.raises(coding.CorruptMessage, match="codebook"):
-        comp.decode(big, ctx)
+        comp.decode(big, ctx.prior)
 
 
 # -------------------------------------------------------------------------------- the runner

@@ -73,7 +73,7 @@ def test_compress_decodes_exactly_and_exposes_s_c_q(workspace):
     c = comp.compress(ctx)
     again = Prune(sparsity=0.8, steps=2, retrain_epochs=1, levels=4, finetune_epochs=1).compress(ctx)
     assert c.message == again.message  # same configuration and seed, same bytes
-    decoded = comp.decode(c.message, ctx)
+    decoded = comp.decode(c.message, ctx.prior)
     assert models_agree(c.model, decoded, task.data.train.x) is None
     assert c.stats["sparsity"] == pytest.approx(0.8, abs=1e-3)
     state = decoded.state_dict()

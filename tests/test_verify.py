@@ -46,3 +46,40 @@ def test_verify_fails_cleanly_on_a_corrupted_message(finished_run):
 def test_verify_unknown_cell_is_a_one_line_error(finished_run, capsys):
     assert main(["verify", "nonexistent"]) == 2
     assert "no ok row for cell 'nonexistent'" in capsys.readouterr().err
+
+
+def test_verify_exits_1_when_the_installed_plugin_version_differs(finished_run, capsys, monkeypatch):
+    from bench_plugins.occam import Occam
+
+    workspace, df = finished_run
+    row = df[df["bound"] == "occam"].iloc[0]
+    monkeypatch.setattr(Occam, "version", "9.9.9")
+    capsys.readouterr()
+    assert main(["verify", row["cell_id"]]) == 1
+    out = capsys.readouterr().out
+    assert "DIFFERS" in out and "BAD bound version" in out and "9.9.9" in out
+
+
+def test_verify_re_derives_configuration_bits_and_checks_the_layers(finished_run, capsys):
+    import numpy as np
+    import pyarrow.parquet as pq
+
+    workspace, df = finished_run
+    row = df[(df["compressor"] == "quantize") & (df["bound"] == "occam")].iloc[0]
+    assert row["grid_size"] == 2 and row["hparam_bits"] == 1.0  # levels = [2, 4]
+    [path] = [p for p in (workspace / "results").glob("*.parquet")
+              if pq.read_table(p).column("cell_id").to_pylist() == [row["cell_id"]]]
+    table = pq.read_table(path).to_pandas()
+    table["hparam_bits"] = 0.0  # a row that claims it paid nothing for the grid
+    table.to_parquet(path)
+    capsys.readouterr()
+    assert main(["verify", row["cell_id"]]) == 1
+    out = capsys.readouterr().out
+    assert "BAD configuration bits: stored 0.0, recomputed 1.0" in out and "ledger: 6 configurations" in out
+    layers = workspace / "results" / "_artifacts" / row["artifact_id"] / "layers.npz"
+    with np.load(layers) as arrays:
+        data = dict(arrays)
+    data["0.codebook"] = data["0.codebook"] + 1.0  # a claimed codebook that is not the decoded one
+    np.savez(layers, **data)
+    assert main(["verify", row["cell_id"]]) == 1
+    assert "BAD layers (S, C, Q) against the decoded message" in capsys.readouterr().out

@@ -70,15 +70,27 @@ def build_config(args: argparse.Namespace):
 
 
 def run(args: argparse.Namespace) -> int:
+    cfg = build_config(args)
+    started = None
+    if cfg.executor == "local":  # the worker process's imports overlap ours
+        from bench.supervisor import JobSupervisor
+
+        started = JobSupervisor.prestart()
     from bench import leaderboard
     from bench.registry import load_registry
     from bench.runner import Runner
+    from bench.supervisor import JobSupervisor
 
-    cfg = build_config(args)
     registry = load_registry()
     for record in registry.failed():
         print(f"warning: plugin '{record.name}' failed to load: {record.error}", file=sys.stderr)
-    runner = Runner(cfg, registry, argv=sys.argv)
+    try:
+        runner = Runner(cfg, registry, argv=sys.argv)
+    except BaseException:
+        if started is not None:
+            started.kill()
+        raise
+    runner.supervisor = JobSupervisor(runner, started) if started is not None else None
     print(f"run {runner.run_id}: {runner.n_cells()} cells on {runner.device}, results in {cfg.results}",
           file=sys.stderr)
     start = time.perf_counter()
