@@ -1,0 +1,61 @@
+"""Every built-in compressor's message decodes, from the prior alone, into a *freshly seeded template*
+(never a copy of the model that was compressed) bit-for-bit equal to the compressor's own model, on an
+MLP and on a ConvNet with BatchNorm (whose running statistics must travel in the message)."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+
+from bench.progress import progress
+from bench.registry import load_registry
+from bench.runner import build_context
+from bench.sandbox import first_difference, state_digest
+from bench.tasks import BaseModels, instantiate_task, merge_task, prior_from_spec, prior_spec
+from bench.training import ModelCache, default_cache_dir
+
+TASKS = {
+    "mlp": {"dataset": "digits", "model": "mlp", "model_params": {"widths": [16]},
+            "recipe": {"epochs": 2, "batch_size": 128}},
+    "convnet-bn": {"dataset": "digits", "model": "convnet", "model_params": {"k": 2},
+                   "recipe": {"epochs": 1, "batch_size": 128}},
+}
+COMPRESSORS = {
+    "dense": {},
+    "quantize": {"levels": 4},
+    "prune": {"sparsity": 0.5, "steps": 1, "retrain_epochs": 1, "levels": 4},
+    "dns": {"epochs": 1, "levels": 4},
+    "hw-kmeans": {"levels": 4, "curvature_examples": 256},
+    "drhw-kmeans": {"levels": 4, "curvature_examples": 256, "beta": 0.01},
+    "id": {"dim": 30, "epochs": 1, "lr": 0.05, "qat_epochs": 1, "levels": 5},
+}
+
+
+@pytest.fixture(autouse=True)
+def one_thread():
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(before)
+
+
+@pytest.fixture(scope="module")
+def registry():
+    return load_registry()
+
+
+@pytest.mark.parametrize("task_name", list(TASKS))
+@pytest.mark.parametrize("compressor", list(COMPRESSORS))
+def test_round_trip_into_a_freshly_seeded_template(registry, task_name, compressor):
+    task = instantiate_task(merge_task(None, TASKS[task_name], f"roundtrip-{task_name}"), registry)
+    device = torch.device("cpu")
+    ctx = build_context(task, 0, device, BaseModels(ModelCache(default_cache_dir()), device, progress), 0.05)
+    compressed = registry.get("compressors", compressor)(**COMPRESSORS[compressor]).compress(ctx)
+    prior = prior_from_spec(prior_spec(task, 0, device), registry)  # rebuilt from plain data
+    decoded = registry.get("compressors", compressor)(**COMPRESSORS[compressor]).decode(compressed.message, prior)
+    assert state_digest(decoded) == state_digest(compressed.model), first_difference(compressed.model, decoded)
+    template = prior.make_model()
+    assert state_digest(template) != state_digest(decoded)  # the template itself is not the answer
+    if task_name == "convnet-bn":  # the statistics came from the message, not from the template
+        stats = [b for n, b in decoded.named_buffers() if n.endswith("running_var")]
+        assert stats and not all(bool((s == 1).all()) for s in stats)
