@@ -352,7 +352,8 @@ class BoundResult:
     hparam_bits: float | None = None
     adjustment_nats: float | None = None  # negative: nats gained back (robustness adjustment)
     delta: float | None = None
-    mc_samples: int | None = None
+    mc_samples: int | None = None  # m: Monte-Carlo predictions behind a stochastic empirical term
+    mc_errors: int | None = None  # how many of the m were errors
     extras: dict[str, Any] = field(default_factory=dict)
     target: Target = "decoded"
     posterior: Posterior | None = None

@@ -56,7 +56,7 @@ SCHEMA = pa.schema([
     ("target", STR), ("target_test_err", F64), ("target_test_err_se", F64), ("target_test_errors", I64),
     ("target_test_trials", I64), ("refuted", pa.bool_()),
     # how error_bound follows from empirical_term and kl_nats (bench.bounds_math.error_bound)
-    ("form", STR), ("catoni_alpha", F64), ("delta_prime", F64),
+    ("form", STR), ("catoni_alpha", F64), ("delta_prime", F64), ("mc_errors", I64),
 ])
 COLUMNS = SCHEMA.names
 

@@ -142,6 +142,7 @@ def bound_columns(result: BoundResult, evaluated: Evaluated, seconds: float, del
         "length_code_bits": result.length_code_bits,
         "hparam_bits": result.hparam_bits if result.hparam_bits is not None else hparam_bits,
         "adjustment_nats": result.adjustment_nats, "delta": delta, "mc_samples": result.mc_samples,
+        "mc_errors": result.mc_errors,
         "is_vacuous": bool(result.error_bound >= VACUOUS), "bound_seconds": seconds,
         "target": result.target, "form": result.form, "catoni_alpha": result.alpha,
         "delta_prime": float(result.delta_prime),

@@ -279,7 +279,7 @@ class Catoni(Bound):
             kl_nats=parts["nats"], message_bits=parts["code_bits"] + parts["choice_bits"],
             length_code_bits=parts["length_bits"],
             hparam_bits=parts["hparam_bits"], adjustment_nats=parts["mixture_nats"], delta=ctx.delta,
-            mc_samples=m or None, target="stochastic" if noise else "decoded",
+            mc_samples=m or None, mc_errors=errors if m else None, target="stochastic" if noise else "decoded",
             posterior=NoisyPosterior(artifact.model, noise) if noise else None,
             form="catoni", alpha=p.alpha, delta_prime=delta_prime,
             extras={

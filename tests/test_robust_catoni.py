@@ -12,6 +12,7 @@ import pytest
 import torch
 from torch import nn
 
+import oracle
 from bench.cli import main
 from bench.contracts import Split
 from bench.stochastic import (NoiseSpec, best_prior_scale, codebook_kl, gaussian_kl_single, mixture_kl,
@@ -160,10 +161,9 @@ def test_robust_catoni_through_the_runner_and_verify(workspace, capsys):
     extras = json.loads(robust["extras"])["bound"]
     layers = extras["layers"]
     assert set(layers) == {"1.weight", "3.weight"}
-    # the KL is assembled from its parts: fixed-length code, length code, search bits, adjustment
-    assert robust["kl_nats"] == pytest.approx(
-        (robust["message_bits"] + robust["length_code_bits"] + robust["hparam_bits"]) * math.log(2)
-        + robust["adjustment_nats"], rel=1e-12)
+    # every number of both rows recomputed by the independent oracle from the rows' raw columns
+    oracle.check_row(robust)
+    oracle.check_row(plain)
     assert robust["adjustment_nats"] == pytest.approx(sum(v["mixture_kl_nats"] for v in layers.values()))
     assert extras["gain_nats"] == pytest.approx(-robust["adjustment_nats"])
     assert robust["hparam_bits"] == 1.0  # a grid of 2 bound configurations
