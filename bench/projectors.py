@@ -159,8 +159,9 @@ class SparseProjector(Projector):
     """Very sparse random projection: about d/√D nonzeros ±1 per row, at least one in every row.
 
     Row i's first nonzero goes to column ``c[i]`` of a balanced random assignment (so every column
-    gets ⌊D/d⌋ or more rows and every row is covered); the other ``m - 1`` columns of the row are
-    uniform. Every column is scaled to unit norm (exact unless a row repeats a column).
+    gets ⌊D/d⌋ or more rows); the other ``m - 1`` columns of the row are uniform among the columns the
+    row does not use yet, so a row never repeats a column: its ``m`` entries cannot cancel, and every
+    row (every coordinate of θ) is nonzero. Every column is scaled to unit norm.
     """
 
     name: ClassVar[str] = "sparse"
@@ -171,10 +172,9 @@ class SparseProjector(Projector):
         self.m = m = max(1, round(d / math.sqrt(D)))
         g = _gen(seed, 0)
         first = (torch.arange(D) % d)[torch.randperm(D, generator=g)]
-        cols = [first[:, None]]
+        cols = first[:, None]
         if m > 1:
-            cols.append(torch.randint(0, d, (D, m - 1), generator=g))
-        cols = torch.cat(cols, dim=1)
+            cols = torch.cat([cols, _distinct_in_rows(first, m - 1, d, g)], dim=1)
         signs = torch.randint(0, 2, (D, m), generator=g).float() * 2 - 1
         counts = torch.bincount(cols.reshape(-1), minlength=d).float()
         self.cols = cols.reshape(-1).to(self.device)  # int64: index_select/index_add are fastest
@@ -189,6 +189,23 @@ class SparseProjector(Projector):
     def _apply_t(self, v):
         contrib = (self.vals.to(v.dtype) * v[:, None]).reshape(-1)
         return torch.zeros(self.d, dtype=v.dtype, device=v.device).index_add_(0, self.cols, contrib)
+
+
+def _distinct_in_rows(first: torch.Tensor, k: int, d: int, g: torch.Generator) -> torch.Tensor:
+    """``k`` columns per row, uniform in [0, d), distinct within the row and from ``first``: rows with
+    a repeat are drawn again (rare when k << d, the sparse case), deterministically from ``g``."""
+    rest = torch.randint(0, d, (len(first), k), generator=g)
+    while True:
+        both = torch.cat([first[:, None], rest], dim=1).sort(dim=1).values
+        again = (both[:, 1:] == both[:, :-1]).any(dim=1).nonzero().flatten()
+        if not len(again):
+            return rest
+        if 2 * (k + 1) > d:  # dense rows: a permutation per row is cheaper than rejection
+            for i in again.tolist():
+                others = torch.randperm(d - 1, generator=g)[:k]
+                rest[i] = others + (others >= first[i]).long()
+            return rest
+        rest[again] = torch.randint(0, d, (len(again), k), generator=g)
 
 
 # --------------------------------------------------------------------------------------- fastfood

@@ -37,7 +37,7 @@ Precision = Literal["float16", "float32"]
 SECTIONS = ("z", "codebook", "rest")
 PROJECTOR_SEED_OFFSET = 17  # the projector's seed: a fixed function of the run's seed
 TRAIN_SHUFFLE_OFFSET, QAT_SHUFFLE_OFFSET = 1, 2
-SUBSPACE_CODE_VERSION = "1"  # bump when subspace training changes the z it produces
+SUBSPACE_CODE_VERSION = "2"  # bump when subspace training changes the z it produces (2: sparse rows)
 
 
 @dataclass(frozen=True)
@@ -89,7 +89,7 @@ def projector_seed(prior: Prior | RunContext) -> int:
 
 class IntrinsicDim(Compressor):
     name: ClassVar[str] = "id"
-    version: ClassVar[str] = "0.1.0"
+    version: ClassVar[str] = "0.2.0"  # 0.2: the sparse projector never cancels a row
     description: ClassVar[str] = ("intrinsic-dimension subspace training θ₀+P·z, quantization-aware "
                                   "training of z and arithmetic coding (seed 000)")
     Params = IntrinsicDimParams

@@ -135,3 +135,16 @@ def test_cuda_matches_cpu(name):
     assert out.device.type == "cuda"
     if name != "dense":  # dense draws its chunks with the device's own generator
         assert torch.allclose(out.cpu(), cpu.project(z), atol=1e-5)
+
+
+@pytest.mark.parametrize("seed", range(4))
+@pytest.mark.parametrize("D, d", [(431_080, 1000), (431_080, 10_000), (60_000, 3_000), (5_000, 400), (3, 3), (10, 9)])
+def test_sparse_reaches_every_coordinate_for_every_seed_and_size(seed, D, d):
+    """Every row of P has a nonzero entry once duplicates are summed (a row repeating a column with
+    opposite signs used to cancel: ~200 dead weights of LeNet-5 at d = 1000)."""
+    P = make_projector("sparse", D, d, seed=seed)
+    rows = torch.arange(D).repeat_interleave(P.m)
+    matrix = torch.sparse_coo_tensor(torch.stack([rows, P.cols.cpu()]), P.vals.cpu().double().reshape(-1), (D, d)).coalesce()
+    nonzero = matrix.indices()[0][matrix.values() != 0]
+    assert torch.unique(nonzero).numel() == D
+    assert torch.unique(P.cols).numel() == d  # and every coordinate of z is used
