@@ -42,13 +42,18 @@ class DecodeError(RuntimeError):
     """Decoding failed, or its result is not the compressor's model; the message says why."""
 
 
-def state_digest(model) -> str:
-    """sha256 of every floating-point tensor of the state dict (name, dtype, shape, bytes), in order.
+def _evaluated(key: str) -> bool:
+    """Every tensor of the state dict takes part in the evaluated function but BatchNorm's counter."""
+    return not key.endswith("num_batches_tracked")
 
-    Integer buffers (BatchNorm's ``num_batches_tracked``) take no part in the evaluated function."""
+
+def state_digest(model) -> str:
+    """sha256 of every tensor of the state dict (name, dtype, shape, bytes), in order: floating weights
+    and statistics, and integer buffers such as index sets (not BatchNorm's ``num_batches_tracked``,
+    which the evaluated function does not read)."""
     h = hashlib.sha256()
     for key, value in model.state_dict().items():
-        if not value.is_floating_point():
+        if not _evaluated(key):
             continue
         t = value.detach().cpu().contiguous()
         h.update(f"{key}|{t.dtype}|{tuple(t.shape)}|".encode())
@@ -64,8 +69,8 @@ def _byte_dtype():
 
 def first_difference(a, b) -> str:
     """Which floating tensor differs between two models (for the error message)."""
-    sa = {k: v for k, v in a.state_dict().items() if v.is_floating_point()}
-    sb = {k: v for k, v in b.state_dict().items() if v.is_floating_point()}
+    sa = {k: v for k, v in a.state_dict().items() if _evaluated(k)}
+    sb = {k: v for k, v in b.state_dict().items() if _evaluated(k)}
     if sa.keys() != sb.keys():
         only = sorted(set(sa) ^ set(sb))
         return f"the tensors differ in name ({', '.join(only[:3])})"

@@ -144,7 +144,8 @@ def test_sparse_reaches_every_coordinate_for_every_seed_and_size(seed, D, d):
     opposite signs used to cancel: ~200 dead weights of LeNet-5 at d = 1000)."""
     P = make_projector("sparse", D, d, seed=seed)
     rows = torch.arange(D).repeat_interleave(P.m)
-    matrix = torch.sparse_coo_tensor(torch.stack([rows, P.cols.cpu()]), P.vals.cpu().double().reshape(-1), (D, d)).coalesce()
+    matrix = torch.sparse_coo_tensor(torch.stack([rows, P.cols.cpu()]), P.vals.cpu().double().reshape(-1), (D, d),
+                                     check_invariants=True).coalesce()
     nonzero = matrix.indices()[0][matrix.values() != 0]
     assert torch.unique(nonzero).numel() == D
     assert torch.unique(P.cols).numel() == d  # and every coordinate of z is used
