@@ -22,11 +22,14 @@ from typing import Any, Iterable
 from bench.params import canonical_json, content_hash
 
 
-def sample_id(task_config: dict[str, Any]) -> str:
-    """The training sample a task's bounds are computed on: its dataset and the dataset's parameters
-    (every task on the same sample shares one ledger, whatever its model)."""
+def sample_id(task_config: dict[str, Any], defaults: dict[str, Any] | None = None) -> str:
+    """The training sample a task's bounds are computed on: its dataset and those of the dataset's
+    parameters that differ from their defaults (so a parameter added later, at its default, does not
+    start a new ledger). Every task on the same sample shares one ledger, whatever its model."""
+    defaults = defaults or {}
+    params = {k: v for k, v in task_config["dataset_params"].items() if k not in defaults or defaults[k] != v}
     return content_hash({"dataset": task_config["dataset"], "version": task_config["dataset_version"],
-                         "params": task_config["dataset_params"]})
+                         "params": params})
 
 
 def config_key(artifact_id: str, bound: str, bound_version: str, bound_params: dict[str, Any],

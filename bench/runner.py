@@ -194,6 +194,8 @@ class Runner:
         self.device = resolve_device(config.device)
         self.specs = {spec.name: spec for spec in resolve_tasks(config, registry)}
         self.task_configs = {name: task_config(spec, registry) for name, spec in self.specs.items()}
+        self.sample_ids = {name: sample_id(cfg, registry.get("datasets", cfg["dataset"]).defaults())
+                           for name, cfg in self.task_configs.items()}
         self.compressors = expand_plugins("compressors", config.compressors, config.compressor_params, registry)
         self.bounds = expand_plugins("bounds", config.bounds, config.bound_params, registry)
         if not any(self.compressors) or not any(self.bounds):
@@ -241,7 +243,7 @@ class Runner:
         return {
             "run_id": self.run_id, "cell_id": self.cell_id(artifact_id, comp, bound), "artifact_id": artifact_id,
             "task": task, "dataset": spec.dataset, "model": spec.model, "seed": seed,
-            "task_hash": content_hash(self.task_configs[task]), "sample_id": sample_id(self.task_configs[task]),
+            "task_hash": content_hash(self.task_configs[task]), "sample_id": self.sample_ids[task],
             "compressor": comp.name, "compressor_version": comp.version, "compressor_params": comp.params_json,
             "grid_size": comp.grid_size, "bound": bound.name, "bound_version": bound.version,
             "bound_params": bound.params_json, "bound_grid_size": bound.grid_size,
@@ -327,7 +329,7 @@ class Runner:
         report.tick(len(cells) - len(pending))
         if not pending:
             return result
-        ledger_configs = self.ledger.count(sample_id(self.task_configs[job.task]))
+        ledger_configs = self.ledger.count(self.sample_ids[job.task])
         comp_bits = math.log2(comp.grid_size)
         try:
             task = self.task(job.task)
@@ -375,7 +377,7 @@ class Runner:
         entries = []
         for job in self.jobs():
             comp, artifact_id, cells = self.cells(job)
-            sample = sample_id(self.task_configs[job.task])
+            sample = self.sample_ids[job.task]
             entries += [
                 {"sample": sample, "config": config_key(artifact_id, b.name, b.version, b.params, self.config.delta),
                  "task": job.task, "seed": job.seed, "compressor": comp.name, "compressor_params": comp.params,

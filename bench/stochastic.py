@@ -218,14 +218,27 @@ def best_prior_scale(codebook, counts, sigma: float, grid, refine: int = 6) -> t
 
 @dataclass(frozen=True)
 class NoiseSpec:
-    """Independent Gaussian noise on the entries ``positions`` (flat indices) of one weight tensor."""
+    """Independent Gaussian noise on the entries ``positions`` (flat indices) of one weight or bias
+    tensor: one ``std`` for all, or an array of one std per position.
+
+    ``basis`` (Linear weights only) makes the noise of each row correlated: row ``j`` gets
+    ``U·diag(√variances[j])·ε`` with ``U = basis`` (in × in, orthonormal) and ``variances`` (out × in),
+    i.e. covariance ``U diag(variances[j]) Uᵀ`` per neuron (a layer-wise block posterior); then
+    ``positions`` must be every entry and ``std`` is ignored."""
 
     positions: np.ndarray
-    std: float
+    std: float | np.ndarray
+    basis: np.ndarray | None = None
+    variances: np.ndarray | None = None
 
     def __post_init__(self) -> None:
-        if not (math.isfinite(self.std) and self.std >= 0):
-            raise ValueError(f"std must be a finite number >= 0, got {self.std!r}")
+        std = np.asarray(self.std, dtype=np.float64)
+        if not (np.all(np.isfinite(std)) and np.all(std >= 0)):
+            raise ValueError(f"std must be finite and >= 0, got {self.std!r}")
+        if std.ndim and std.shape != np.shape(self.positions):
+            raise ValueError("an array std needs one value per position")
+        if (self.basis is None) != (self.variances is None):
+            raise ValueError("basis and variances go together")
 
 
 def noise_from_positions(layers: Sequence, sigmas: Mapping[str, float]) -> dict[str, NoiseSpec]:
@@ -240,19 +253,35 @@ _CONV = {nn.Conv1d: F.conv1d, nn.Conv2d: F.conv2d, nn.Conv3d: F.conv3d}
 class _Noise:
     """The forward hook of one module: adds the noise term of a per-example weight perturbation."""
 
-    def __init__(self, module: nn.Module, spec: NoiseSpec, generator: torch.Generator) -> None:
-        weight = module.weight
-        self.module, self.generator = module, generator
+    def __init__(self, module: nn.Module, spec: NoiseSpec, generator: torch.Generator, attr: str = "weight") -> None:
+        weight = getattr(module, attr)
+        self.module, self.generator, self.attr = module, generator, attr
         self.shape = tuple(weight.shape)
         numel = weight.numel()
         pos = torch.as_tensor(np.asarray(spec.positions, dtype=np.int64))
         if pos.numel() and (int(pos.min()) < 0 or int(pos.max()) >= numel):
-            raise ValueError(f"noise positions out of range for a weight of shape {self.shape}")
+            raise ValueError(f"noise positions out of range for a {attr} of shape {self.shape}")
         self.positions = pos.to(weight.device)
-        self.std = float(spec.std)
+        std = torch.as_tensor(np.broadcast_to(np.asarray(spec.std, dtype=np.float64), pos.shape).copy(),
+                              dtype=weight.dtype, device=weight.device)
+        self.std_at = std
+        self.silent = pos.numel() == 0 or not bool((std > 0).any())
+        self.basis = None
+        if attr == "bias":
+            var = torch.zeros(numel, dtype=weight.dtype, device=weight.device)
+            var[self.positions] = std**2
+            self.bias_std = var.sqrt()
+            return
+        if spec.basis is not None:
+            if not isinstance(module, nn.Linear) or pos.numel() != numel:
+                raise ValueError("block noise is for every entry of a Linear weight")
+            self.basis = torch.as_tensor(spec.basis, dtype=weight.dtype, device=weight.device)  # (in, in)
+            self.block_var_t = torch.as_tensor(spec.variances, dtype=weight.dtype, device=weight.device).t().contiguous()
+            self.silent = False
+            return
         if isinstance(module, nn.Linear):
             var = torch.zeros(numel, dtype=weight.dtype, device=weight.device)
-            var[self.positions] = self.std**2
+            var[self.positions] = std**2
             self.var_t = var.view(self.shape).t().contiguous()  # (in, out)
         elif type(module) in _CONV:
             if module.padding_mode != "zeros":
@@ -265,13 +294,19 @@ class _Noise:
 
     def __call__(self, module: nn.Module, inputs: tuple, output: torch.Tensor) -> torch.Tensor:
         x = inputs[0]
-        if self.std == 0 or self.positions.numel() == 0:
+        if self.silent:
             return output
+        if self.attr == "bias":  # a fresh bias per example, the same at every position of a feature map
+            eps = self._randn(output.shape[0], self.shape[0], like=output) * self.bias_std
+            return output + eps.view(output.shape[0], -1, *([1] * (output.dim() - 2)))
+        if self.basis is not None:  # row j: w_j + U·diag(√v_j)·ε, so var(out_j) = Σ_k (xU)_k² v_jk
+            var = ((x @ self.basis) ** 2) @ self.block_var_t
+            return output + var.sqrt() * self._randn(*output.shape, like=output)
         if isinstance(module, nn.Linear):
             var = (x * x) @ self.var_t
             return output + var.sqrt() * self._randn(*output.shape, like=output)
         batch = x.shape[0]
-        eps = self._randn(batch, self.positions.numel(), like=x) * self.std
+        eps = self._randn(batch, self.positions.numel(), like=x) * self.std_at
         kernels = torch.zeros(batch, math.prod(self.shape), dtype=x.dtype, device=x.device)
         kernels[:, self.positions] = eps
         kernels = kernels.view(batch * self.shape[0], *self.shape[1:])
@@ -290,10 +325,10 @@ def noisy_network(model: nn.Module, noise: Mapping[str, NoiseSpec], generator: t
     try:
         for name, spec in noise.items():
             module_name, _, attr = name.rpartition(".")
-            if attr != "weight":
-                raise ValueError(f"noise is supported on module weights only, got '{name}'")
+            if attr not in ("weight", "bias"):
+                raise ValueError(f"noise is supported on module weights and biases only, got '{name}'")
             module = model.get_submodule(module_name)
-            handles.append(module.register_forward_hook(_Noise(module, spec, generator)))
+            handles.append(module.register_forward_hook(_Noise(module, spec, generator, attr)))
         yield model
     finally:
         for h in handles:

@@ -70,12 +70,18 @@ def task_config(spec: TaskSpec, registry: Registry) -> dict[str, Any]:
         "name": spec.name,
         "dataset": spec.dataset,
         "dataset_version": ds_entry.obj.version,
-        "dataset_params": dataset.params_json(),
+        "dataset_params": _set(dataset.params_json(), ds_entry.obj.defaults()),
         "model": spec.model,
         "model_version": model_entry.obj.version,
-        "model_params": model.params_json(),
+        "model_params": _set(model.params_json(), model_entry.obj.defaults()),
         "recipe": params_dict(recipe),
     }
+
+
+def _set(params: dict[str, Any], defaults: dict[str, Any]) -> dict[str, Any]:
+    """The parameters that differ from their defaults: a parameter added later at its default changes
+    no cache key, artifact or cell id."""
+    return {k: v for k, v in params.items() if k not in defaults or defaults[k] != v}
 
 
 @functools.lru_cache(maxsize=4)

@@ -26,10 +26,28 @@ FASHION_MNIST_DEBIAN = Path("/usr/share/datasets/fashion-mnist")
 @dataclass(frozen=True)
 class ImageParams:
     train_fraction: float = 1.0
+    merge_classes: int = 0  # k > 0: classes merged, in order, into k contiguous groups (2: "MNIST-2")
 
     def validate(self) -> None:
         if not 0 < self.train_fraction <= 1:
             raise ValueError("parameter 'train_fraction' must be in (0, 1]")
+        if self.merge_classes < 0 or self.merge_classes == 1:
+            raise ValueError("parameter 'merge_classes' must be 0 (keep the classes) or >= 2")
+
+
+def image_bundle(train: Split, test: Split, input_shape: tuple[int, ...], classes: int,
+                 params: ImageParams) -> DataBundle:
+    """The bundle with ``train_fraction`` of the training set (stratified on the original classes)
+    and, with ``merge_classes = k``, class ``c`` relabelled ``⌊c·k / classes⌋`` in both splits
+    (deterministic; seed 004's two-class versions: the first half of the classes against the rest)."""
+    train = stratified_subset(train, params.train_fraction)
+    k = params.merge_classes
+    if k:
+        if k > classes:
+            raise ValueError(f"parameter 'merge_classes' = {k} exceeds the {classes} classes")
+        train, test = (Split(split.x, split.y * k // classes) for split in (train, test))
+        classes = k
+    return DataBundle(train, test, input_shape, classes)
 
 
 def stratified_subset(split: Split, fraction: float, seed: int = 0) -> Split:
@@ -74,7 +92,7 @@ class Digits(Dataset):
         x_tr, x_te, y_tr, y_te = train_test_split(x, y, test_size=0.25, random_state=0, stratify=y)
         train = Split(torch.from_numpy(x_tr), torch.from_numpy(y_tr))
         test = Split(torch.from_numpy(x_te), torch.from_numpy(y_te))
-        return DataBundle(stratified_subset(train, self.params.train_fraction), test, (1, 8, 8), 10)
+        return image_bundle(train, test, (1, 8, 8), 10, self.params)
 
 
 def read_idx(path: Path) -> np.ndarray:
@@ -122,8 +140,7 @@ class FashionMNIST(Dataset):
                 for key, (img, lab) in paths.items():
                     x = read_idx(img)[:, None]
                     splits[key] = Split(_images(x, self.MEAN, self.STD), _labels(read_idx(lab)))
-                train = stratified_subset(splits["train"], self.params.train_fraction)
-                return DataBundle(train, splits["test"], (1, 28, 28), 10)
+                return image_bundle(splits["train"], splits["test"], (1, 28, 28), 10, self.params)
         if download:
             import torchvision
 
@@ -187,8 +204,7 @@ class _Torchvision(Dataset):
                 raise DatasetUnavailable(f"{self.name}: download failed ({exc})") from exc
             x, y = self._arrays(ds)
             splits[key] = Split(_images(x, self.MEAN, self.STD), _labels(y))
-        train = stratified_subset(splits["train"], self.params.train_fraction)
-        return DataBundle(train, splits["test"], self.input_shape, 10)
+        return image_bundle(splits["train"], splits["test"], self.input_shape, 10, self.params)
 
 
 class MNIST(_Torchvision):

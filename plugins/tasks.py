@@ -25,6 +25,20 @@ TASKS = [
         description="Fashion-MNIST, LeNet-5 (20-50-500)",
     ),
     TaskSpec(
+        name="fashion-mnist-lenet300",
+        dataset="fashion-mnist",
+        model="lenet-300-100",
+        recipe=ADAM_10,
+        description="Fashion-MNIST, LeNet-300-100 (784-300-100-10)",
+    ),
+    TaskSpec(
+        name="mnist-lenet300",
+        dataset="mnist",
+        model="lenet-300-100",
+        recipe=ADAM_10,
+        description="MNIST, LeNet-300-100 (torchvision; needs --download once)",
+    ),
+    TaskSpec(
         name="fashion-mnist-mlp",
         dataset="fashion-mnist",
         dataset_params={"train_fraction": 0.1},
