@@ -374,6 +374,9 @@ class BoundSkipped(Exception):
 
 
 class Bound(Registered):
+    """``bound_kind`` is declared before any data: a class attribute, or a property of the validated
+    parameters when one plugin computes several kinds (the harness reads it from the instance)."""
+
     kind: ClassVar[str] = "bound"
     bound_kind: ClassVar[BoundKind] = "certificate"
 

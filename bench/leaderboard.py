@@ -68,6 +68,28 @@ def refuted_rows(df: pd.DataFrame) -> list[str]:
             for r in bad.itertuples()]
 
 
+def floor_violations(df: pd.DataFrame) -> list[str]:
+    """A lower-bound row (a floor on a family of certificates) above a certificate of that family for
+    the same decoded model, one line each: the floor's estimate and the certificate's Monte Carlo
+    disagree, which must be looked at, not hidden. A plugin names the family a floor covers in its
+    extras (``floor_of``: the bound and the values of its ``form`` parameter)."""
+    df = latest_rows(df)
+    ok = df[df["status"] == "ok"]
+    lines = []
+    for row in ok[ok["bound_kind"] == "lower_bound"].itertuples():
+        covers = json.loads(row.extras).get("bound", {}).get("floor_of")
+        if not covers:
+            continue
+        same = ok[(ok["artifact_id"] == row.artifact_id) & (ok["bound"] == covers["bound"])
+                  & (ok["bound_kind"] == "certificate")]
+        for cert in same.itertuples():
+            if json.loads(cert.bound_params).get("form") in covers["forms"] and cert.error_bound < row.error_bound:
+                lines.append(f"the {row.bound} floor {row.error_bound:.4f} is above the {cert.bound} certificate "
+                             f"{cert.error_bound:.4f} of the same model (cells {row.cell_id}, {cert.cell_id}): "
+                             f"the floor's quadratic estimate and the certificate's Monte Carlo disagree")
+    return lines
+
+
 def with_kinds(df: pd.DataFrame) -> pd.DataFrame:
     """Rows from before a column existed read it as null; give them the values they would have had."""
     df = df.copy()
@@ -165,6 +187,10 @@ def build(df: pd.DataFrame, task: str | None = None, ledger_counts: dict[str, in
                     "seeds": part["seeds"],
                 })
                 tables.append(Table(title, frame.reset_index(drop=True)))
+        violations = floor_violations(tdf)
+        if violations:
+            tables.append(Table("LOWER-BOUND VIOLATIONS (a floor above a certificate it should be below)",
+                                pd.DataFrame({"violation": violations})))
         bad = tdf[tdf["status"] != "ok"]
         if not bad.empty:
             frame = bad[["status", "compressor", "bound", "seed", "error"]].sort_values(["status", "compressor", "bound"])

@@ -247,7 +247,7 @@ class Runner:
             "compressor": comp.name, "compressor_version": comp.version, "compressor_params": comp.params_json,
             "grid_size": comp.grid_size, "bound": bound.name, "bound_version": bound.version,
             "bound_params": bound.params_json, "bound_grid_size": bound.grid_size,
-            "bound_kind": bound.cls.bound_kind, "delta": self.config.delta,
+            "bound_kind": bound.instance().bound_kind, "delta": self.config.delta,
             "device": str(self.device), "torch_version": torch.__version__,
             "bench_version": bench.__version__, "git_commit": git_commit(),
             "plugin_versions": canonical_json({comp.plugin: comp.plugin_version, bound.plugin: bound.plugin_version}),
@@ -443,7 +443,7 @@ class Runner:
             with time_limit(limit, f"bound {bound.name}"):
                 result = instance.compute(evaluated, ctx)
                 seconds = time.perf_counter() - start
-                check_bound_result(result, bound.name, bound.cls.bound_kind, evaluated, ctx.delta, hparam_bits)
+                check_bound_result(result, bound.name, instance.bound_kind, evaluated, ctx.delta, hparam_bits)
                 cols = bound_columns(result, evaluated, seconds, ctx.delta, hparam_bits)
                 cols.update(measure_target(task, seed, result, measured, ctx.delta))
         except BoundSkipped as exc:

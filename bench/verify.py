@@ -161,7 +161,7 @@ def verify_cell(cell_id: str, results: Path, registry: Registry, data_dir: Path 
     ctx = build_context(task, seed, dev, base_models, float(row["delta"]), hparam_bits)
     bound = bound_cls(**json.loads(row["bound_params"]))
     try:
-        result = check_bound_result(bound.compute(evaluated, ctx), bound_cls.name, bound_cls.bound_kind,
+        result = check_bound_result(bound.compute(evaluated, ctx), bound_cls.name, bound.bound_kind,
                                     evaluated, ctx.delta, hparam_bits)
         cols = bound_columns(result, evaluated, 0.0, ctx.delta, hparam_bits)
         cols.update(measure_target(task, seed, result, measured, ctx.delta))

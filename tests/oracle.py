@@ -132,13 +132,27 @@ def recompute(row) -> dict[str, float]:
     extras = json.loads(row["extras"])["bound"]
     n, delta = int(row["n_train"]), mp.mpf(row["delta"])
     hparam = mp.mpf(math.log2(int(row["grid_size"]) * int(row["bound_grid_size"])))
-    assert close(row["hparam_bits"], hparam), f"hparam_bits {row['hparam_bits']} is not log2 of the grids, {hparam}"
+    if row["bound_kind"] == "certificate":
+        assert close(row["hparam_bits"], hparam), f"hparam_bits {row['hparam_bits']} is not log2 of the grids, {hparam}"
     train_err = mp.mpf(int(row["train_errors"])) / n
     bound = row["bound"]
     if bound == "mi":
         rate = mp.mpf(row["message_bits"]) * LN2
         return {"kl_nats": rate, "empirical_term": train_err,
                 "error_bound": min(mp.mpf(1), train_err + mp.sqrt(2 * SIGMA_01**2 * rate / n))}
+    if bound == "hessian":
+        # KL = the posterior's KL to the prior (adjustment_nats) + the prior grid's and the run's bits
+        if params["form"] == "lower":
+            kl = mp.mpf(row["adjustment_nats"])
+            return {"kl_nats": kl, "error_bound": bound_of("maurer", mp.mpf(row["empirical_term"]), n, kl, delta)}
+        grid = int(params.get("prior_std_grid", 16))
+        kl = mp.mpf(row["adjustment_nats"]) + (mp.log(grid, 2) + hparam) * LN2
+        delta_prime = delta * mp.mpf(params.get("delta_prime_fraction", 0.1))
+        assert close(row["delta_prime"], delta_prime), "the Monte-Carlo estimate must spend δ' = 0.1 δ"
+        m = int(row["mc_samples"])
+        empirical = kl_inverse(mp.mpf(int(row["mc_errors"])) / m, mp.log(2 / delta_prime) / m)
+        return {"kl_nats": kl, "empirical_term": empirical,
+                "error_bound": bound_of("maurer", empirical, n, kl, delta - delta_prime)}
     if bound == "catoni" and params.get("robust"):
         code_bits = mp.mpf(extras["code_bits"])
         length = elias_delta_len(math.ceil(extras["code_bits"]))  # of the modified code, not the message

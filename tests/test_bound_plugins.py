@@ -54,8 +54,9 @@ def artifact():
 
 def row_of(bound, params: dict, evaluated: Evaluated, ctx, grid: int = 2) -> dict:
     """What the runner writes for this bound: its checked result as columns, plus the raw inputs."""
-    result = bound(**params).compute(evaluated, ctx)
-    check_bound_result(result, bound.name, bound.bound_kind, evaluated, ctx.delta, ctx.hparam_bits)
+    instance = bound(**params)
+    result = instance.compute(evaluated, ctx)
+    check_bound_result(result, bound.name, instance.bound_kind, evaluated, ctx.delta, ctx.hparam_bits)
     row = bound_columns(result, evaluated, 0.0, ctx.delta, ctx.hparam_bits)
     row.update({"bound": bound.name, "bound_params": json.dumps({**bound.defaults(), **params}),
                 "extras": json.dumps({"bound": result.extras}), "n_train": evaluated.n_train,

@@ -106,6 +106,8 @@ def run(args: argparse.Namespace) -> int:
     df = df[df["task"].isin(cfg.tasks)]
     if not args.no_leaderboard:
         print(leaderboard.render(leaderboard.build(df, ledger_counts=runner.ledger.counts())))
+    for line in leaderboard.floor_violations(df):
+        print(f"warning: {line}", file=sys.stderr)
     refuted = leaderboard.refuted_rows(df)
     for line in refuted:
         print(f"error: {line}", file=sys.stderr)

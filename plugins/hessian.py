@@ -1,0 +1,281 @@
+"""Bound ``hessian``: PAC-Bayes bounds from the loss curvature (seed 004; the math is BOUNDS.md section 5).
+
+Prior ``P = N(θ₀, s₁² I)`` centred at the run's seeded initialization (rebuilt from the prior, never
+from data); posterior ``Q = N(μ₀, diag(s₀²))`` centred at the decoded weights, ``d = μ₀ - θ₀``. The
+curvature ``h`` is the diagonal GGN / Fisher of the training loss at ``μ₀`` (``bench.curvature``,
+labels sampled from the model by default), computed once per decoded model and reused by every
+configuration of this bound in the process. One ``form`` per row:
+
+``lower``      kind ``lower_bound``: over a β grid, the smallest Maurer bound at ``(ê + Δ_β, KL_β)`` with
+               the optimal, *training-set dependent* prior precision of Lemma 4.2. A diagnostic floor:
+               if it is ≥ 1, no diagonal-Gaussian PAC-Bayes bound centred at the initialization can be
+               non-vacuous for this model. It proves nothing about the model's error.
+``baseline``   kind ``certificate``: ``s₀ = s₁ = s`` for ``s`` on the prior grid (paid).
+``diag``       kind ``certificate``: Lemma 4.1's posterior ``s₀² = β / (h + β/s₁²)`` for a prior std ``s₁``
+               on the grid (paid) and β free.
+``layerwise``  as ``diag``, but each neuron of a Linear layer gets a full covariance block: Lemma 5.1's
+               ``(1/n) Σ z zᵀ`` of the layer's inputs (one block per layer, scaled per neuron so that
+               its diagonal carries that neuron's GGN mass), ``Σ₀ = β (H_b + β/s₁² I)⁻¹`` in the
+               block's eigenbasis; other parameters stay diagonal.
+
+Certificates choose ``(s₁, β)`` by the quadratic estimate ``ê + ½ tr(H Σ₀)`` (no test data; ``s₁`` is
+paid for, β is a posterior parameter, free), then estimate the stochastic classifier's training error
+by Monte Carlo (a fresh weight draw per prediction, ``bench.stochastic``), bound it by
+``kl⁻¹(ê_MC, ln(2/δ')/m)``, and report ``kl⁻¹(ê_Q, (KL + ln(2√n/(δ - δ')))/n)`` (Maurer) for that
+stochastic classifier, whose own test error the harness measures.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+from typing import Any, ClassVar, Literal
+
+import numpy as np
+import torch
+from torch import nn
+
+from bench import bounds_math
+from bench.contracts import Bound, BoundResult, Evaluated, RunContext
+from bench.curvature import diagonal_curvature
+from bench.hookspecs import hookimpl
+from bench.sandbox import state_digest
+from bench.stochastic import NoiseSpec, NoisyPosterior, noisy_error_count
+
+LN2 = math.log(2.0)
+CURVATURE_STREAM, MC_STREAM = 404, 405
+Form = Literal["lower", "baseline", "diag", "layerwise"]
+
+
+@dataclass(frozen=True)
+class HessianParams:
+    form: Form = "diag"
+    prior_std_min: float = 1e-3  # s₁ grid (geometric, fixed in advance, paid: log2 of its size)
+    prior_std_max: float = 1.0
+    prior_std_grid: int = 16
+    beta_min: float = 1e-6  # β grid (a posterior parameter: free)
+    beta_max: float = 1e2
+    beta_grid: int = 33
+    curvature: Literal["sampled", "exact", "empirical"] = "sampled"
+    curvature_samples: int = 1
+    curvature_examples: int = 0  # 0: the whole training set
+    mc_passes: int = 1
+    mc_batch_size: int = 1000
+    delta_prime_fraction: float = 0.1
+
+    def validate(self) -> None:
+        if not 0 < self.prior_std_min <= self.prior_std_max or self.prior_std_grid < 1:
+            raise ValueError("parameters 'prior_std_min' <= 'prior_std_max' must be > 0 and 'prior_std_grid' >= 1")
+        if not 0 < self.beta_min <= self.beta_max or self.beta_grid < 1:
+            raise ValueError("parameters 'beta_min' <= 'beta_max' must be > 0 and 'beta_grid' >= 1")
+        if self.curvature_samples < 1 or self.curvature_examples < 0:
+            raise ValueError("parameters 'curvature_samples' must be >= 1 and 'curvature_examples' >= 0")
+        if self.mc_passes < 1 or self.mc_batch_size < 1:
+            raise ValueError("parameters 'mc_passes' and 'mc_batch_size' must be >= 1")
+        if not 0 < self.delta_prime_fraction < 1:
+            raise ValueError("parameter 'delta_prime_fraction' must lie in (0, 1)")
+
+
+# ------------------------------------------------------------------------------- the math (§5)
+def lemma42(h: np.ndarray, d: np.ndarray, beta: float) -> tuple[float, float]:
+    """``(Δ_β, KL_β)`` at Lemma 4.2's optimal prior precision ``a = (√(h² + 4βh/d²) - h) / (2β)``.
+
+    Coordinates with ``d = 0`` or ``h = 0`` contribute nothing in the limit and are left out."""
+    keep = (h > 0) & (d != 0)
+    h, d = h[keep], d[keep]
+    a = (np.sqrt(h * h + 4 * beta * h / (d * d)) - h) / (2 * beta)
+    delta = 0.5 * float(np.sum(h * beta / (h + beta * a)))
+    kl = 0.5 * float(np.sum(a * d * d + np.log1p(h / (beta * a)) - h / (h + beta * a)))
+    return delta, kl
+
+
+def diag_posterior(h: np.ndarray, d: np.ndarray, s1: float, beta: float) -> tuple[np.ndarray, float, float]:
+    """Lemma 4.1: ``s₀² = β / (h + β/s₁²)``; returns ``(s₀², Δ = ½ Σ h s₀², KL(Q‖P))``."""
+    prior_var = s1 * s1
+    var = beta / (h + beta / prior_var)
+    delta = 0.5 * float(np.sum(h * var))
+    kl = 0.5 * float(np.sum(var / prior_var + d * d / prior_var - 1.0 + np.log(prior_var / var)))
+    return var, delta, kl
+
+
+def baseline_posterior(h: np.ndarray, d: np.ndarray, s: float) -> tuple[float, float]:
+    """``s₀ = s₁ = s``: ``(Δ = ½ s² Σ h, KL = ½ Σ d² / s²)``."""
+    return 0.5 * s * s * float(np.sum(h)), 0.5 * float(np.sum(d * d)) / (s * s)
+
+
+@dataclass
+class Block:
+    """One Linear layer's input second moment ``(1/n) Σ z zᵀ = U diag(e) Uᵀ`` and each neuron's
+    scale ``κ_j`` (its GGN mass over the block's trace)."""
+
+    name: str  # the weight's parameter name
+    basis: np.ndarray  # U (in × in)
+    eig: np.ndarray  # e (in), >= 0
+    kappa: np.ndarray  # (out)
+
+
+def block_posterior(block: Block, d: np.ndarray, s1: float, beta: float) -> tuple[np.ndarray, float, float]:
+    """Per neuron ``Σ₀ = β (κ_j U diag(e) Uᵀ + β/s₁² I)⁻¹``: eigen-variances (out × in), Δ, KL."""
+    prior_var = s1 * s1
+    var = beta / (block.kappa[:, None] * block.eig[None, :] + beta / prior_var)
+    delta = 0.5 * float(np.sum(block.kappa[:, None] * block.eig[None, :] * var))
+    kl = 0.5 * float(np.sum(var / prior_var - 1.0 + np.log(prior_var / var)) + np.sum(d * d) / prior_var)
+    return var, delta, kl
+
+
+# ------------------------------------------------------------------------------------ the plugin
+_CURVATURE: dict[tuple, dict[str, Any]] = {}  # per decoded model and settings: reused across the grid
+
+
+class Hessian(Bound):
+    name: ClassVar[str] = "hessian"
+    version: ClassVar[str] = "0.1.0"
+    description: ClassVar[str] = ("loss-curvature PAC-Bayes bounds centred at the initialization (seed 004): "
+                                  "lower floor, baseline, diag and layer-wise posteriors")
+    Params = HessianParams
+
+    @property
+    def bound_kind(self) -> str:  # declared by the configuration, before any data
+        return "lower_bound" if self.params.form == "lower" else "certificate"
+
+    def skip_reason(self, artifact: Evaluated, ctx: RunContext) -> str | None:
+        if ctx.task.data.task_type != "classification":
+            return f"needs a classification task; '{ctx.task.name}' is {ctx.task.data.task_type}"
+        init = dict(ctx.prior.make_model().named_parameters())
+        mine = dict(artifact.model.named_parameters())
+        if init.keys() != mine.keys() or any(init[k].shape != mine[k].shape for k in init):
+            return ("the decoded model's parameters do not match the initialization's (a different "
+                    "architecture): the prior is centred at the initialization")
+        return None
+
+    # ------------------------------------------------------------------------------ pieces
+    def curvature(self, artifact: Evaluated, ctx: RunContext) -> dict[str, Any]:
+        p = self.params
+        key = (state_digest(artifact.model), p.curvature, p.curvature_samples, p.curvature_examples, ctx.seed)
+        if key not in _CURVATURE:
+            model = artifact.model
+            train = ctx.task.data.train
+            h = diagonal_curvature(model, train, p.curvature, ctx.task.data.task_type, samples=p.curvature_samples,
+                                   generator=ctx.generator(CURVATURE_STREAM),
+                                   max_examples=p.curvature_examples or None)
+            _CURVATURE.clear()  # one model at a time
+            _CURVATURE[key] = {"h": {k: v.double().numpy().ravel() for k, v in h.items()},
+                               "blocks": self._blocks(model, train, h)}
+        return _CURVATURE[key]
+
+    @torch.no_grad()
+    def _blocks(self, model: nn.Module, train, h: dict[str, torch.Tensor]) -> dict[str, Block]:
+        """Lemma 5.1's blocks of every Linear layer: the second moment of its inputs on the training
+        set, each neuron scaled so that ``κ_j tr(C)`` is its GGN mass ``Σ_k h_jk``."""
+        inputs: dict[str, torch.Tensor] = {}
+        linears = {name: m for name, m in model.named_modules() if isinstance(m, nn.Linear)}
+        sums = {name: torch.zeros(m.in_features, m.in_features, dtype=torch.float64) for name, m in linears.items()}
+        hooks = [m.register_forward_hook(lambda mod, i, o, name=name: inputs.__setitem__(name, i[0]))
+                 for name, m in linears.items()]
+        device = next(model.parameters()).device
+        try:
+            model.eval()
+            for i in range(0, len(train), 2048):
+                model(train.x[i : i + 2048].to(device))
+                for name, z in inputs.items():
+                    z = z.double().cpu()
+                    sums[name] += z.T @ z
+        finally:
+            for hook in hooks:
+                hook.remove()
+        blocks = {}
+        for name, m in linears.items():
+            second = (sums[name] / len(train)).numpy()
+            eig, basis = np.linalg.eigh(second)
+            eig = np.clip(eig, 0.0, None)
+            mass = h[f"{name}.weight"].double().numpy().sum(axis=1)
+            kappa = mass / max(float(eig.sum()), 1e-300)
+            blocks[f"{name}.weight"] = Block(f"{name}.weight", basis, eig, kappa)
+        return blocks
+
+    def _offsets(self, artifact: Evaluated, ctx: RunContext) -> dict[str, np.ndarray]:
+        init = dict(ctx.prior.make_model().named_parameters())
+        return {k: (v.detach().double().cpu() - init[k].detach().double().cpu()).numpy().ravel()
+                for k, v in artifact.model.named_parameters()}
+
+    def grids(self) -> tuple[np.ndarray, np.ndarray]:
+        p = self.params
+        return (np.geomspace(p.prior_std_min, p.prior_std_max, p.prior_std_grid),
+                np.geomspace(p.beta_min, p.beta_max, p.beta_grid))
+
+    # ----------------------------------------------------------------------------- compute
+    def compute(self, artifact: Evaluated, ctx: RunContext) -> BoundResult:
+        p = self.params
+        curv = self.curvature(artifact, ctx)
+        h, d = curv["h"], self._offsets(artifact, ctx)
+        n, e = artifact.n_train, artifact.train_err
+        if p.form == "lower":
+            return self._lower(np.concatenate(list(h.values())), np.concatenate([d[k] for k in h]), n, e, ctx)
+        priors, betas = self.grids()
+        grid_bits = math.log2(len(priors))
+        pay = (grid_bits + ctx.hparam_bits) * LN2
+        delta_prime = p.delta_prime_fraction * ctx.delta
+        best = None
+        for s1 in priors:
+            for beta in ([None] if p.form == "baseline" else betas):
+                posterior, delta_loss, kl = self._posterior(h, d, curv["blocks"], s1, beta)
+                estimate = bounds_math.maurer_bound(min(1.0, e + delta_loss), n, kl + pay, ctx.delta - delta_prime)
+                if best is None or estimate < best[0]:
+                    best = (estimate, s1, beta, posterior, delta_loss, kl)
+        estimate, s1, beta, noise, delta_loss, kl = best
+        errors, m = noisy_error_count(artifact.model, noise, ctx.task.data.train, ctx.generator(MC_STREAM),
+                                      p.mc_passes, p.mc_batch_size)
+        err_upper = bounds_math.mc_error_upper_bound(errors / m, m, delta_prime)
+        total = kl + pay
+        bound = bounds_math.maurer_bound(err_upper, n, total, ctx.delta - delta_prime)
+        return BoundResult(
+            kind="certificate", error_bound=bound, empirical_term=err_upper, kl_nats=total, message_bits=0.0,
+            length_code_bits=0.0, hparam_bits=ctx.hparam_bits, adjustment_nats=kl, delta=ctx.delta,
+            mc_samples=m, mc_errors=errors, target="stochastic", posterior=NoisyPosterior(artifact.model, noise),
+            form="maurer", delta_prime=delta_prime,
+            extras={"form": p.form, "prior_std": float(s1), "beta": None if beta is None else float(beta),
+                    "kl_posterior_nats": kl, "prior_grid_bits": grid_bits, "estimated_loss_increase": delta_loss,
+                    "estimate": estimate, "err_mc": errors / m, "deterministic_train_err": e,
+                    "curvature": p.curvature, "center": "initialization"},
+        )
+
+    def _posterior(self, h: dict[str, np.ndarray], d: dict[str, np.ndarray], blocks: dict[str, Block], s1: float,
+                   beta: float | None) -> tuple[dict[str, NoiseSpec], float, float]:
+        """Noise specs of the posterior for prior std ``s1`` (and β), its Δ and its KL."""
+        noise, total_delta, total_kl = {}, 0.0, 0.0
+        for name, hv in h.items():
+            positions = np.arange(hv.size)
+            if self.params.form == "baseline":
+                delta_loss, kl = baseline_posterior(hv, d[name], s1)
+                noise[name] = NoiseSpec(positions, float(s1))
+            elif self.params.form == "layerwise" and name in blocks:
+                var, delta_loss, kl = block_posterior(blocks[name], d[name], s1, beta)
+                noise[name] = NoiseSpec(positions, 0.0, basis=blocks[name].basis, variances=var)
+            else:
+                var, delta_loss, kl = diag_posterior(hv, d[name], s1, beta)
+                noise[name] = NoiseSpec(positions, np.sqrt(var))
+            total_delta += delta_loss
+            total_kl += kl
+        return noise, total_delta, total_kl
+
+    def _lower(self, h: np.ndarray, d: np.ndarray, n: int, e: float, ctx: RunContext) -> BoundResult:
+        _, betas = self.grids()
+        best = None
+        for beta in betas:
+            delta_loss, kl = lemma42(h, d, float(beta))
+            value = bounds_math.maurer_bound(min(1.0, e + delta_loss), n, kl, ctx.delta)
+            if best is None or value < best[0]:
+                best = (value, float(beta), delta_loss, kl)
+        value, beta, delta_loss, kl = best
+        return BoundResult(
+            kind="lower_bound", error_bound=value, empirical_term=min(1.0, e + delta_loss), kl_nats=kl,
+            message_bits=0.0, length_code_bits=0.0, hparam_bits=0.0, adjustment_nats=kl, delta=ctx.delta,
+            form="maurer", extras={"form": "lower", "beta": beta, "estimated_loss_increase": delta_loss,
+                                   "deterministic_train_err": e, "prior": "Lemma 4.2 (uses the training set)",
+                                   "floor_of": {"bound": self.name, "forms": ["baseline", "diag"]}},
+        )
+
+
+@hookimpl
+def bench_register_bounds(register) -> None:
+    register(Hessian)
