@@ -6,7 +6,7 @@ BIN := $(VENV)/bin
 # torch and torchvision are pinned to the builds on these machines' local index; elsewhere a normal install.
 TORCH := torch==2.14.1 torchvision==0.29.1
 
-.PHONY: setup run test speed clean
+.PHONY: setup run test speed mutation browser clean
 
 $(BIN)/bench: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -17,11 +17,27 @@ $(BIN)/bench: pyproject.toml
 
 setup: $(BIN)/bench
 
+# `bench run` prints the leaderboard; `bench report` writes report/index.html and says where.
 run: setup
-	$(BIN)/bench run
+	$(BIN)/bench run; status=$$?; $(BIN)/bench report; exit $$status
 
-test: setup
+# The browser test drives Debian's chromium; install it where we may (as root, with apt-get), else
+# say why the test will be skipped.
+browser:
+	@command -v chromium >/dev/null 2>&1 || { command -v apt-get >/dev/null 2>&1 && [ "$$(id -u)" = 0 ] && \
+	  (apt-get update -qq && apt-get install -y -qq chromium >/dev/null) ; } || \
+	  echo "note: chromium could not be installed here; the browser test of bench report will be skipped"
+
+test: setup browser
 	$(BIN)/python -m pytest
+
+# Mutation testing of the certificate path (slow; not part of `make test`): see [tool.mutmut] in
+# pyproject.toml and mutation-equivalents.md.
+mutation: setup
+	$(BIN)/python -m pip install -q -e '.[test,mutation]'
+	rm -rf mutants
+	$(BIN)/mutmut run --max-children 2; $(BIN)/mutmut results > mutation-results.txt; \
+	  $(BIN)/python benchmarks/mutation_scores.py mutation-results.txt
 
 # Throughput and speed benchmarks (pytest-benchmark); not part of `make test`.
 speed: setup

@@ -13,6 +13,7 @@ SUBCOMMANDS: dict[str, tuple[str, str, str]] = {
     "plugins": ("bench.commands.listing", "configure_plugins", "run_plugins"),
     "leaderboard": ("bench.commands.leaderboard", "configure", "run"),
     "verify": ("bench.commands.verify", "configure", "run"),
+    "report": ("bench.commands.report", "configure", "run"),
     "calc": ("bench.calc", "configure", "run"),
 }
 HELP = {
@@ -21,6 +22,7 @@ HELP = {
     "plugins": "list the loaded plugins, their versions and any load errors",
     "leaderboard": "print ranked tables of the results",
     "verify": "decode a cell's stored message, re-evaluate it and recompute its bound",
+    "report": "write the results as a self-contained web page with plots",
     "calc": "compute a bound from a training error, a KL (or a size in bits) and n",
 }
 

@@ -43,6 +43,21 @@ def predict(model: nn.Module, x: torch.Tensor, batch: int = EVAL_BATCH) -> torch
 
 
 @torch.no_grad()
+def errors_and_cross_entropy(model: nn.Module, split: Split) -> tuple[int, float]:
+    """Misclassified examples (an exact integer) and the mean cross-entropy in nats (float64), from
+    one pass over ``split``."""
+    errors, total = 0, 0.0
+    device = model_device(model)
+    with eval_mode(model):
+        for i in range(0, len(split), EVAL_BATCH):
+            out = model(split.x[i : i + EVAL_BATCH].to(device))
+            y = split.y[i : i + EVAL_BATCH].to(device)
+            errors += int((out.argmax(dim=1) != y).sum())
+            total += float(F.cross_entropy(out.double(), y, reduction="sum"))
+    return errors, total / max(len(split), 1)
+
+
+@torch.no_grad()
 def error_count(model: nn.Module, split: Split) -> int:
     """Misclassified examples of ``split``: an exact integer (rates are this over n, in float64)."""
     errors = 0

@@ -42,12 +42,26 @@ def latest_rows(df: pd.DataFrame) -> pd.DataFrame:
     return df.drop_duplicates("cell_id", keep="last").drop(columns="_ok")
 
 
-def _short_params(params: pd.Series) -> pd.Series:
-    """Show only the parameters that differ between configurations of the same plugin."""
+def _short_params(params: pd.Series, defaults: dict[str, Any] | None = None) -> pd.Series:
+    """The parameters that differ from the plugin's defaults (when they are known: the plugin is
+    installed), else those that differ between the configurations shown."""
     parsed = params.map(json.loads)
+    if defaults is not None:
+        same = lambda k, v: json.dumps(v, sort_keys=True) == json.dumps(defaults.get(k), sort_keys=True)  # noqa: E731
+        return parsed.map(lambda d: ", ".join(f"{k}={json.dumps(v)}" for k, v in sorted(d.items())
+                                              if k not in defaults or not same(k, v)) or "default")
     keys = sorted({k for d in parsed for k in d})
     varying = [k for k in keys if len({json.dumps(d.get(k), sort_keys=True) for d in parsed}) > 1]
     return parsed.map(lambda d: ", ".join(f"{k}={json.dumps(d.get(k))}" for k in varying) or "default")
+
+
+def plugin_defaults(registry) -> dict[tuple[str, str], dict[str, Any]]:
+    """Every installed compressor's and bound's default parameters, keyed by (kind, name)."""
+    out = {}
+    for kind, singular in (("compressors", "compressor"), ("bounds", "bound")):
+        for name in registry.names(kind):
+            out[(singular, name)] = json.loads(json.dumps(registry.get(kind, name).defaults()))
+    return out
 
 
 def _pm(mean: float, std: float, n: int, scale: float = 100.0, digits: int = 2) -> str:
@@ -117,6 +131,7 @@ def headline_bound(row: Any, configs: int) -> float | None:
 class Table:
     title: str
     frame: pd.DataFrame  # display columns, already ranked
+    cells: list[str] | None = None  # a cell id per row (the report links each row to its drill-down)
 
 
 def headline(ok: pd.DataFrame, ledger_counts: dict[str, int]) -> Table | None:
@@ -144,7 +159,8 @@ def headline(ok: pd.DataFrame, ledger_counts: dict[str, int]) -> Table | None:
     return Table(title, frame)
 
 
-def build(df: pd.DataFrame, task: str | None = None, ledger_counts: dict[str, int] | None = None) -> dict[str, list[Table]]:
+def build(df: pd.DataFrame, task: str | None = None, ledger_counts: dict[str, int] | None = None,
+          defaults: dict[tuple[str, str], dict[str, Any]] | None = None) -> dict[str, list[Table]]:
     df = latest_rows(df)
     if task is not None:
         df = df[df["task"] == task]
@@ -156,14 +172,16 @@ def build(df: pd.DataFrame, task: str | None = None, ledger_counts: dict[str, in
             top = headline(ok, ledger_counts or {})
             if top is not None:
                 tables.append(top)
-            ok["compressor_config"] = ok.groupby("compressor")["compressor_params"].transform(_short_params)
-            ok["bound_config"] = ok.groupby("bound")["bound_params"].transform(_short_params)
+            for kind in ("compressor", "bound"):
+                ok[f"{kind}_config"] = ok.groupby(kind)[f"{kind}_params"].transform(
+                    lambda params, kind=kind: _short_params(params, (defaults or {}).get((kind, params.name))
+                                                            if defaults is not None else None))
             agg = ok.groupby(GROUP, dropna=False).agg(
                 seeds=("seed", "nunique"), bound_mean=("error_bound", "mean"), bound_std=("error_bound", "std"),
                 test_mean=("target_test_err", "mean"), se_mean=("target_test_err_se", "mean"),
                 train_mean=("train_err", "mean"), gap_mean=("bound_minus_test", "mean"),
                 bits_mean=("message_bits", "mean"), kl_mean=("kl_nats", "mean"),
-                refuted=("refuted", "any"), ledger=("ledger_configs", "max"),
+                refuted=("refuted", "any"), ledger=("ledger_configs", "max"), cell=("cell_id", "first"),
                 compressor_config=("compressor_config", "first"), bound_config=("bound_config", "first"),
             ).reset_index().sort_values(["bound_mean", "bits_mean"])
             vacuous = agg["bound_mean"] >= VACUOUS
@@ -186,7 +204,7 @@ def build(df: pd.DataFrame, task: str | None = None, ledger_counts: dict[str, in
                     "size KB": [f"{b / 8192:.3f}" if np.isfinite(b) else "—" for b in part["bits_mean"]],
                     "seeds": part["seeds"],
                 })
-                tables.append(Table(title, frame.reset_index(drop=True)))
+                tables.append(Table(title, frame.reset_index(drop=True), list(part["cell"])))
         violations = floor_violations(tdf)
         if violations:
             tables.append(Table("LOWER-BOUND VIOLATIONS (a floor above a certificate it should be below)",

@@ -35,7 +35,7 @@ from bench.config import RunConfig
 from bench.contracts import (BoundResult, BoundSkipped, Compressed, Compressor, Evaluated, Prior, RunContext,
                              TaskInstance, TaskSpec, seeded_generator)
 from bench.environment import environment, git_commit, resolve_device
-from bench.evaluation import error_count, error_rate
+from bench.evaluation import error_rate, errors_and_cross_entropy
 from bench.ledger import Ledger, config_key, sample_id
 from bench.params import ConfigError, canonical_json, content_hash, expand_grid
 from bench.progress import progress, say
@@ -185,6 +185,8 @@ class Measured:
     test_errors: int | None
     n_test: int
     test_err: float
+    train_ce: float | None = None  # mean cross-entropy (nats) of the decoded model, for the tables
+    test_ce: float | None = None
 
 
 class Runner:
@@ -360,6 +362,7 @@ class Runner:
             "flops": inference_flops(evaluated.model, task.data.input_shape),
             "base_flops": inference_flops(seeded_model_factory(task, job.seed, self.device)(), task.data.input_shape),
             "model_digest": state_digest(evaluated.model), "ledger_configs": ledger_configs,
+            "train_ce": measured.train_ce, "test_ce": measured.test_ce,
         }
         for bound, row in pending:
             row.update(common)
@@ -482,8 +485,10 @@ def evaluate(decoded: nn.Module, compressed: Compressed, task: TaskInstance) -> 
     """Exact error counts of the decoded model: training (what bounds see) and test (the harness's)."""
     decoded.eval()
     data = task.data
+    train_ce = test_ce = None
     if data.task_type == "classification":
-        train_errors, test_errors = error_count(decoded, data.train), error_count(decoded, data.test)
+        (train_errors, train_ce), (test_errors, test_ce) = (errors_and_cross_entropy(decoded, split)
+                                                            for split in (data.train, data.test))
         train_err, test_err = train_errors / len(data.train), test_errors / len(data.test)
     else:
         train_errors, test_errors = None, None
@@ -491,7 +496,7 @@ def evaluate(decoded: nn.Module, compressed: Compressed, task: TaskInstance) -> 
     if not (math.isfinite(train_err) and math.isfinite(test_err)):
         raise FloatingPointError(f"decoded model has non-finite error (train {train_err}, test {test_err})")
     return (Evaluated(compressed, decoded, train_errors, len(data.train), train_err),
-            Measured(test_errors, len(data.test), test_err))
+            Measured(test_errors, len(data.test), test_err, train_ce, test_ce))
 
 
 def measure_target(task: TaskInstance, seed: int, result: BoundResult, measured: Measured,

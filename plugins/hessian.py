@@ -229,7 +229,7 @@ class Hessian(Bound):
         total = kl + pay
         bound = bounds_math.maurer_bound(err_upper, n, total, ctx.delta - delta_prime)
         return BoundResult(
-            kind="certificate", error_bound=bound, empirical_term=err_upper, kl_nats=total, message_bits=0.0,
+            kind="certificate", error_bound=bound, empirical_term=err_upper, kl_nats=total,
             length_code_bits=0.0, hparam_bits=ctx.hparam_bits, adjustment_nats=kl, delta=ctx.delta,
             mc_samples=m, mc_errors=errors, target="stochastic", posterior=NoisyPosterior(artifact.model, noise),
             form="maurer", delta_prime=delta_prime,
@@ -269,7 +269,7 @@ class Hessian(Bound):
         value, beta, delta_loss, kl = best
         return BoundResult(
             kind="lower_bound", error_bound=value, empirical_term=min(1.0, e + delta_loss), kl_nats=kl,
-            message_bits=0.0, length_code_bits=0.0, hparam_bits=0.0, adjustment_nats=kl, delta=ctx.delta,
+            length_code_bits=0.0, hparam_bits=0.0, adjustment_nats=kl, delta=ctx.delta,
             form="maurer", extras={"form": "lower", "beta": beta, "estimated_loss_increase": delta_loss,
                                    "deterministic_train_err": e, "prior": "Lemma 4.2 (uses the training set)",
                                    "floor_of": {"bound": self.name, "forms": ["baseline", "diag"]}},

@@ -22,7 +22,9 @@ def run(args: argparse.Namespace) -> int:
     if df.empty:
         print(f"no results in {args.results}")
         return 0
-    boards = leaderboard.build(df, args.task, Ledger(args.results).counts())
+    from bench.registry import load_registry
+
+    boards = leaderboard.build(df, args.task, Ledger(args.results).counts(), leaderboard.plugin_defaults(load_registry()))
     if not boards:
         print(f"no results for task '{args.task}' in {args.results}")
         return 0

@@ -105,7 +105,8 @@ def run(args: argparse.Namespace) -> int:
     df = runner.store.read()
     df = df[df["task"].isin(cfg.tasks)]
     if not args.no_leaderboard:
-        print(leaderboard.render(leaderboard.build(df, ledger_counts=runner.ledger.counts())))
+        print(leaderboard.render(leaderboard.build(df, ledger_counts=runner.ledger.counts(),
+                                                   defaults=leaderboard.plugin_defaults(registry))))
     for line in leaderboard.floor_violations(df):
         print(f"warning: {line}", file=sys.stderr)
     refuted = leaderboard.refuted_rows(df)

@@ -1,0 +1,276 @@
+"""``bench report``: the leaderboard as one self-contained web page, with the plots people look for.
+
+The page (``index.html``) opens from disk with no network: the figures are inline SVG drawn by
+matplotlib (with a fixed hash salt and no date, so two builds of the same results are identical), and
+the only script is a few lines inline that sort tables. Per task: the leaderboard's sections, then
+
+* **size vs bound**: message size (log axis) against the error bound, one marker per compressor, the
+  Pareto frontier (no other certificate is both smaller and tighter), the base model's test error;
+* **bound vs test error**: each certificate against its target's test error with y = x; a point below
+  the line is suspect, and refuted when it is below by more than the Clopper–Pearson limit;
+* **rate–risk** for the K-means families (message size against test error and cross-entropy, as seed
+  001 Figure 3) and the **curvature floor** beside the curvature certificates of the same model,
+  when those rows exist;
+* a drill-down per certificate (``#cell-<id>``): where its bits go, the KL, the empirical term, δ,
+  what it certifies, and the ``bench verify`` command that re-checks it.
+"""
+
+from __future__ import annotations
+
+import html
+import io
+import json
+import math
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from bench import leaderboard
+from bench.ledger import Ledger, ledger_bits
+from bench.results import ResultsStore
+
+KMEANS = ("hw-kmeans", "drhw-kmeans")
+MARKERS = "osD^v<>pXh*"
+STYLE = """
+body{font-family:system-ui,sans-serif;margin:2rem;max-width:1200px;color:#222}
+h1{font-size:1.6rem}h2{border-bottom:1px solid #ccc;margin-top:2.5rem}h3{font-size:1.05rem;margin-top:1.6rem}
+table{border-collapse:collapse;font-size:.85rem;margin:.5rem 0}th,td{border:1px solid #ddd;padding:.2rem .5rem}
+th{background:#f3f3f3;cursor:pointer;user-select:none}tr:nth-child(even) td{background:#fafafa}
+.figs{display:flex;flex-wrap:wrap;gap:1rem}.fig{flex:0 1 570px}.fig svg{width:100%;height:auto}
+details{border:1px solid #ddd;padding:.3rem .6rem;margin:.3rem 0}summary{cursor:pointer}
+code{background:#f3f3f3;padding:0 .2rem}.note{color:#555;font-size:.9rem}
+"""
+SORT_JS = """
+document.querySelectorAll('table.sortable th').forEach(function (th, i) {
+  th.addEventListener('click', function () {
+    var body = th.closest('table').tBodies[0], rows = Array.from(body.rows);
+    var up = th.dataset.dir !== 'up'; th.dataset.dir = up ? 'up' : 'down';
+    var key = function (r) { var t = r.cells[i].innerText, n = parseFloat(t); return isNaN(n) ? t : n; };
+    rows.sort(function (a, b) { var x = key(a), y = key(b); return (x > y ? 1 : x < y ? -1 : 0) * (up ? 1 : -1); });
+    rows.forEach(function (r) { body.appendChild(r); });
+  });
+});
+"""
+
+
+# ----------------------------------------------------------------------------- the data of the plots
+def certificates(df: pd.DataFrame) -> pd.DataFrame:
+    ok = leaderboard.with_kinds(leaderboard.latest_rows(df))
+    ok = ok[(ok["status"] == "ok") & (ok["bound_kind"] == "certificate")]
+    return ok.reset_index(drop=True)
+
+
+def pareto_frontier(bits: np.ndarray, bounds: np.ndarray) -> np.ndarray:
+    """Indices of the non-dominated points (no other point has at most the bits and at most the bound,
+    one of them strictly less), in order of increasing size."""
+    bits, bounds = np.asarray(bits, float), np.asarray(bounds, float)
+    keep = []
+    index = np.arange(len(bits))
+    for i in range(len(bits)):
+        better = (bits < bits[i]) | (bounds < bounds[i])
+        same_earlier = (bits == bits[i]) & (bounds == bounds[i]) & (index < i)  # of equal points, the first
+        if not np.any((bits <= bits[i]) & (bounds <= bounds[i]) & (better | same_earlier)):
+            keep.append(i)
+    return np.array(sorted(keep, key=lambda i: (bits[i], bounds[i])), dtype=int)
+
+
+def below_the_line(certs: pd.DataFrame) -> tuple[np.ndarray, np.ndarray]:
+    """Masks of the certificates below y = x (bound < target test error): suspect, and refuted (below
+    the Clopper–Pearson lower limit at δ, the harness's ``refuted`` column)."""
+    below = (certs["error_bound"] < certs["target_test_err"]).to_numpy()
+    refuted = certs["refuted"].astype(bool).to_numpy()
+    return below & ~refuted, refuted
+
+
+# ----------------------------------------------------------------------------------- the figures
+def _svg(fig) -> str:
+    import matplotlib.pyplot as plt
+
+    buffer = io.StringIO()
+    fig.savefig(buffer, format="svg", metadata={"Date": None}, bbox_inches="tight")
+    plt.close(fig)
+    text = buffer.getvalue()
+    text = text[text.index("<svg"):]
+    start, end = text.find("<metadata>"), text.find("</metadata>")
+    return text[:start] + text[end + len("</metadata>"):] if start >= 0 and end > start else text
+
+
+def _figure():
+    import matplotlib
+
+    matplotlib.use("Agg")
+    matplotlib.rcParams.update({"svg.hashsalt": "compression-bench", "svg.fonttype": "none",
+                                "font.size": 9})
+    import matplotlib.pyplot as plt
+
+    return plt.subplots(figsize=(6.2, 4.0))
+
+
+def size_vs_bound(certs: pd.DataFrame, base_test: float | None) -> str:
+    fig, ax = _figure()
+    for i, (name, group) in enumerate(certs.groupby("compressor", sort=True)):
+        ax.scatter(group["message_bits"].clip(lower=1), group["error_bound"] * 100, marker=MARKERS[i % len(MARKERS)],
+                   label=name, alpha=0.8, gid=f"marks-{i}")
+    front = pareto_frontier(certs["message_bits"].clip(lower=1), certs["error_bound"])
+    if len(front):
+        pts = certs.iloc[front]
+        ax.step(pts["message_bits"].clip(lower=1), pts["error_bound"] * 100, where="post", color="k", lw=1,
+                label="Pareto frontier")
+    if base_test is not None and np.isfinite(base_test):
+        ax.axhline(base_test * 100, color="gray", ls="--", lw=1, label="base model test error")
+    ax.set_xscale("log")
+    ax.set_xlabel("message size (bits, log scale)")
+    ax.set_ylabel("error bound (%)")
+    ax.legend(fontsize=7)
+    ax.set_title("size vs bound")
+    return _svg(fig)
+
+
+def bound_vs_test(certs: pd.DataFrame) -> str:
+    fig, ax = _figure()
+    suspect, refuted = below_the_line(certs)
+    fine = ~(suspect | refuted)
+    x, y = certs["target_test_err"] * 100, certs["error_bound"] * 100
+    ax.scatter(x[fine], y[fine], label="certificate", alpha=0.8, gid="marks")
+    if suspect.any():
+        ax.scatter(x[suspect], y[suspect], marker="x", color="orange", label="below y = x (suspect)")
+    if refuted.any():
+        ax.scatter(x[refuted], y[refuted], marker="X", color="red", s=60, label="refuted")
+    top = max(float(np.nanmax(y)) if len(y) else 100.0, float(np.nanmax(x)) if len(x) else 100.0, 1.0)
+    ax.plot([0, top], [0, top], color="k", lw=1, label="y = x")
+    ax.set_xlabel("test error of what is certified (%)")
+    ax.set_ylabel("error bound (%)")
+    ax.legend(fontsize=7)
+    ax.set_title("bound vs test error")
+    return _svg(fig)
+
+
+def rate_risk(rows: pd.DataFrame) -> str | None:
+    rows = rows[rows["compressor"].isin(KMEANS)].drop_duplicates("artifact_id")
+    if rows.empty:
+        return None
+    fig, ax = _figure()
+    ax2 = ax.twinx()
+    for i, (name, group) in enumerate(rows.groupby("compressor", sort=True)):
+        group = group.sort_values("message_bits")
+        ax.plot(group["message_bits"], group["test_err"] * 100, marker=MARKERS[i], label=f"{name}: test error",
+                gid=f"marks-{i}")
+        if group["test_ce"].notna().any():
+            ax2.plot(group["message_bits"], group["test_ce"], marker=MARKERS[i], ls=":", label=f"{name}: test CE")
+    ax.set_xscale("log")
+    ax.set_xlabel("rate: message size (bits, log scale)")
+    ax.set_ylabel("test error (%)")
+    ax2.set_ylabel("test cross-entropy (nats)")
+    ax.legend(loc="upper right", fontsize=7)
+    ax2.legend(loc="lower left", fontsize=7)
+    ax.set_title("rate–risk of the K-means families (seed 001 Fig. 3)")
+    return _svg(fig)
+
+
+def curvature_floor(rows: pd.DataFrame) -> str | None:
+    rows = rows[(rows["bound"] == "hessian") & (rows["status"] == "ok")]
+    if rows.empty or not (rows["bound_kind"] == "lower_bound").any():
+        return None
+    fig, ax = _figure()
+    labels, values, colors = [], [], []
+    for artifact, group in rows.groupby("artifact_id", sort=True):
+        for r in group.sort_values("bound_kind", ascending=False).itertuples():
+            form = json.loads(r.bound_params).get("form", "")
+            labels.append(f"{r.compressor}\n{form}")
+            values.append(r.error_bound * 100)
+            colors.append("tab:gray" if r.bound_kind == "lower_bound" else "tab:blue")
+    ax.bar(range(len(values)), values, color=colors, gid="marks")
+    ax.set_xticks(range(len(values)), labels, fontsize=7)
+    ax.set_ylabel("bound (%)")
+    ax.set_title("curvature floor (gray) beside the curvature certificates of the same model")
+    return _svg(fig)
+
+
+# ----------------------------------------------------------------------------------- the page
+def _table(frame: pd.DataFrame, links: list[str] | None = None) -> str:
+    head = "".join(f"<th>{html.escape(str(c))}</th>" for c in frame.columns)
+    body = []
+    for i, row in enumerate(frame.itertuples(index=False)):
+        cells = [html.escape(str(v)) for v in row]
+        if links is not None and links[i]:
+            cells[0] = f'<a href="#cell-{links[i]}">{cells[0]}</a>'
+        body.append("<tr>" + "".join(f"<td>{c}</td>" for c in cells) + "</tr>")
+    return f'<table class="sortable"><thead><tr>{head}</tr></thead><tbody>{"".join(body)}</tbody></table>'
+
+
+def drill_down(row: Any, meta: dict[str, Any] | None, results: Path, configs: int) -> str:
+    sections = meta.get("sections") if meta else None
+    parts = "".join(f"<tr><td>{html.escape(str(n))}</td><td>{b}</td></tr>" for n, b in sections) if sections else \
+        "<tr><td colspan=2>(the compressor declared no sections)</td></tr>"
+    extras = json.loads(row.extras).get("bound", {}) if isinstance(row.extras, str) else {}
+    fields = [
+        ("target", row.target), ("error bound", f"{row.error_bound:.6f}"),
+        ("target test error", f"{row.target_test_err:.6f}" + (f" ± {row.target_test_err_se:.6f}" if pd.notna(row.target_test_err_se) else "")),
+        ("empirical term", f"{row.empirical_term:.6f}"), ("form", row.form),
+        ("message bits", row.message_bits), ("length code bits", row.length_code_bits),
+        ("configuration bits (own grids)", row.hparam_bits),
+        (f"ledger bits (K = {configs} on this sample)", f"{ledger_bits(configs):.3f}"),
+        ("adjustment (nats)", row.adjustment_nats), ("KL (nats)", row.kl_nats), ("δ", row.delta),
+        ("δ′ (Monte Carlo)", row.delta_prime), ("Monte-Carlo samples", row.mc_samples),
+        ("n", row.n_train),
+    ]
+    table = "".join(f"<tr><td>{html.escape(k)}</td><td>{html.escape(str(v))}</td></tr>" for k, v in fields)
+    verify = f"bench verify --results {results} {row.cell_id}"
+    return (f'<details id="cell-{row.cell_id}"><summary>{html.escape(row.compressor)} + {html.escape(row.bound)} '
+            f'(seed {row.seed}): {row.error_bound * 100:.2f} % — cell {row.cell_id}</summary>'
+            f"<table><tr><th colspan=2>decomposition</th></tr>{table}</table>"
+            f"<table><tr><th>message section</th><th>bits</th></tr>{parts}</table>"
+            f"<p class=note>bound extras: <code>{html.escape(json.dumps(extras)[:600])}</code></p>"
+            f"<p>Re-check it: <code>{html.escape(verify)}</code></p></details>")
+
+
+def build(results: Path, out: Path, task: str | None = None,
+          defaults: dict[tuple[str, str], dict[str, Any]] | None = None) -> Path:
+    store = ResultsStore(results)
+    df = store.read()
+    counts = Ledger(results).counts()
+    boards = leaderboard.build(df, task, counts, defaults)
+    latest = leaderboard.latest_rows(df)
+    sections = []
+    for name, tables in boards.items():
+        rows = latest[latest["task"] == name]
+        certs = certificates(rows)
+        parts = [f'<h2 id="task-{html.escape(name)}">{html.escape(name)}</h2>']
+        drilled = set(certs["cell_id"])
+        for t in tables:
+            links = [c if c in drilled else None for c in t.cells] if t.cells else None
+            parts.append(f"<h3>{html.escape(t.title)}</h3>{_table(t.frame, links)}")
+        figs = []
+        if not certs.empty:
+            base = rows["base_test_err"].dropna()
+            figs += [size_vs_bound(certs, float(base.iloc[0]) if len(base) else None), bound_vs_test(certs)]
+        for extra in (rate_risk(rows), curvature_floor(rows)):
+            if extra:
+                figs.append(extra)
+        if figs:
+            parts.append('<div class="figs">' + "".join(f'<div class="fig">{f}</div>' for f in figs) + "</div>")
+        if not certs.empty:
+            k = max(counts.get(certs["sample_id"].iloc[0], 0), 1) if "sample_id" in certs else 1
+            parts.append("<h3>Every certificate, drilled down</h3>" + "".join(
+                drill_down(r, _meta(store, r.artifact_id), results, k) for r in certs.sort_values("error_bound").itertuples()))
+        sections.append("\n".join(parts))
+    page = (f"<!doctype html><html lang=en><head><meta charset=utf-8><title>compression-bench report</title>"
+            f"<style>{STYLE}</style></head><body><h1>compression-bench report</h1>"
+            f"<p class=note>Results: <code>{html.escape(str(results))}</code>. Every certificate holds with "
+            f"probability ≥ 1 − δ about its target; the headline of a task pays for every configuration its "
+            f"ledger records. Tables sort by a click on a column.</p>"
+            + "\n".join(sections) + f"<script>{SORT_JS}</script></body></html>\n")
+    out.mkdir(parents=True, exist_ok=True)
+    index = out / "index.html"
+    index.write_text(page, encoding="utf-8")
+    return index
+
+
+def _meta(store: ResultsStore, artifact_id: str) -> dict[str, Any] | None:
+    path = store.artifact_dir(str(artifact_id)) / "meta.json"
+    try:
+        return json.loads(path.read_text())
+    except (OSError, ValueError):
+        return None
