@@ -44,6 +44,7 @@ __all__ = [
     "errors_from_rate",
     "kl_bernoulli",
     "kl_inverse",
+    "message_length_code_bits",
     "maurer_bound",
     "mc_error_upper_bound",
     "occam_binomial_bound",
@@ -144,23 +145,23 @@ class KLParts:
         return self.message_bits + self.length_code_bits + self.hparam_bits
 
 
+def message_length_code_bits(message_bits) -> int:
+    """The prefix code of a message's length ``ℓ >= 0``: Elias delta of ``ℓ + 1`` (so that the empty
+    message of a configuration that sends nothing, e.g. a data-dependent prior's own model, has a
+    code too). A non-integer ``ℓ`` is rounded up (a message has a whole number of bits)."""
+    return elias_delta_bits(math.ceil(_check_kl("message_bits", message_bits)) + 1)
+
+
 def occam_kl_nats(message_bits, hparam_bits=0.0, length_code_bits=None) -> KLParts:
     """KL of the point mass on a ``message_bits``-bit message under the Occam prior (BOUNDS.md 1).
 
-    ``length_code_bits`` defaults to the Elias delta length of the message length; a non-integer
-    ``message_bits`` is rounded up for that (a message has a whole number of bits), and a message of
-    ``0`` bits needs an explicit ``length_code_bits`` (Elias delta codes integers ``>= 1``).
+    ``length_code_bits`` defaults to :func:`message_length_code_bits` (Elias delta of ``ℓ + 1``).
     ``hparam_bits`` is ``log2 H`` for a search over ``H`` configurations fixed in advance.
     """
     message = _check_kl("message_bits", message_bits)
     hparam = _check_kl("hparam_bits", hparam_bits)
     if length_code_bits is None:
-        if message < 1.0:
-            raise ValueError(
-                f"message_bits must be >= 1 for the Elias delta length code, got {message_bits!r} "
-                "(pass length_code_bits explicitly)"
-            )
-        length = float(elias_delta_bits(math.ceil(message)))
+        length = float(message_length_code_bits(message))
     else:
         length = _check_kl("length_code_bits", length_code_bits)
     return KLParts(

@@ -68,7 +68,7 @@ def _compute(args) -> list[str]:
         lines_after += [
             f"message_bits: {parts.message_bits!r}",
             f"length_code_bits: {parts.length_code_bits!r}"
-            + (" (none)" if args.no_length_code else " (Elias delta)"),
+            + (" (none)" if args.no_length_code else " (Elias delta of the length + 1)"),
             f"hparam_bits: {parts.hparam_bits!r}",
         ]
     else:

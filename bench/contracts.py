@@ -87,14 +87,37 @@ class WithheldSplit:
 
 @dataclass
 class DataBundle:
+    """A dataset's splits. With a data-dependent prior, ``prior_indices`` (sorted) picks ``S_prior`` out
+    of the training set; the rest is ``S_bound``, the sample every bound is computed on."""
+
     train: Split
     test: Split
     input_shape: tuple[int, ...]
     num_classes: int  # 0 for regression
     task_type: Literal["classification", "regression"] = "classification"
+    prior_indices: torch.Tensor | None = None
 
     def without_test(self) -> "DataBundle":
         return dataclasses.replace(self, test=WithheldSplit(len(self.test)))  # type: ignore[arg-type]
+
+    def _pick(self, keep_prior: bool) -> Split:
+        mask = torch.zeros(len(self.train), dtype=torch.bool)
+        if self.prior_indices is not None:
+            mask[self.prior_indices] = True
+        idx = torch.nonzero(mask if keep_prior else ~mask).flatten()
+        return Split(self.train.x[idx], self.train.y[idx])
+
+    def prior_split(self) -> Split:
+        """``S_prior``: what a data-dependent prior is trained on (empty without one)."""
+        return self._pick(True)
+
+    def bound_split(self) -> Split:
+        """``S_bound``: the whole training set, or what the prior did not see."""
+        return self.train if self.prior_indices is None else self._pick(False)
+
+    def for_bounds(self) -> "DataBundle":
+        """The bundle a bound sees: ``S_bound`` as its training set, no test set."""
+        return dataclasses.replace(self, train=self.bound_split(), prior_indices=None).without_test()
 
 
 class Dataset(Registered):
@@ -187,7 +210,8 @@ class TaskInstance:
 @dataclass(frozen=True)
 class PriorSpec:
     """The prior as plain data: what was fixed before seeing the sample the bound uses. It crosses
-    process boundaries (the harness decodes in a separate process built from this alone)."""
+    process boundaries (the harness decodes in a separate process built from this alone). With a
+    data-dependent prior it carries the prior model's weights (trained on ``S_prior`` only)."""
 
     task: dict[str, Any]  # the task's canonical configuration (dataset, model, recipe and their parameters)
     seed: int
@@ -195,6 +219,7 @@ class PriorSpec:
     input_shape: tuple[int, ...]
     num_classes: int
     task_type: str = "classification"
+    prior_state: bytes | None = None  # torch.save of the prior model's state dict
 
 
 @dataclass(frozen=True)
@@ -228,6 +253,21 @@ class Prior:
     @property
     def task_type(self) -> str:
         return self.spec.task_type
+
+    @property
+    def has_prior_model(self) -> bool:
+        return self.spec.prior_state is not None
+
+    def prior_model(self) -> nn.Module:
+        """The data-dependent prior's model (trained on ``S_prior`` only): a fresh copy each call."""
+        if self.spec.prior_state is None:
+            raise ValueError("this task has no data-dependent prior (its dataset's prior_fraction is 0)")
+        import io
+
+        model = self.make_model()
+        state = torch.load(io.BytesIO(self.spec.prior_state), map_location=self.device, weights_only=True)
+        model.load_state_dict(state)
+        return model.eval()
 
     def generator(self, offset: int = 0) -> torch.Generator:
         """The same seeded CPU generator as ``RunContext.generator``: prior knowledge."""

@@ -22,12 +22,18 @@ from typing import Any, Iterable
 from bench.params import canonical_json, content_hash
 
 
+#: Dataset parameters that do not change the training sample: every prior_fraction splits the same S
+#: (the union bound over configurations tried with any p holds over S), so they share one ledger.
+SAME_SAMPLE = ("prior_fraction",)
+
+
 def sample_id(task_config: dict[str, Any], defaults: dict[str, Any] | None = None) -> str:
     """The training sample a task's bounds are computed on: its dataset and those of the dataset's
     parameters that differ from their defaults (so a parameter added later, at its default, does not
     start a new ledger). Every task on the same sample shares one ledger, whatever its model."""
     defaults = defaults or {}
-    params = {k: v for k, v in task_config["dataset_params"].items() if k not in defaults or defaults[k] != v}
+    params = {k: v for k, v in task_config["dataset_params"].items()
+              if (k not in defaults or defaults[k] != v) and k not in SAME_SAMPLE}
     return content_hash({"dataset": task_config["dataset"], "version": task_config["dataset_version"],
                          "params": params})
 

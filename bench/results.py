@@ -59,6 +59,8 @@ SCHEMA = pa.schema([
     ("form", STR), ("catoni_alpha", F64), ("delta_prime", F64), ("mc_errors", I64),
     # the decoded model's mean cross-entropy (nats), for rate-risk tables and plots
     ("train_ce", F64), ("test_ce", F64),
+    # a data-dependent prior: the share of the training set it saw (n_train is then |S_bound|)
+    ("prior_fraction", F64), ("n_prior", I64),
 ])
 COLUMNS = SCHEMA.names
 

@@ -127,16 +127,18 @@ def models_agree(a: nn.Module, b: nn.Module, x: torch.Tensor | None = None) -> s
     return None if state_digest(a) == state_digest(b) else first_difference(a, b)
 
 
-def plugin_view(task: TaskInstance) -> TaskInstance:
-    """The task as plugins see it: the test split is withheld."""
-    return dataclasses.replace(task, data=task.data.without_test())
+def plugin_view(task: TaskInstance, role: str = "compressor") -> TaskInstance:
+    """The task as plugins see it: the test split is withheld; a bound's training set is ``S_bound``
+    (the whole training set unless the task has a data-dependent prior)."""
+    data = task.data.for_bounds() if role == "bound" else task.data.without_test()
+    return dataclasses.replace(task, data=data)
 
 
 def build_context(task: TaskInstance, seed: int, device: torch.device, base_models: BaseModels,
-                  delta: float, hparam_bits: float = 0.0) -> RunContext:
-    """The context a compressor or bound sees; ``bench verify`` rebuilds exactly the same one."""
-    prior = Prior(prior_spec(task, seed, device), seeded_model_factory(task, seed, device))
-    view = plugin_view(task)
+                  delta: float, hparam_bits: float = 0.0, role: str = "compressor") -> RunContext:
+    """The context a compressor (``role``) or bound sees; ``bench verify`` rebuilds exactly the same."""
+    prior = Prior(prior_spec(task, seed, device, base_models), seeded_model_factory(task, seed, device))
+    view = plugin_view(task, role)
     return RunContext(
         task=view, seed=seed, device=device, make_model=prior.make_model,
         base_model=lambda: base_models.get(task, seed),
@@ -229,8 +231,8 @@ class Runner:
                              "version": bound.version, "params": bound.params, "bound_grid": bound.grid_size,
                              "delta": self.config.delta})
 
-    def context(self, task: TaskInstance, seed: int, hparam_bits: float = 0.0) -> RunContext:
-        return build_context(task, seed, self.device, self.base_models, self.config.delta, hparam_bits)
+    def context(self, task: TaskInstance, seed: int, hparam_bits: float = 0.0, role: str = "compressor") -> RunContext:
+        return build_context(task, seed, self.device, self.base_models, self.config.delta, hparam_bits, role)
 
     def task(self, name: str) -> TaskInstance:
         if name not in self._tasks:
@@ -353,7 +355,9 @@ class Runner:
         c = evaluated.compressed
         n_params = count_params(evaluated.model)
         common = {
-            "n_train": task.n_train, "n_test": measured.n_test, "n_params": n_params,
+            "n_train": evaluated.n_train, "n_test": measured.n_test, "n_params": n_params,
+            "n_prior": len(task.data.train) - evaluated.n_train,
+            "prior_fraction": float(task.config["dataset_params"].get("prior_fraction", 0.0)),
             "n_params_kept": int(c.stats.get("n_params_kept", n_params)),
             "message_bits": float(c.bits), "train_errors": evaluated.train_errors, "test_errors": measured.test_errors,
             "train_err": evaluated.train_err, "test_err": measured.test_err,
@@ -412,7 +416,7 @@ class Runner:
             expected, own_model = state_digest(compressed.model), compressed.model
         report.phase(f"decoding for compressor {comp.name}", limit)
         decoded, digest = self.decoder.decode(comp.name, comp.version, comp.params, compressed.message,
-                                              prior_spec(task, seed, self.device), limit)
+                                              prior_spec(task, seed, self.device, self.base_models), limit)
         if digest != expected:
             why = first_difference(own_model, decoded) if own_model is not None else "its digest is not the stored one"
             raise ContractError(f"compressor '{comp.name}': the model decoded from the message and the prior alone "
@@ -435,7 +439,7 @@ class Runner:
 
     def run_bound(self, task: TaskInstance, seed: int, bound: PluginConfig, evaluated: Evaluated,
                   measured: Measured, hparam_bits: float) -> dict[str, Any]:
-        ctx = self.context(task, seed, hparam_bits)
+        ctx = self.context(task, seed, hparam_bits, role="bound")
         limit = self.config.cell_timeout
         try:
             instance = bound.instance()
@@ -486,16 +490,17 @@ def evaluate(decoded: nn.Module, compressed: Compressed, task: TaskInstance) -> 
     decoded.eval()
     data = task.data
     train_ce = test_ce = None
+    sample = data.bound_split()  # the training error a bound uses is on S_bound
     if data.task_type == "classification":
         (train_errors, train_ce), (test_errors, test_ce) = (errors_and_cross_entropy(decoded, split)
-                                                            for split in (data.train, data.test))
-        train_err, test_err = train_errors / len(data.train), test_errors / len(data.test)
+                                                            for split in (sample, data.test))
+        train_err, test_err = train_errors / len(sample), test_errors / len(data.test)
     else:
         train_errors, test_errors = None, None
-        train_err, test_err = error_rate(decoded, data.train, "regression"), error_rate(decoded, data.test, "regression")
+        train_err, test_err = error_rate(decoded, sample, "regression"), error_rate(decoded, data.test, "regression")
     if not (math.isfinite(train_err) and math.isfinite(test_err)):
         raise FloatingPointError(f"decoded model has non-finite error (train {train_err}, test {test_err})")
-    return (Evaluated(compressed, decoded, train_errors, len(data.train), train_err),
+    return (Evaluated(compressed, decoded, train_errors, len(sample), train_err),
             Measured(test_errors, len(data.test), test_err, train_ce, test_ce))
 
 

@@ -4,13 +4,15 @@ from __future__ import annotations
 
 import copy
 import functools
+import hashlib
+import io
 from pathlib import Path
 from typing import Any, Callable
 
 import torch
 from torch import nn
 
-from bench.contracts import DataBundle, Prior, PriorSpec, Recipe, TaskInstance, TaskSpec
+from bench.contracts import DataBundle, Prior, PriorSpec, Recipe, Split, TaskInstance, TaskSpec
 from bench.evaluation import error_rate
 from bench.params import ConfigError, build_params, canonical_json, params_dict
 from bench.registry import Registry
@@ -128,11 +130,19 @@ def seeded_model_factory(task: TaskInstance, seed: int, device: torch.device) ->
     return seeded_factory(task.build_model, seed, device)
 
 
-def prior_spec(task: TaskInstance, seed: int, device: torch.device) -> PriorSpec:
-    """What a decoder of this task and seed may know, as plain data."""
+def prior_spec(task: TaskInstance, seed: int, device: torch.device, models: "BaseModels | None" = None) -> PriorSpec:
+    """What a decoder of this task and seed may know, as plain data: with a data-dependent prior, the
+    prior model's weights (trained on ``S_prior`` only, by ``models``)."""
     data = task.data
+    state = None
+    if data.prior_indices is not None:
+        if models is None:
+            raise ValueError(f"task '{task.name}' has a data-dependent prior: its prior model is needed")
+        buffer = io.BytesIO()
+        torch.save({k: v.detach().cpu() for k, v in models.prior(task, seed).state_dict().items()}, buffer)
+        state = buffer.getvalue()
     return PriorSpec(task=task.config, seed=seed, device=str(device), input_shape=tuple(data.input_shape),
-                     num_classes=data.num_classes, task_type=data.task_type)
+                     num_classes=data.num_classes, task_type=data.task_type, prior_state=state)
 
 
 def prior_from_spec(spec: PriorSpec, registry: Registry) -> Prior:
@@ -147,8 +157,22 @@ def prior_from_spec(spec: PriorSpec, registry: Registry) -> Prior:
     return Prior(spec, seeded_factory(build, spec.seed, torch.device(spec.device)))
 
 
+def split_digest(split: Split) -> str:
+    """sha256 of a split's inputs and labels: what a model trained on it depends on."""
+    h = hashlib.sha256()
+    for t in (split.x, split.y):
+        t = t.detach().cpu().contiguous()
+        h.update(f"{t.dtype}|{tuple(t.shape)}|".encode())
+        h.update(t.numpy().tobytes())
+    return h.hexdigest()
+
+
 class BaseModels:
-    """Trained base models per (task, seed): trained once, cached on disk, copied on every request."""
+    """Trained models per (task, seed): trained once, cached on disk, copied on every request.
+
+    ``get``: the base model, trained on the whole training set. ``prior``: a data-dependent prior's
+    model, trained on ``S_prior`` only and cached under a key made of ``S_prior``'s content, the model
+    and the recipe (so nothing in ``S_bound`` can change it, or its key)."""
 
     def __init__(self, cache: ModelCache, device: torch.device, progress: Callable[..., Any]) -> None:
         self.cache, self.device, self.progress = cache, device, progress
@@ -159,23 +183,38 @@ class BaseModels:
         return ModelCache.key({"task": {k: v for k, v in task.config.items() if k != "name"},
                                "seed": seed, "device": self.device.type})
 
-    def get(self, task: TaskInstance, seed: int) -> nn.Module:
-        key = self.key(task, seed)
+    def prior_key(self, task: TaskInstance, seed: int) -> str:
+        config = task.config
+        return ModelCache.key({"prior_data": split_digest(task.data.prior_split()), "model": config["model"],
+                               "model_version": config["model_version"], "model_params": config["model_params"],
+                               "recipe": config["recipe"], "seed": seed, "device": self.device.type})
+
+    def _trained(self, task: TaskInstance, seed: int, key: str, split: Split, what: str) -> nn.Module:
         if key not in self._memo:
             model = seeded_model_factory(task, seed, self.device)()
             with self.cache.lock(key):
                 if not self.cache.load(key, model):
                     generator = torch.Generator().manual_seed(seed)
-                    fit(model, task.data.train, task.recipe, generator, task.data.task_type, self.progress,
-                        desc=f"train {task.name} seed={seed}")
-                    self.cache.save(key, model, {"task": task.config, "seed": seed, "device": self.device.type})
+                    fit(model, split, task.recipe, generator, task.data.task_type, self.progress,
+                        desc=f"train {what} {task.name} seed={seed}")
+                    self.cache.save(key, model, {"task": task.config, "seed": seed, "device": self.device.type,
+                                                 "trained_on": what, "examples": len(split)})
             model.to(self.device).eval()
             self._memo[key] = model
-            self.errors[key] = (
-                error_rate(model, task.data.train, task.data.task_type),
-                error_rate(model, task.data.test, task.data.task_type),
-            )
         return copy.deepcopy(self._memo[key])
+
+    def get(self, task: TaskInstance, seed: int) -> nn.Module:
+        key = self.key(task, seed)
+        model = self._trained(task, seed, key, task.data.train, "base")
+        if key not in self.errors:
+            self.errors[key] = (error_rate(model, task.data.train, task.data.task_type),
+                                error_rate(model, task.data.test, task.data.task_type))
+        return model
+
+    def prior(self, task: TaskInstance, seed: int) -> nn.Module:
+        if task.data.prior_indices is None:
+            raise ValueError(f"task '{task.name}' has no data-dependent prior")
+        return self._trained(task, seed, self.prior_key(task, seed), task.data.prior_split(), "prior")
 
     def base_errors(self, task: TaskInstance, seed: int) -> tuple[float, float]:
         self.get(task, seed)

@@ -130,11 +130,12 @@ def verify_cell(cell_id: str, results: Path, registry: Registry, data_dir: Path 
     report.notes.append(f"ledger: {Ledger(results).count(str(row['sample_id']))} configurations tried on this "
                         f"training sample (the headline pays log2 of that)")
 
+    base_models = BaseModels(ModelCache(default_cache_dir()), dev, progress)
     own_decoder = decoder is None
     decoder = decoder or Decoder()
     try:
         model, model_digest = decoder.decode(meta["compressor"], compressor_cls.version, meta["compressor_params"],
-                                             message, prior_spec(task, seed, dev))
+                                             message, prior_spec(task, seed, dev, base_models))
     except Exception as exc:  # a corrupted message or a decoder that needs more than the prior
         return report.fail(f"decoding the stored message from the prior alone failed: {type(exc).__name__}: {exc}")
     finally:
@@ -157,8 +158,7 @@ def verify_cell(cell_id: str, results: Path, registry: Registry, data_dir: Path 
         stored = None if _missing(row[key]) else row[key]
         report.add(key, stored, value, _close(stored, value, 0.0))
 
-    base_models = BaseModels(ModelCache(default_cache_dir()), dev, progress)
-    ctx = build_context(task, seed, dev, base_models, float(row["delta"]), hparam_bits)
+    ctx = build_context(task, seed, dev, base_models, float(row["delta"]), hparam_bits, role="bound")
     bound = bound_cls(**json.loads(row["bound_params"]))
     try:
         result = check_bound_result(bound.compute(evaluated, ctx), bound_cls.name, bound.bound_kind,

@@ -138,7 +138,7 @@ class RobustKL:
     def parts(self, sigmas: dict[str, float]) -> dict[str, Any]:
         terms = {layer.name: self.term(layer, sigmas[layer.name]) for layer in self.layers}
         code_bits = self.message_bits + sum(t.q_bits - self.q_coded[n] for n, t in terms.items())
-        length_bits = float(bounds_math.elias_delta_bits(math.ceil(code_bits)))
+        length_bits = float(bounds_math.message_length_code_bits(code_bits))
         choice_bits = len(self.layers) * math.log2(self.p.lambda_grid + 1)
         mixture = sum(t.mixture_nats for t in terms.values())
         hparam = self.ctx.hparam_bits
@@ -188,7 +188,7 @@ class Catoni(Bound):
             kind="certificate", error_bound=result.bound, empirical_term=artifact.train_err,
             kl_nats=kl.nats, message_bits=kl.message_bits, length_code_bits=kl.length_code_bits,
             hparam_bits=kl.hparam_bits, adjustment_nats=0.0, delta=ctx.delta,
-            extras={"alpha": self.params.alpha, "lambda": result.lam, "length_code": "elias-delta"},
+            extras={"alpha": self.params.alpha, "lambda": result.lam, "length_code": "elias-delta(l+1)"},
             target="decoded", form="catoni", alpha=self.params.alpha,
         )
 
@@ -283,7 +283,7 @@ class Catoni(Bound):
             posterior=NoisyPosterior(artifact.model, noise) if noise else None,
             form="catoni", alpha=p.alpha, delta_prime=delta_prime,
             extras={
-                "alpha": p.alpha, "lambda": result.lam, "length_code": "elias-delta", "robust": True,
+                "alpha": p.alpha, "lambda": result.lam, "length_code": "elias-delta(l+1)", "robust": True,
                 "layers": layers, "err_mc": err_mc, "mc_errors": errors, "m": m, "delta_prime": delta_prime,
                 "delta_pac_bayes": ctx.delta - delta_prime, "deterministic_train_err": artifact.train_err,
                 "message_bits_real": float(artifact.compressed.bits), "code_bits": parts["code_bits"],

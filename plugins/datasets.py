@@ -27,42 +27,58 @@ FASHION_MNIST_DEBIAN = Path("/usr/share/datasets/fashion-mnist")
 class ImageParams:
     train_fraction: float = 1.0
     merge_classes: int = 0  # k > 0: classes merged, in order, into k contiguous groups (2: "MNIST-2")
+    prior_fraction: float = 0.0  # p > 0: a stratified p of the training set is S_prior (a data-dependent prior)
 
     def validate(self) -> None:
         if not 0 < self.train_fraction <= 1:
             raise ValueError("parameter 'train_fraction' must be in (0, 1]")
         if self.merge_classes < 0 or self.merge_classes == 1:
             raise ValueError("parameter 'merge_classes' must be 0 (keep the classes) or >= 2")
+        if not 0 <= self.prior_fraction < 1:
+            raise ValueError("parameter 'prior_fraction' must be in [0, 1)")
 
 
 def image_bundle(train: Split, test: Split, input_shape: tuple[int, ...], classes: int,
                  params: ImageParams) -> DataBundle:
-    """The bundle with ``train_fraction`` of the training set (stratified on the original classes)
-    and, with ``merge_classes = k``, class ``c`` relabelled ``⌊c·k / classes⌋`` in both splits
-    (deterministic; seed 004's two-class versions: the first half of the classes against the rest)."""
+    """The bundle with ``train_fraction`` of the training set (stratified on the original classes);
+    with ``prior_fraction = p``, a stratified ``p`` of it marked as ``S_prior``; and, with
+    ``merge_classes = k``, class ``c`` relabelled ``⌊c·k / classes⌋`` in both splits (deterministic;
+    seed 004's two-class versions: the first half of the classes against the rest)."""
     train = stratified_subset(train, params.train_fraction)
+    prior = None
+    if params.prior_fraction > 0:  # stratified on the original classes, disjoint from S_bound by construction
+        prior = torch.from_numpy(stratified_indices(train.y, params.prior_fraction, PRIOR_SPLIT_SEED))
     k = params.merge_classes
     if k:
         if k > classes:
             raise ValueError(f"parameter 'merge_classes' = {k} exceeds the {classes} classes")
         train, test = (Split(split.x, split.y * k // classes) for split in (train, test))
         classes = k
-    return DataBundle(train, test, input_shape, classes)
+    return DataBundle(train, test, input_shape, classes, prior_indices=prior)
+
+
+def stratified_indices(y: torch.Tensor, fraction: float, seed: int = 0) -> np.ndarray:
+    """Sorted indices of the first ``fraction`` of each class under a fixed permutation: deterministic
+    and balanced."""
+    rng = np.random.default_rng(seed)
+    y = y.numpy()
+    keep = []
+    for c in np.unique(y):
+        idx = np.flatnonzero(y == c)
+        idx = idx[rng.permutation(len(idx))]
+        keep.append(idx[: max(1, int(round(fraction * len(idx))))])
+    return np.sort(np.concatenate(keep))
 
 
 def stratified_subset(split: Split, fraction: float, seed: int = 0) -> Split:
     """The first ``fraction`` of each class under a fixed permutation: deterministic and balanced."""
     if fraction >= 1.0:
         return split
-    rng = np.random.default_rng(seed)
-    y = split.y.numpy()
-    keep = []
-    for c in np.unique(y):
-        idx = np.flatnonzero(y == c)
-        idx = idx[rng.permutation(len(idx))]
-        keep.append(idx[: max(1, int(round(fraction * len(idx))))])
-    order = np.sort(np.concatenate(keep))
+    order = stratified_indices(split.y, fraction, seed)
     return Split(split.x[order], split.y[order])
+
+
+PRIOR_SPLIT_SEED = 1  # S_prior's permutation: fixed, and independent of train_fraction's
 
 
 def _images(x: np.ndarray, mean: tuple[float, ...], std: tuple[float, ...]) -> torch.Tensor:

@@ -18,6 +18,7 @@ only in the quantization reuse it: it is cached on disk under ``$BENCH_CACHE_DIR
 
 from __future__ import annotations
 
+import hashlib
 from dataclasses import dataclass
 from typing import ClassVar, Literal
 
@@ -56,6 +57,7 @@ class IntrinsicDimParams:
     weight_decay: float = 0.0
     qat_epochs: int = 2
     qat_lr: float = 3e-3
+    origin: Literal["init", "prior"] = "init"  # θ₀: the seeded initialization, or the data-dependent prior's model
     codebook_precision: Precision = "float16"
     z_precision: Precision = "float16"
     rest_precision: Precision = "float16"
@@ -107,12 +109,16 @@ class IntrinsicDim(Compressor):
             "batch_size": p.batch_size or r.batch_size, "schedule": p.schedule or r.schedule,
             "weight_decay": p.weight_decay, "momentum": r.momentum,
             "code": SUBSPACE_CODE_VERSION, "torch": torch.__version__.split("+")[0],
+            **({"origin": hashlib.sha256(ctx.prior.spec.prior_state).hexdigest()} if p.origin == "prior" else {}),
         }
 
     def space(self, prior: Prior | RunContext) -> Subspace:
-        """θ₀ + P·z: both from the prior (the seeded initialization and the seeded projector)."""
+        """θ₀ + P·z: both from the prior (the seeded initialization, or with ``origin = prior`` the prior
+        model trained on ``S_prior``, and the seeded projector)."""
         p = self.params
-        return Subspace(prior.make_model(), p.projector, p.dim, projector_seed(prior), prior.device, p.scale)
+        source = prior if isinstance(prior, Prior) else prior.prior
+        start = source.prior_model() if p.origin == "prior" else source.make_model()
+        return Subspace(start, p.projector, p.dim, projector_seed(prior), prior.device, p.scale)
 
     def trained_z(self, space: Subspace, ctx: RunContext) -> tuple[torch.Tensor, dict]:
         """z after subspace training: from the cache, or trained now (once, even across workers)."""

@@ -48,7 +48,7 @@ class Occam(Bound):
         kl = occam_parts(artifact, ctx)
         bound = bounds_math.error_bound(self.params.form, artifact.train_err, ctx.task.n_train, kl.nats,
                                         ctx.delta, alpha=self.params.alpha)
-        extras = {"form": self.params.form, "length_code": "elias-delta"}
+        extras = {"form": self.params.form, "length_code": "elias-delta(l+1)"}
         if self.params.form == "catoni":
             extras["alpha"] = self.params.alpha
         return BoundResult(

@@ -3,12 +3,19 @@ optionally fine-tuning the centroids on the training set, then entropy coding of
 
 Every linear and convolution weight gets its own codebook; biases and BatchNorm parameters and running
 statistics go into the message at ``rest_precision``. See ``bench.quantization`` for the layout.
+
+``origin = prior`` (a data-dependent prior): the message codes the *difference* between the trained
+model and the prior's model (trained on ``S_prior``, known to the decoder), every tensor of it; the
+decoded model is the prior's model plus the decoded difference.
 """
 
 from __future__ import annotations
 
+import copy
 from dataclasses import dataclass
 from typing import ClassVar, Literal
+
+from torch import nn
 
 from bench.contracts import Compressed, Compressor, Prior, RunContext
 from bench.hookspecs import hookimpl
@@ -23,10 +30,14 @@ class QuantizeParams:
     finetune_lr: float = 1e-4
     codebook_precision: Literal["float16", "float32"] = "float16"
     rest_precision: Literal["float16", "float32"] = "float16"
+    origin: Literal["none", "prior"] = "none"
 
     def validate(self) -> None:
         if self.levels < 1:
             raise ValueError("parameter 'levels' must be >= 1")
+        if self.origin == "prior" and self.finetune_epochs:
+            raise ValueError("parameter 'finetune_epochs' must be 0 with origin = 'prior' (the centroids of a "
+                             "difference are not fine-tuned)")
         if self.finetune_epochs < 0:
             raise ValueError("parameter 'finetune_epochs' must be >= 0")
         if self.finetune_lr <= 0:
@@ -41,6 +52,8 @@ class Quantize(Compressor):
     def compress(self, ctx: RunContext) -> Compressed:
         p = self.params
         model = ctx.base_model()
+        if p.origin == "prior":
+            return self._difference(model, ctx)
         codes = quantize_tensors(model, p.levels, ctx.seed, p.init)
         if p.finetune_epochs:
             CodebookModel(model, codes).finetune(
@@ -54,9 +67,32 @@ class Quantize(Compressor):
             sections=encoded.sections,
         )
 
+    def _difference(self, model: nn.Module, ctx: RunContext) -> Compressed:
+        p = self.params
+        reference = ctx.prior.prior_model()
+        delta = combine(model, reference, -1.0)
+        codes = quantize_tensors(delta, p.levels, ctx.seed, p.init)
+        encoded = encode_model(delta, codes, False, p.codebook_precision, p.rest_precision)
+        return Compressed(
+            message=encoded.message, model=combine(reference, encoded.model, 1.0),
+            stats={"n_params_kept": sum(t.numel() for t in model.parameters())},
+            extras={"section_bits": encoded.section_bits, "origin": "prior"}, sections=encoded.sections,
+        )
+
     def decode(self, message: bytes, prior: Prior):
         p = self.params
-        return decode_model(message, prior.make_model(), False, p.codebook_precision, p.rest_precision)
+        decoded = decode_model(message, prior.make_model(), False, p.codebook_precision, p.rest_precision)
+        return combine(prior.prior_model(), decoded, 1.0) if p.origin == "prior" else decoded
+
+
+def combine(a: nn.Module, b: nn.Module, sign: float) -> nn.Module:
+    """A copy of ``a`` whose every floating tensor is ``a + sign·b`` (float32, the same in compress
+    and decode)."""
+    out = copy.deepcopy(a)
+    sb = b.state_dict()
+    out.load_state_dict({k: (v + sign * sb[k].to(v.device)) if v.is_floating_point() else v
+                         for k, v in a.state_dict().items()})
+    return out.eval()
 
 
 @hookimpl

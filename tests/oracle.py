@@ -155,7 +155,7 @@ def recompute(row) -> dict[str, float]:
                 "error_bound": bound_of("maurer", empirical, n, kl, delta - delta_prime)}
     if bound == "catoni" and params.get("robust"):
         code_bits = mp.mpf(extras["code_bits"])
-        length = elias_delta_len(math.ceil(extras["code_bits"]))  # of the modified code, not the message
+        length = elias_delta_len(math.ceil(extras["code_bits"]) + 1)  # of the modified code's length + 1
         choice = len(extras["layers"]) * mp.log(params.get("lambda_grid", 511) + 1, 2)
         assert close(row["message_bits"], code_bits + choice), "message bits are not code + λ-choice bits"
         kl = max(mp.mpf(0), (code_bits + choice + length + hparam) * LN2 + mp.mpf(row["adjustment_nats"]))
@@ -171,7 +171,7 @@ def recompute(row) -> dict[str, float]:
         return {"kl_nats": kl, "empirical_term": empirical, "error_bound": value, "length_code_bits": length}
     # a point mass under the Occam prior of the message
     bits = int(row["message_bits"])
-    length = elias_delta_len(bits)
+    length = elias_delta_len(bits + 1)  # the length ℓ >= 0 is coded as Elias delta of ℓ + 1
     kl = (mp.mpf(bits) + length + hparam) * LN2
     form = "catoni" if bound == "catoni" else params.get("form", "binomial")
     alpha = params.get("alpha", 1.0001)

@@ -49,7 +49,7 @@ def test_elias_delta_bits_rejects(bad):
 def test_occam_kl_nats_parts():
     parts = bm.occam_kl_nats(3000, hparam_bits=3)
     assert parts.message_bits == 3000
-    assert parts.length_code_bits == bm.elias_delta_bits(3000) == 18
+    assert parts.length_code_bits == bm.elias_delta_bits(3001) == 18  # Elias delta of ℓ + 1
     assert parts.hparam_bits == 3
     assert parts.total_bits == 3021
     assert parts.nats == pytest.approx(3021 * math.log(2), rel=1e-15)
@@ -58,10 +58,12 @@ def test_occam_kl_nats_parts():
 
     explicit = bm.occam_kl_nats(1000, length_code_bits=2 * math.log2(1000))
     assert explicit.nats == pytest.approx((1000 + 2 * math.log2(1000)) * math.log(2))
-    assert bm.occam_kl_nats(1000.3).length_code_bits == bm.elias_delta_bits(1001)
+    assert bm.occam_kl_nats(1000.3).length_code_bits == bm.elias_delta_bits(1002)
     assert bm.occam_kl_nats(0, length_code_bits=0).nats == 0.0
+    assert bm.occam_kl_nats(0).length_code_bits == 1  # the empty message: Elias delta of 1
+    assert bm.occam_kl_nats(1023).length_code_bits == bm.elias_delta_bits(1024) == 17  # one more than Elias(1023)
     with pytest.raises(ValueError, match="message_bits"):
-        bm.occam_kl_nats(0)
+        bm.occam_kl_nats(-1)
     with pytest.raises(ValueError, match="hparam_bits"):
         bm.occam_kl_nats(10, hparam_bits=-1)
     with pytest.raises(ValueError, match="length_code_bits"):

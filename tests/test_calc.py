@@ -48,7 +48,7 @@ def test_cli_catoni_with_bits_matches_library(cli_results):
     res = cli_results["catoni_bits"]
     assert res.returncode == 0, res.stderr
     bound, detail = _parse(res.stdout)
-    kl = (3000 + bm.elias_delta_bits(3000) + 3) * math.log(2)
+    kl = (3000 + bm.elias_delta_bits(3001) + 3) * math.log(2)
     assert float(detail["kl_nats"]) == pytest.approx(kl, rel=1e-15)
     assert float(detail["message_bits"]) == 3000
     assert float(detail["length_code_bits"].split()[0]) == 18
@@ -118,7 +118,7 @@ def test_no_length_code(capsys):
         (["catoni", "--train-err", "0.1", "--n", "100", "--kl-nats", "3", "--alpha", "1"], "alpha"),
         (["binomial", "--train-err", "0.1", "--n", "100", "--kl-nats", "3", "--delta", "nan"], "delta"),
         (["kl", "--train-err", "0.1", "--n", "100", "--kl-nats", "3", "--hparam-bits", "2"], "--bits"),
-        (["kl", "--train-err", "0.1", "--n", "100", "--bits", "0"], "message_bits"),
+        (["kl", "--train-err", "0.1", "--n", "100", "--bits", "-1"], "message_bits"),
     ],
 )
 def test_bad_input_is_one_line_exit_2(argv, word, capsys):
