@@ -345,6 +345,10 @@ class Compressor(Registered):
 
     kind: ClassVar[str] = "compressor"
 
+    def skip_reason(self, ctx: RunContext) -> str | None:
+        """Why this compressor does not apply to the task (``None``: it does); its cells are skipped."""
+        return None
+
     def compress(self, ctx: RunContext) -> Compressed:
         raise NotImplementedError
 

@@ -337,6 +337,14 @@ class Runner:
         comp_bits = math.log2(comp.grid_size)
         try:
             task = self.task(job.task)
+            reason = comp.instance().skip_reason(self.context(task, job.seed))
+            if reason:
+                rows = [{**row, "status": "skipped", "error": reason, "ledger_configs": ledger_configs}
+                        for _, row in pending]
+                self.write(rows, result)
+                report.wrote(rows)
+                report.tick(len(pending))
+                return result
             report.phase(f"training the base model of {job.task}", None)
             base_train, base_test = self.base_models.base_errors(task, job.seed)
             evaluated, measured, comp_bits, compress_seconds = self.obtain(task, job.seed, comp, artifact_id,

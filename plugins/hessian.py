@@ -27,6 +27,7 @@ stochastic classifier, whose own test error the harness measures.
 
 from __future__ import annotations
 
+import copy
 import math
 from dataclasses import dataclass
 from typing import Any, ClassVar, Literal
@@ -153,7 +154,7 @@ class Hessian(Bound):
         p = self.params
         key = (state_digest(artifact.model), p.curvature, p.curvature_samples, p.curvature_examples, ctx.seed)
         if key not in _CURVATURE:
-            model = artifact.model
+            model = copy.deepcopy(artifact.model).requires_grad_(True)  # a decoder may hand back frozen weights
             train = ctx.task.data.train
             h = diagonal_curvature(model, train, p.curvature, ctx.task.data.task_type, samples=p.curvature_samples,
                                    generator=ctx.generator(CURVATURE_STREAM),

@@ -22,10 +22,13 @@ class PriorModel(Compressor):
     version: ClassVar[str] = "0.1.0"
     description: ClassVar[str] = "the data-dependent prior's own model (trained on S_prior), an empty message"
 
-    def compress(self, ctx: RunContext) -> Compressed:
+    def skip_reason(self, ctx: RunContext) -> str | None:
         if not ctx.prior.has_prior_model:
-            raise ValueError("compressor 'prior' needs a data-dependent prior: set the task's dataset "
-                             "parameter prior_fraction (e.g. --set task.T.dataset_params.prior_fraction=0.8)")
+            return ("needs a data-dependent prior: set the task's dataset parameter prior_fraction "
+                    "(e.g. --set task.T.dataset_params.prior_fraction=0.8)")
+        return None
+
+    def compress(self, ctx: RunContext) -> Compressed:
         model = ctx.prior.prior_model()
         return Compressed(message=b"", model=model, stats={"n_params_kept": 0})
 

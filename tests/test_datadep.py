@@ -105,8 +105,8 @@ def test_id_from_the_prior_decodes_exactly(workspace, capsys):
     assert "AGREES" in capsys.readouterr().out
 
 
-def test_the_prior_compressor_needs_a_prior(workspace):
-    assert main(["run", "--compressors", "prior", "--bounds", "occam", "--no-leaderboard"]) == 1
+def test_the_prior_compressor_is_skipped_without_a_prior(workspace):
+    assert main(["run", "--compressors", "prior", "--bounds", "occam", "--no-leaderboard"]) == 0
     df = pd.read_parquet(workspace / "results")
-    assert "needs a data-dependent prior" in df["error"].iloc[0]
+    assert df["status"].iloc[0] == "skipped" and "needs a data-dependent prior" in df["error"].iloc[0]
     assert math.isnan(df["error_bound"].iloc[0])
