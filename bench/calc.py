@@ -13,7 +13,7 @@ from __future__ import annotations
 import argparse
 import sys
 
-from bench import bounds_math
+from bench.kit import bounds as bounds_math
 
 _FORM_HELP = {
     "catoni": "Catoni's bound (seed 002, Theorem 2.1), minimized over lambda for a fixed alpha",

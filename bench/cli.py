@@ -14,6 +14,7 @@ SUBCOMMANDS: dict[str, tuple[str, str, str]] = {
     "leaderboard": ("bench.commands.leaderboard", "configure", "run"),
     "verify": ("bench.commands.verify", "configure", "run"),
     "report": ("bench.commands.report", "configure", "run"),
+    "new-plugin": ("bench.commands.new_plugin", "configure", "run"),
     "calc": ("bench.calc", "configure", "run"),
 }
 HELP = {
@@ -23,6 +24,7 @@ HELP = {
     "leaderboard": "print ranked tables of the results",
     "verify": "decode a cell's stored message, re-evaluate it and recompute its bound",
     "report": "write the results as a self-contained web page with plots",
+    "new-plugin": "write a working third-party plugin package (compressor, bound or task) to start from",
     "calc": "compute a bound from a training error, a KL (or a size in bits) and n",
 }
 

@@ -8,14 +8,16 @@ only through what is declared here.
 from __future__ import annotations
 
 import dataclasses
+import hashlib
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any, Callable, ClassVar, Iterator, Literal
+from typing import TYPE_CHECKING, Annotated, Any, Callable, ClassVar, ContextManager, Iterator, Literal, Protocol
 
-import numpy as np
 import torch
 from torch import nn
 
 from bench.errors import PRIOR_ONLY, DatasetUnavailable  # noqa: F401  (part of the plugin contract)
+from bench.kit.ranges import Ge, Gt
+from bench.kit.types import LayerCode, Posterior, Split  # noqa: F401  (part of the plugin contract)
 from bench.params import build_params, params_dict
 
 if TYPE_CHECKING:
@@ -55,20 +57,6 @@ class Registered:
 
 
 # --------------------------------------------------------------------------------------------- data
-@dataclass
-class Split:
-    """One split of a dataset, held whole in memory (inputs already normalized)."""
-
-    x: torch.Tensor
-    y: torch.Tensor
-
-    def __len__(self) -> int:
-        return int(self.x.shape[0])
-
-    def to(self, device: torch.device) -> "Split":
-        return Split(self.x.to(device), self.y.to(device))
-
-
 class WithheldSplit:
     """Stands in for the test split in what plugins see: the harness alone evaluates on test data, so a
     compressor or bound cannot select, fit or certify on it."""
@@ -143,20 +131,12 @@ class Recipe:
     """How a task's base model is trained (the run's seed is added by the harness)."""
 
     optimizer: Literal["adam", "adamw", "sgd"] = "adam"
-    lr: float = 1e-3
-    epochs: int = 10
-    batch_size: int = 128
-    weight_decay: float = 0.0
-    momentum: float = 0.9
+    lr: Annotated[float, Gt(0)] = 1e-3
+    epochs: Annotated[int, Ge(0)] = 10
+    batch_size: Annotated[int, Ge(1)] = 128
+    weight_decay: Annotated[float, Ge(0)] = 0.0
+    momentum: Annotated[float, Ge(0)] = 0.9
     schedule: Literal["constant", "cosine"] = "cosine"
-
-    def validate(self) -> None:
-        if self.lr <= 0:
-            raise ValueError("parameter 'lr' must be > 0")
-        if self.epochs < 0:
-            raise ValueError("parameter 'epochs' must be >= 0")
-        if self.batch_size < 1:
-            raise ValueError("parameter 'batch_size' must be >= 1")
 
 
 @dataclass(frozen=True)
@@ -269,9 +249,9 @@ class Prior:
         model.load_state_dict(state)
         return model.eval()
 
-    def generator(self, offset: int = 0) -> torch.Generator:
+    def generator(self, name: str) -> torch.Generator:
         """The same seeded CPU generator as ``RunContext.generator``: prior knowledge."""
-        return seeded_generator(self.spec.seed, offset)
+        return seeded_generator(self.spec.seed, stream_offset(name))
 
     def __getattr__(self, name: str) -> Any:
         raise AttributeError(f"Prior has no '{name}': {PRIOR_ONLY}")
@@ -281,11 +261,49 @@ def seeded_generator(seed: int, offset: int = 0) -> torch.Generator:
     return torch.Generator().manual_seed(seed * 1_000_003 + offset)
 
 
+def stream_seed(seed: int, name: str) -> int:
+    """The integer seed of the random stream ``name`` of a run (for what takes a seed, not a generator)."""
+    return seed * 1_000_003 + stream_offset(name)
+
+
+class ModelCache(Protocol):
+    """A content-addressed cache of models a plugin may keep what it trains in (``RunContext.cache``):
+    the key of a configuration, a lock held while one process computes it, load and save."""
+
+    def key(self, config: dict) -> str: ...
+
+    def lock(self, key: str) -> ContextManager[None]: ...
+
+    def load(self, key: str, model: nn.Module) -> bool: ...
+
+    def save(self, key: str, model: nn.Module, config: dict) -> None: ...
+
+
+#: The named random streams of the built-in plugins and the harness, at the offsets they have always
+#: used (so their messages stay what they were); any other name gets its own offset, hashed from it.
+STREAMS: dict[str, int] = {
+    "quantize.finetune": 1, "prune.retrain": 1, "prune.finetune": 7, "dns.surgery": 2, "dns.finetune": 7,
+    "hw-kmeans.curvature": 101, "id.subspace": 1, "id.qat": 2, "id.projector": 17,
+    "catoni.select-subset": 7_918, "catoni.select": 7_919, "catoni.final": 104_729,
+    "vibnet.shuffle": 31, "vibnet.finetune": 32, "vibnet.codebook": 33, "vibnet.init": 34,
+    "hessian.curvature": 404, "hessian.mc": 405, "harness.target-test": 7_777_777,
+}
+
+
+def stream_offset(name: str) -> int:
+    if not isinstance(name, str):
+        raise TypeError(f"random streams are named (e.g. 'myplugin.shuffle'), got {name!r}")
+    if name in STREAMS:
+        return STREAMS[name]
+    return int.from_bytes(hashlib.sha256(name.encode()).digest()[:4], "big") + (1 << 32)
+
+
 @dataclass
 class RunContext:
     """What a compressor or a bound may use. Shared by both; bounds also get ``delta`` and hparam bits.
 
-    ``task.data.test`` is withheld: only the harness evaluates on test data."""
+    ``task.data.test`` is withheld: only the harness evaluates on test data. A bound's training set is
+    ``S_bound`` (with a data-dependent prior, the part of the training set the prior did not see)."""
 
     task: TaskInstance
     seed: int
@@ -294,30 +312,18 @@ class RunContext:
     base_model: Callable[[], nn.Module]  # a fresh copy of the cached trained model
     evaluate: Callable[[nn.Module, Split], float]  # error rate (or MSE for regression) of a model
     progress: ProgressFactory
-    rng: np.random.Generator
+    cache: Callable[[str], ModelCache]  # cache(namespace): where a plugin keeps what it trained
     delta: float = 0.05
     hparam_bits: float = 0.0  # log2 of the number of configurations swept for this cell
     prior: Prior | None = None  # what decode will get
 
-    def generator(self, offset: int = 0) -> torch.Generator:
-        """A CPU torch generator derived from the run's seed (``offset`` separates independent uses)."""
-        return seeded_generator(self.seed, offset)
+    def generator(self, name: str) -> torch.Generator:
+        """A CPU torch generator of the run's seed and the stream ``name``: the same name gives the
+        same stream on every machine, different names independent ones."""
+        return seeded_generator(self.seed, stream_offset(name))
 
 
 # ------------------------------------------------------------------------------------- artifacts
-@dataclass
-class LayerCode:
-    """One layer as a compressor coded it: kept positions S, codebook C, assignments Q (seed 002)."""
-
-    name: str
-    size: int  # number of weights p in the layer
-    positions: np.ndarray  # S: sorted kept indices into the flattened layer
-    codebook: np.ndarray  # C: r values (float32, exactly as decoded)
-    assignments: np.ndarray  # Q: for each kept position, an index into the codebook
-    positions_bits: float  # size of S's section in the message
-    codebook_bits: float  # size of C's section in the message
-
-
 @dataclass
 class Compressed:
     """A compressor's output: a real message that decodes, given the prior, to the evaluated model."""
@@ -327,10 +333,9 @@ class Compressed:
     layers: list[LayerCode] | None = None  # per-layer (S, C, Q), for bounds that need it
     stats: dict[str, float] = field(default_factory=dict)  # n_params_kept, neurons_kept, flops, ...
     extras: dict[str, Any] = field(default_factory=dict)
-    # (name, bytes) of each section of a ``bench.coding.pack_sections`` message, in order; the harness
+    # (name, bytes) of each section of a ``bench.kit.coding.pack_sections`` message, in order; the harness
     # checks them against the message's own header before any bound uses them
     sections: list[tuple[str, int]] | None = None
-    hparam_bits: float = 0.0  # set by the runner, never by the plugin
 
     @property
     def bits(self) -> int:
@@ -372,14 +377,6 @@ Target = Literal["decoded", "stochastic"]
 TARGETS: tuple[str, ...] = ("decoded", "stochastic")
 
 
-class Posterior:
-    """A stochastic classifier around the decoded model: ``logits`` draws fresh weights for every
-    example of ``x``. The harness uses it to measure the classifier's own test error."""
-
-    def logits(self, x: torch.Tensor, generator: torch.Generator) -> torch.Tensor:
-        raise NotImplementedError
-
-
 @dataclass
 class BoundResult:
     """What a bound computed. ``target`` says what is certified: the decoded model itself, or a
@@ -401,7 +398,7 @@ class BoundResult:
     extras: dict[str, Any] = field(default_factory=dict)
     target: Target = "decoded"
     posterior: Posterior | None = None
-    form: str | None = None  # binomial | kl | maurer | catoni (bench.bounds_math.error_bound)
+    form: str | None = None  # binomial | kl | maurer | catoni (bench.kit.bounds.error_bound)
     alpha: float | None = None  # Catoni's α, for form = "catoni"
     delta_prime: float = 0.0  # the part of δ spent on a Monte-Carlo estimate; the bound uses δ − δ'
 
@@ -444,14 +441,28 @@ class Executor(Registered):
         raise NotImplementedError
 
 
-REGISTERED_BASES: dict[str, type | None] = {
-    "datasets": Dataset,
-    "models": ModelFamily,
-    "tasks": None,  # TaskSpec instances
-    "compressors": Compressor,
-    "bounds": Bound,
-    "executors": Executor,
-}
+@dataclass(frozen=True)
+class Kind:
+    """One kind of registered object: its plural name (the CLI's and the registry's), its singular, the
+    hook that registers it and what a registered object must be (a subclass of ``base``, or for tasks
+    a ``TaskSpec`` instance)."""
+
+    plural: str
+    singular: str
+    hook: str
+    base: type
+
+
+#: The one table of registry kinds.
+KINDS: tuple[Kind, ...] = (
+    Kind("datasets", "dataset", "bench_register_datasets", Dataset),
+    Kind("models", "model", "bench_register_models", ModelFamily),
+    Kind("tasks", "task", "bench_register_tasks", TaskSpec),
+    Kind("compressors", "compressor", "bench_register_compressors", Compressor),
+    Kind("bounds", "bound", "bench_register_bounds", Bound),
+    Kind("executors", "executor", "bench_register_executors", Executor),
+)
+KIND_BY_NAME: dict[str, Kind] = {k.plural: k for k in KINDS}
 
 
 def describe_params(obj: Any) -> dict[str, Any]:

@@ -46,14 +46,3 @@ def bench_register_bounds(register: Register) -> None:
 @hookspec
 def bench_register_executors(register: Register) -> None:
     """Register executors (subclasses of ``bench.contracts.Executor``): where a run's jobs execute."""
-
-
-# registry kind -> hook name; the CLI's ``bench list`` and the registry use this one table.
-KIND_HOOKS: dict[str, str] = {
-    "datasets": "bench_register_datasets",
-    "models": "bench_register_models",
-    "tasks": "bench_register_tasks",
-    "compressors": "bench_register_compressors",
-    "bounds": "bench_register_bounds",
-    "executors": "bench_register_executors",
-}

@@ -13,7 +13,9 @@ import itertools
 import json
 import types
 import typing
-from typing import Any, Literal, Mapping, Union
+from typing import Annotated, Any, Literal, Mapping, Union
+
+from bench.kit.ranges import Range
 
 
 class ConfigError(ValueError):
@@ -21,6 +23,8 @@ class ConfigError(ValueError):
 
 
 def _is_sequence_type(tp: Any) -> bool:
+    if typing.get_origin(tp) is Annotated:
+        tp = typing.get_args(tp)[0]
     origin = typing.get_origin(tp)
     if origin in (Union, types.UnionType):
         return any(_is_sequence_type(a) for a in typing.get_args(tp) if a is not type(None))
@@ -28,16 +32,27 @@ def _is_sequence_type(tp: Any) -> bool:
 
 
 def _type_name(tp: Any) -> str:
+    if typing.get_origin(tp) is Annotated:
+        tp = typing.get_args(tp)[0]
     if typing.get_origin(tp) is Literal:
         return " | ".join(repr(a) for a in typing.get_args(tp))
     return getattr(tp, "__name__", None) or str(tp).replace("typing.", "")
 
 
 def coerce(value: Any, tp: Any, key: str) -> Any:
-    """Return ``value`` converted to the declared type ``tp`` or raise ConfigError naming ``key``."""
+    """Return ``value`` converted to the declared type ``tp`` or raise ConfigError naming ``key``.
+
+    ``Annotated[T, Ge(1), ...]`` checks the declared ranges (``bench.kit.ranges``) after the type."""
     origin = typing.get_origin(tp)
     args = typing.get_args(tp)
     if tp is Any:
+        return value
+    if origin is Annotated:
+        value = coerce(value, args[0], key)
+        for mark in args[1:]:
+            problem = mark.problem(value) if isinstance(mark, Range) else None
+            if problem:
+                raise ConfigError(f"parameter '{key}' must be {problem}, got {value!r}")
         return value
     if origin in (Union, types.UnionType):
         if value is None and type(None) in args:
@@ -90,7 +105,7 @@ def coerce(value: Any, tp: Any, key: str) -> Any:
 
 
 def field_types(params_cls: type) -> dict[str, Any]:
-    hints = typing.get_type_hints(params_cls)
+    hints = typing.get_type_hints(params_cls, include_extras=True)
     return {f.name: hints[f.name] for f in dataclasses.fields(params_cls)}
 
 

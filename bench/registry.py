@@ -16,7 +16,7 @@ from typing import Any
 import pluggy
 
 from bench import hookspecs
-from bench.contracts import REGISTERED_BASES, TaskSpec
+from bench.contracts import KIND_BY_NAME, KINDS, TaskSpec
 from bench.errors import PluginError  # noqa: F401  (re-exported)
 from bench.params import ConfigError
 
@@ -49,7 +49,7 @@ class Entry:
 class Registry:
     def __init__(self) -> None:
         self.plugins: list[PluginRecord] = []
-        self.entries: dict[str, dict[str, Entry]] = {kind: {} for kind in hookspecs.KIND_HOOKS}
+        self.entries: dict[str, dict[str, Entry]] = {kind.plural: {} for kind in KINDS}
 
     def names(self, kind: str) -> list[str]:
         return sorted(self.entries[kind])
@@ -60,9 +60,8 @@ class Registry:
             return table[name]
         if kind == "models" and ":" in name and name.split(":", 1)[0] in table:
             return table[name.split(":", 1)[0]]
-        singular = kind[:-1]
         known = ", ".join(self.names(kind)) or "(none)"
-        raise UnknownName(f"unknown {singular} '{name}' (known: {known})")
+        raise UnknownName(f"unknown {KIND_BY_NAME[kind].singular} '{name}' (known: {known})")
 
     def get(self, kind: str, name: str) -> Any:
         return self.entry(kind, name).obj
@@ -94,8 +93,8 @@ def _entry_points() -> list[md.EntryPoint]:
 
 
 def _check_registered(kind: str, obj: Any) -> str:
-    base = REGISTERED_BASES[kind]
-    if base is None:
+    base = KIND_BY_NAME[kind].base
+    if base is TaskSpec:
         if not isinstance(obj, TaskSpec):
             raise TypeError(f"tasks must be registered as TaskSpec instances, got {obj!r}")
         return obj.name
@@ -143,17 +142,17 @@ def _register_one(registry: Registry, record: PluginRecord, module: Any) -> None
     pm = pluggy.PluginManager(hookspecs.PROJECT)
     pm.add_hookspecs(hookspecs)
     pm.register(module, name=record.name)
-    for kind, hook_name in hookspecs.KIND_HOOKS.items():
+    for kind in KINDS:
         collected: list[tuple[str, Any]] = []
 
-        def register(obj: Any, _kind: str = kind, _out: list = collected) -> None:
+        def register(obj: Any, _kind: str = kind.plural, _out: list = collected) -> None:
             _out.append((_check_registered(_kind, obj), obj))
 
-        getattr(pm.hook, hook_name)(register=register)
+        getattr(pm.hook, kind.hook)(register=register)
         for name, obj in collected:
-            table = registry.entries[kind]
+            table = registry.entries[kind.plural]
             if name in table:
                 other = table[name].plugin
-                raise ValueError(f"{kind[:-1]} '{name}' is already registered by plugin '{other}'")
+                raise ValueError(f"{kind.singular} '{name}' is already registered by plugin '{other}'")
             table[name] = Entry(obj=obj, plugin=record.name, plugin_version=record.version)
-            record.registered.setdefault(kind, []).append(name)
+            record.registered.setdefault(kind.plural, []).append(name)

@@ -55,7 +55,7 @@ SCHEMA = pa.schema([
     # what the certificate is about, and that classifier's own test error
     ("target", STR), ("target_test_err", F64), ("target_test_err_se", F64), ("target_test_errors", I64),
     ("target_test_trials", I64), ("refuted", pa.bool_()),
-    # how error_bound follows from empirical_term and kl_nats (bench.bounds_math.error_bound)
+    # how error_bound follows from empirical_term and kl_nats (bench.kit.bounds.error_bound)
     ("form", STR), ("catoni_alpha", F64), ("delta_prime", F64), ("mc_errors", I64),
     # the decoded model's mean cross-entropy (nats), for rate-risk tables and plots
     ("train_ce", F64), ("test_ce", F64),

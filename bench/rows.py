@@ -16,8 +16,8 @@ from typing import Any
 import numpy as np
 import torch
 
-from bench import bounds_math
-from bench.coding import CorruptMessage, section_lengths
+from bench.kit import bounds as bounds_math
+from bench.kit.coding import CorruptMessage, section_lengths
 from bench.contracts import BoundResult, Compressed, Evaluated, LayerCode
 
 #: A certificate at or above this rounds to 100.00 % and is shown as vacuous.

@@ -26,16 +26,15 @@ from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from typing import Any, Callable
 
-import numpy as np
 import torch
 from torch import nn
 
 import bench
 from bench.config import RunConfig
-from bench.contracts import (BoundResult, BoundSkipped, Compressed, Compressor, Evaluated, Prior, RunContext,
-                             TaskInstance, TaskSpec, seeded_generator)
+from bench.contracts import (KIND_BY_NAME, BoundResult, BoundSkipped, Compressed, Compressor, Evaluated, Prior,
+                             RunContext, TaskInstance, TaskSpec, seeded_generator, stream_offset)
 from bench.environment import environment, git_commit, resolve_device
-from bench.evaluation import error_rate, errors_and_cross_entropy
+from bench.kit.evaluation import error_rate, errors_and_cross_entropy
 from bench.ledger import Ledger, config_key, sample_id
 from bench.params import ConfigError, canonical_json, content_hash, expand_grid
 from bench.progress import progress, say
@@ -43,15 +42,15 @@ from bench.registry import Registry, UnknownName
 from bench.results import ResultsStore
 from bench.rows import (ContractError, bound_columns, check_bound_result, check_compressed, check_layers,
                         check_sections, target_columns)
-from bench.sandbox import Decoder, first_difference, state_digest
+from bench.kit.models import first_difference, state_digest
+from bench.sandbox import Decoder
 from bench.stats import inference_flops
-from bench.stochastic import posterior_error_count
+from bench.kit.stochastic import posterior_error_count
 from bench.tasks import BaseModels, instantiate_task, merge_task, prior_spec, seeded_model_factory, task_config
 from bench.timeouts import time_limit
-from bench.training import ModelCache, default_cache_dir
+from bench.cache import ModelCache, default_cache_dir
 
 ARTIFACT_FORMAT = 2  # bump when what an artifact id stands for changes (2: decoded from the prior alone)
-TARGET_TEST_STREAM = 7_777_777  # the harness's own generator offset for a stochastic target's test error
 
 
 @dataclass(frozen=True)
@@ -85,7 +84,7 @@ class RunSummary:
 
 def expand_plugins(kind: str, names: list[str] | None, params: dict[str, dict], registry: Registry) -> list[list[PluginConfig]]:
     """Resolve names (``None``: all registered) and expand each one's parameter grid."""
-    singular = kind[:-1]
+    singular = KIND_BY_NAME[kind].singular
     for name in params:
         if name not in registry.entries[kind]:
             known = ", ".join(registry.names(kind)) or "(none)"
@@ -143,7 +142,8 @@ def build_context(task: TaskInstance, seed: int, device: torch.device, base_mode
         task=view, seed=seed, device=device, make_model=prior.make_model,
         base_model=lambda: base_models.get(task, seed),
         evaluate=lambda model, split: error_rate(model, split, task.data.task_type),
-        progress=progress, rng=np.random.default_rng(seed), delta=delta, hparam_bits=hparam_bits, prior=prior,
+        progress=progress, cache=lambda namespace: ModelCache(default_cache_dir() / namespace), delta=delta,
+        hparam_bits=hparam_bits, prior=prior,
     )
 
 
@@ -433,7 +433,6 @@ class Runner:
             check_sections(compressed.message, compressed.sections, comp.name)
         if compressed.layers:
             check_layers(compressed.layers, decoded, comp.name)
-        compressed.hparam_bits = comp_bits
         if loaded is None:
             self.store.save_artifact(artifact_id, compressed.message, {
                 "artifact_id": artifact_id, "task": task.config, "seed": seed, "compressor": comp.name,
@@ -518,7 +517,7 @@ def measure_target(task: TaskInstance, seed: int, result: BoundResult, measured:
     row. A stochastic target is sampled with the harness's own generator, one draw per example."""
     if result.target == "stochastic" and task.data.task_type == "classification":
         errors, trials = posterior_error_count(result.posterior, task.data.test,
-                                               seeded_generator(seed, TARGET_TEST_STREAM))
+                                               seeded_generator(seed, stream_offset("harness.target-test")))
         rate = errors / trials
     else:
         errors, trials, rate = measured.test_errors, measured.n_test, measured.test_err

@@ -18,7 +18,6 @@ digest with the compressor's own model and evaluates the model that came back.
 
 from __future__ import annotations
 
-import hashlib
 import os
 import pickle
 import sys
@@ -28,6 +27,7 @@ from typing import Any
 from typing import TYPE_CHECKING
 
 from bench.children import Child, ChildDied
+from bench.kit.models import state_digest
 from bench.errors import PRIOR_ONLY
 
 if TYPE_CHECKING:
@@ -40,49 +40,6 @@ READABLE_PREFIXES = ("/proc/", "/sys/", "/dev/")
 
 class DecodeError(RuntimeError):
     """Decoding failed, or its result is not the compressor's model; the message says why."""
-
-
-def _evaluated(key: str) -> bool:
-    """Every tensor of the state dict takes part in the evaluated function but BatchNorm's counter."""
-    return not key.endswith("num_batches_tracked")
-
-
-def state_digest(model) -> str:
-    """sha256 of every tensor of the state dict (name, dtype, shape, bytes), in order: floating weights
-    and statistics, and integer buffers such as index sets (not BatchNorm's ``num_batches_tracked``,
-    which the evaluated function does not read)."""
-    h = hashlib.sha256()
-    for key, value in model.state_dict().items():
-        if not _evaluated(key):
-            continue
-        t = value.detach().cpu().contiguous()
-        h.update(f"{key}|{t.dtype}|{tuple(t.shape)}|".encode())
-        h.update(t.view(-1).view(dtype=_byte_dtype()).numpy().tobytes() if t.numel() else b"")
-    return h.hexdigest()
-
-
-def _byte_dtype():
-    import torch
-
-    return torch.uint8
-
-
-def first_difference(a, b) -> str:
-    """Which floating tensor differs between two models (for the error message)."""
-    sa = {k: v for k, v in a.state_dict().items() if _evaluated(k)}
-    sb = {k: v for k, v in b.state_dict().items() if _evaluated(k)}
-    if sa.keys() != sb.keys():
-        only = sorted(set(sa) ^ set(sb))
-        return f"the tensors differ in name ({', '.join(only[:3])})"
-    for key in sa:
-        x, y = sa[key].detach().cpu(), sb[key].detach().cpu()
-        if x.shape != y.shape or x.dtype != y.dtype or not _same_bits(x, y):
-            return f"tensor '{key}' differs"
-    return "the tensors agree but their digests do not"
-
-
-def _same_bits(x, y) -> bool:
-    return x.contiguous().view(-1).view(dtype=_byte_dtype()).equal(y.contiguous().view(-1).view(dtype=_byte_dtype()))
 
 
 # ------------------------------------------------------------------------------ the parent's side
@@ -208,8 +165,8 @@ def serve(conn, payload: Any) -> None:  # noqa: ARG001
     import sklearn.datasets  # noqa: F401
     import torch  # noqa: F401
 
-    import bench.coding  # noqa: F401
-    import bench.quantization  # noqa: F401
+    import bench.kit.coding  # noqa: F401
+    import bench.kit.quantization  # noqa: F401
     from bench.registry import load_registry
     from bench.tasks import prior_from_spec
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-from bench.evaluation import eval_mode, model_device
+from bench.kit.evaluation import eval_mode, model_device
 
 
 @torch.no_grad()

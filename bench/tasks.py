@@ -13,10 +13,11 @@ import torch
 from torch import nn
 
 from bench.contracts import DataBundle, Prior, PriorSpec, Recipe, Split, TaskInstance, TaskSpec
-from bench.evaluation import error_rate
+from bench.kit.evaluation import error_rate
 from bench.params import ConfigError, build_params, canonical_json, params_dict
 from bench.registry import Registry
-from bench.training import ModelCache, fit
+from bench.cache import ModelCache
+from bench.kit.training import fit
 
 TASK_KEYS = ("dataset", "model", "description", "dataset_params", "model_params", "recipe")
 
@@ -195,8 +196,10 @@ class BaseModels:
             with self.cache.lock(key):
                 if not self.cache.load(key, model):
                     generator = torch.Generator().manual_seed(seed)
-                    fit(model, split, task.recipe, generator, task.data.task_type, self.progress,
-                        desc=f"train {what} {task.name} seed={seed}")
+                    r = task.recipe
+                    fit(model, split, optimizer=r.optimizer, lr=r.lr, epochs=r.epochs, batch_size=r.batch_size,
+                        weight_decay=r.weight_decay, momentum=r.momentum, schedule=r.schedule, generator=generator,
+                        task_type=task.data.task_type, progress=self.progress, desc=f"train {what} {task.name} seed={seed}")
                     self.cache.save(key, model, {"task": task.config, "seed": seed, "device": self.device.type,
                                                  "trained_on": what, "examples": len(split)})
             model.to(self.device).eval()

@@ -25,7 +25,7 @@ from bench.rows import ContractError, bound_columns, check_bound_result, check_l
 from bench.runner import build_context, evaluate, measure_target
 from bench.sandbox import Decoder
 from bench.tasks import BaseModels, instantiate_task, prior_spec
-from bench.training import ModelCache, default_cache_dir
+from bench.cache import ModelCache, default_cache_dir
 
 BOUND_TOLERANCE = 1e-9  # relative
 
@@ -144,7 +144,7 @@ def verify_cell(cell_id: str, results: Path, registry: Registry, data_dir: Path 
     report.add("decoded model digest", str(meta.get("model_digest"))[:16], model_digest[:16],
                meta.get("model_digest") == model_digest)
     compressed = Compressed(message=message, layers=layers, stats=meta.get("stats", {}),
-                            extras=meta.get("extras", {}), sections=meta.get("sections"), hparam_bits=comp_bits)
+                            extras=meta.get("extras", {}), sections=meta.get("sections"))
     for what, check in (("section layout", lambda: compressed.sections and check_sections(message, compressed.sections, meta["compressor"])),
                         ("layers (S, C, Q)", lambda: layers and check_layers(layers, model, meta["compressor"]))):
         try:

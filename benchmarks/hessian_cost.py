@@ -23,12 +23,12 @@ def main() -> None:
     torch.set_num_threads(args.threads)
 
     from bench.contracts import Compressed, Evaluated
-    from bench.evaluation import error_count
+    from bench.kit.evaluation import error_count
     from bench.progress import progress
     from bench.registry import load_registry
     from bench.runner import build_context
     from bench.tasks import BaseModels, instantiate_task
-    from bench.training import ModelCache, default_cache_dir
+    from bench.cache import ModelCache, default_cache_dir
     from bench_plugins.hessian import Hessian
 
     registry = load_registry()

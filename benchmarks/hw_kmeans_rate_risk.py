@@ -27,7 +27,7 @@ from bench.registry import load_registry
 from bench.results import ResultsStore
 from bench.runner import build_context
 from bench.tasks import BaseModels, instantiate_task
-from bench.training import ModelCache, default_cache_dir
+from bench.cache import ModelCache, default_cache_dir
 from bench_plugins.mi import cross_entropy
 
 COMPRESSORS = ("hw-kmeans", "drhw-kmeans")

@@ -12,7 +12,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from bench.coding import decode_symbols, encode_symbols
+from bench.kit.coding import decode_symbols, encode_symbols
 
 N_SYMBOLS = 10**6
 

@@ -1,4 +1,4 @@
-"""Speed of ``bench.curvature`` (pytest-benchmark).
+"""Speed of ``bench.kit.curvature`` (pytest-benchmark).
 
 Run with::
 
@@ -24,7 +24,7 @@ import torch
 import torch.nn.functional as F
 
 from bench.contracts import Split
-from bench.curvature import diagonal_curvature, diagonal_curvature_loop
+from bench.kit.curvature import diagonal_curvature, diagonal_curvature_loop
 
 
 def _registry_task(name: str):

@@ -1,5 +1,5 @@
 """Cost of one Monte-Carlo pass of the stochastic classifier (a fresh weight draw per example,
-``bench.stochastic.noisy_error_count``) against one clean evaluation pass, on an untrained LeNet-5 with
+``bench.kit.stochastic.noisy_error_count``) against one clean evaluation pass, on an untrained LeNet-5 with
 2 % of its weights noisy and 4000 synthetic 28x28 images.
 
     python -m pytest benchmarks/test_noisy_mc_speed.py -o addopts="" -p no:cacheprovider
@@ -13,8 +13,8 @@ import pytest
 import torch
 
 from bench.contracts import Split
-from bench.evaluation import error_rate
-from bench.stochastic import NoiseSpec, noisy_error_count
+from bench.kit.evaluation import error_rate
+from bench.kit.stochastic import NoiseSpec, noisy_error_count
 from bench_plugins.models import LeNet5Net
 
 

@@ -30,8 +30,8 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from bench.projectors import DenseProjector
-from bench.subspace import Subspace
+from bench.kit.projectors import DenseProjector
+from bench.kit.subspace import Subspace
 
 D_LENET5 = 431_080
 DIMS = (1_000, 10_000, 100_000)

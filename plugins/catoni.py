@@ -27,7 +27,7 @@ layer, a Gaussian mixture with scale ``λ_l`` over the codebook. The KL is
   ``noise = "always"`` keeps some noise on every layer (the search never picks σ = 0), for when the
   stochastic classifier itself is what is to be certified.
 * The stochastic training error is estimated afresh (another generator seed) on the whole training
-  set, ``mc_passes`` times, one weight draw per prediction (``bench.stochastic``), and bounded by
+  set, ``mc_passes`` times, one weight draw per prediction (``bench.kit.stochastic``), and bounded by
   ``kl⁻¹(ê_MC, ln(2/δ')/m)`` with ``m = n·mc_passes`` and ``δ' = delta_prime_fraction·δ``; Catoni's bound
   is then taken at confidence ``δ - δ'``. The row certifies that stochastic classifier (``target =
   stochastic``) and hands the harness its posterior, which measures its own test error. When the
@@ -42,56 +42,38 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
-from typing import Any, ClassVar, Literal
+from typing import Annotated, Any, ClassVar, Literal
 
 import numpy as np
 import torch
 
-from bench import bounds_math
-from bench.contracts import Bound, BoundResult, Evaluated, LayerCode, RunContext, Split
-from bench.hookspecs import hookimpl
-from bench.stochastic import NoiseSpec, NoisyPosterior, best_prior_scale, noisy_error_count
-from bench_plugins.occam import classification_only, occam_parts
+from bench.kit import bounds as bounds_math
+from bench.api import Bound, BoundResult, Evaluated, Ge, Gt, LayerCode, Lt, RunContext, Split, classification_only, hookimpl
+from bench.kit.stochastic import NoiseSpec, NoisyPosterior, best_prior_scale, noisy_error_count
 
 LN2 = math.log(2.0)
-_SELECT_OFFSET = 7_919  # generator offsets (independent streams): σ selection, final estimate
-_FINAL_OFFSET = 104_729
 
 
 @dataclass(frozen=True)
 class CatoniParams:
-    alpha: float = bounds_math.DEFAULT_CATONI_ALPHA
+    alpha: Annotated[float, Gt(1)] = bounds_math.DEFAULT_CATONI_ALPHA
     robust: bool = False
-    lambda_min: float = 1e-5
-    lambda_max: float = 10.0
-    lambda_grid: int = 511  # G values; each layer pays log2(G + 1) bits (G scales or "no noise")
-    sigma_grid: tuple[float, ...] = (0.01, 0.02, 0.04, 0.07, 0.1, 0.15, 0.2, 0.3, 0.45)
-    sigma_refine_rounds: int = 2
+    lambda_min: Annotated[float, Gt(0)] = 1e-5
+    lambda_max: Annotated[float, Gt(0)] = 10.0
+    lambda_grid: Annotated[int, Ge(1)] = 511  # G values; each layer pays log2(G + 1) bits (G scales or "no noise")
+    sigma_grid: Annotated[tuple[float, ...], Gt(0)] = (0.01, 0.02, 0.04, 0.07, 0.1, 0.15, 0.2, 0.3, 0.45)
+    sigma_refine_rounds: Annotated[int, Ge(0)] = 2
     noise: Literal["search", "always"] = "search"  # always: every layer keeps some noise (never σ = 0)
-    sigma_select_examples: int = 10_000
-    mc_passes: int = 1
-    mc_batch_size: int = 1000
-    delta_prime_fraction: float = 0.1
+    sigma_select_examples: Annotated[int, Ge(1)] = 10_000
+    mc_passes: Annotated[int, Ge(1)] = 1
+    mc_batch_size: Annotated[int, Ge(1)] = 1000
+    delta_prime_fraction: Annotated[float, Gt(0), Lt(1)] = 0.1
 
-    def validate(self) -> None:
-        if self.alpha <= 1:
-            raise ValueError("parameter 'alpha' must be > 1")
-        if not 0 < self.lambda_min < self.lambda_max:
-            raise ValueError("parameter 'lambda_min' must be > 0 and below 'lambda_max'")
-        if self.lambda_grid < 1:
-            raise ValueError("parameter 'lambda_grid' must be >= 1")
-        if not self.sigma_grid or any(s <= 0 for s in self.sigma_grid):
+    def validate(self) -> None:  # what a range cannot say
+        if self.lambda_min >= self.lambda_max:
+            raise ValueError("parameter 'lambda_min' must be below 'lambda_max'")
+        if not self.sigma_grid:
             raise ValueError("parameter 'sigma_grid' must be a non-empty list of positive multiples")
-        if self.sigma_refine_rounds < 0:
-            raise ValueError("parameter 'sigma_refine_rounds' must be >= 0")
-        if self.sigma_select_examples < 1:
-            raise ValueError("parameter 'sigma_select_examples' must be >= 1")
-        if self.mc_passes < 1:
-            raise ValueError("parameter 'mc_passes' must be >= 1")
-        if self.mc_batch_size < 1:
-            raise ValueError("parameter 'mc_batch_size' must be >= 1")
-        if not 0 < self.delta_prime_fraction < 1:
-            raise ValueError("parameter 'delta_prime_fraction' must lie in (0, 1)")
 
 
 @dataclass
@@ -163,7 +145,7 @@ class Catoni(Bound):
     Params = CatoniParams
 
     def skip_reason(self, artifact: Evaluated, ctx: RunContext) -> str | None:
-        reason = classification_only(artifact, ctx)
+        reason = classification_only(ctx)
         if reason or not self.params.robust:
             return reason
         c = artifact.compressed
@@ -181,7 +163,7 @@ class Catoni(Bound):
     def compute(self, artifact: Evaluated, ctx: RunContext) -> BoundResult:
         if self.params.robust:
             return self.compute_robust(artifact, ctx)
-        kl = occam_parts(artifact, ctx)
+        kl = bounds_math.occam_kl_nats(artifact.compressed.bits, ctx.hparam_bits)
         result = bounds_math.catoni_bound(artifact.train_err, ctx.task.n_train, kl.nats, ctx.delta,
                                           self.params.alpha)
         return BoundResult(
@@ -203,7 +185,7 @@ class Catoni(Bound):
         correction and δ split the final bound will pay when there is noise."""
         p = self.params
         noise = self._noise(rkl, sigmas)
-        errors, m = noisy_error_count(artifact.model, noise, select, ctx.generator(_SELECT_OFFSET), 1,
+        errors, m = noisy_error_count(artifact.model, noise, select, ctx.generator("catoni.select"), 1,
                                       p.mc_batch_size)
         kl = rkl.parts(sigmas)["nats"]
         n = ctx.task.n_train
@@ -213,7 +195,7 @@ class Catoni(Bound):
 
     def choose_sigmas(self, artifact: Evaluated, ctx: RunContext, rkl: RobustKL) -> tuple[dict[str, float], list]:
         p = self.params
-        select = _subset(ctx.task.data.train, p.sigma_select_examples, ctx.generator(_SELECT_OFFSET - 1))
+        select = _subset(ctx.task.data.train, p.sigma_select_examples, ctx.generator("catoni.select-subset"))
         scales = {layer.name: rkl.scale(layer) for layer in rkl.layers}
         trace = []
 
@@ -255,7 +237,7 @@ class Catoni(Bound):
         noise = self._noise(rkl, sigmas)
         delta_prime = p.delta_prime_fraction * ctx.delta  # spent whatever the σ search found
         if noise:
-            errors, m = noisy_error_count(artifact.model, noise, train, ctx.generator(_FINAL_OFFSET),
+            errors, m = noisy_error_count(artifact.model, noise, train, ctx.generator("catoni.final"),
                                           p.mc_passes, p.mc_batch_size)
             err_mc = errors / m
             err_upper = bounds_math.mc_error_upper_bound(err_mc, m, delta_prime)
@@ -264,7 +246,7 @@ class Catoni(Bound):
             err_mc = err_upper = artifact.train_err
         result = bounds_math.catoni_bound(err_upper, ctx.task.n_train, parts["nats"], ctx.delta - delta_prime,
                                           p.alpha)
-        point_mass = occam_parts(artifact, ctx)
+        point_mass = bounds_math.occam_kl_nats(artifact.compressed.bits, ctx.hparam_bits)
         layers = {}
         for layer in rkl.layers:
             t = parts["terms"][layer.name]

@@ -11,13 +11,12 @@ import gzip
 import os
 from dataclasses import dataclass
 from pathlib import Path
-from typing import ClassVar
+from typing import Annotated, ClassVar
 
 import numpy as np
 import torch
 
-from bench.contracts import DataBundle, Dataset, DatasetUnavailable, Split
-from bench.hookspecs import hookimpl
+from bench.api import Between, DataBundle, Dataset, DatasetUnavailable, Ge, Gt, Le, Split, hookimpl
 
 DEFAULT_DATA_ROOT = Path(os.environ.get("BENCH_DATA_DIR", Path.home() / ".cache" / "compression-bench" / "data"))
 FASHION_MNIST_DEBIAN = Path("/usr/share/datasets/fashion-mnist")
@@ -25,17 +24,13 @@ FASHION_MNIST_DEBIAN = Path("/usr/share/datasets/fashion-mnist")
 
 @dataclass(frozen=True)
 class ImageParams:
-    train_fraction: float = 1.0
-    merge_classes: int = 0  # k > 0: classes merged, in order, into k contiguous groups (2: "MNIST-2")
-    prior_fraction: float = 0.0  # p > 0: a stratified p of the training set is S_prior (a data-dependent prior)
+    train_fraction: Annotated[float, Gt(0), Le(1)] = 1.0
+    merge_classes: Annotated[int, Ge(0)] = 0  # k > 0: classes merged, in order, into k contiguous groups (2: "MNIST-2")
+    prior_fraction: Annotated[float, Between(0, 1)] = 0.0  # p > 0: a stratified p of the training set is S_prior (a data-dependent prior)
 
-    def validate(self) -> None:
-        if not 0 < self.train_fraction <= 1:
-            raise ValueError("parameter 'train_fraction' must be in (0, 1]")
-        if self.merge_classes < 0 or self.merge_classes == 1:
+    def validate(self) -> None:  # what a range cannot say
+        if self.merge_classes == 1:
             raise ValueError("parameter 'merge_classes' must be 0 (keep the classes) or >= 2")
-        if not 0 <= self.prior_fraction < 1:
-            raise ValueError("parameter 'prior_fraction' must be in [0, 1)")
 
 
 def image_bundle(train: Split, test: Split, input_shape: tuple[int, ...], classes: int,
@@ -245,18 +240,14 @@ class SVHN(_Torchvision):
 
 @dataclass(frozen=True)
 class LinearRegressionParams:
-    d: int = 50
-    n: int = 80
-    n_test: int = 10000
-    noise: float = 1.0  # sigma' (standard deviation of the label noise)
+    d: Annotated[int, Ge(1)] = 50
+    n: Annotated[int, Ge(1)] = 80
+    n_test: Annotated[int, Ge(1)] = 10000
+    noise: Annotated[float, Ge(0)] = 1.0  # sigma' (standard deviation of the label noise)
     w_values: tuple[float, ...] = (1.0, -1.0)  # w* takes these values, in equal shares
     data_seed: int = 0
 
-    def validate(self) -> None:
-        if self.d < 1 or self.n < 1 or self.n_test < 1:
-            raise ValueError("'d', 'n' and 'n_test' must be >= 1")
-        if self.noise < 0:
-            raise ValueError("parameter 'noise' must be >= 0")
+    def validate(self) -> None:  # what a range cannot say
         if not self.w_values:
             raise ValueError("parameter 'w_values' must not be empty")
 

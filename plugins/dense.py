@@ -13,8 +13,7 @@ import numpy as np
 import torch
 from torch import nn
 
-from bench.contracts import Compressed, Compressor, Prior, RunContext
-from bench.hookspecs import hookimpl
+from bench.api import Compressed, Compressor, Prior, RunContext, hookimpl
 
 
 def float_entries(model: nn.Module) -> list[tuple[str, torch.Tensor]]:

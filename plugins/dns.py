@@ -34,18 +34,17 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
-from typing import ClassVar, Literal
+from typing import Annotated, ClassVar, Literal
 
 import numpy as np
 import torch
 from torch import nn
 from torch.func import functional_call
 
-from bench.contracts import Compressed, Compressor, Prior, RunContext
-from bench.evaluation import loss_fn, minibatches
-from bench.hookspecs import hookimpl
-from bench.quantization import coded_tensor_names
-from bench_plugins.prune import CodingParams, Masks, check_fractions, decode_sparse, quantize_and_encode
+from bench.api import Between, Compressed, Compressor, Ge, Gt, Le, Prior, RunContext, hookimpl, sparse_compressed
+from bench.kit.quantization import coded_tensor_names
+from bench.kit.pruning import CodingParams, Masks, decode_sparse
+from bench.kit.training import Hooks, train_loop
 
 
 def surgery_update(weight: torch.Tensor, mask: torch.Tensor, a: float, b: float) -> torch.Tensor:
@@ -77,38 +76,21 @@ def cubic_schedule(final: float, progress: float) -> float:
 
 @dataclass(frozen=True)
 class DNSParams(CodingParams):
-    epochs: int = 4
-    lr: float = 1e-3
+    epochs: Annotated[int, Ge(1)] = 4
+    lr: Annotated[float, Gt(0)] = 1e-3
     rule: Literal["std", "quantile"] = "std"
     c: tuple[float, ...] = (1.0,)  # rule "std": one multiple for every tensor, or one per coded tensor
-    c_stages: int = 1  # > 1: c ramps piecewise constant from 0 (seed 002)
-    sparsity: float = 0.9  # rule "quantile": target fraction pruned per tensor
-    layer_sparsity: tuple[float, ...] = ()  # rule "quantile": one target per coded tensor
-    gamma: float = 1e-4
-    power: float = 1.0
-    margin: float = 0.1
-    stop_fraction: float = 0.75
+    c_stages: Annotated[int, Ge(1)] = 1  # > 1: c ramps piecewise constant from 0 (seed 002)
+    sparsity: Annotated[float, Between(0, 1)] = 0.9  # rule "quantile": target fraction pruned per tensor
+    layer_sparsity: Annotated[tuple[float, ...], Between(0, 1)] = ()  # rule "quantile": one target per coded tensor
+    gamma: Annotated[float, Ge(0)] = 1e-4
+    power: Annotated[float, Ge(0)] = 1.0
+    margin: Annotated[float, Between(0, 1)] = 0.1
+    stop_fraction: Annotated[float, Gt(0), Le(1)] = 0.75
 
-    def validate(self) -> None:
-        super().validate()
-        if self.epochs < 1:
-            raise ValueError("parameter 'epochs' must be >= 1")
-        if self.lr <= 0:
-            raise ValueError("parameter 'lr' must be > 0")
+    def validate(self) -> None:  # what a range cannot say
         if not self.c:
             raise ValueError("parameter 'c' must have at least one value")
-        if self.c_stages < 1:
-            raise ValueError("parameter 'c_stages' must be >= 1")
-        check_fractions("sparsity", self.sparsity)
-        check_fractions("layer_sparsity", self.layer_sparsity)
-        if self.gamma < 0:
-            raise ValueError("parameter 'gamma' must be >= 0")
-        if self.power < 0:
-            raise ValueError("parameter 'power' must be >= 0")
-        if not 0 <= self.margin < 1:
-            raise ValueError("parameter 'margin' must lie in [0, 1)")
-        if not 0 < self.stop_fraction <= 1:
-            raise ValueError("parameter 'stop_fraction' must lie in (0, 1]")
 
 
 class Surgery:
@@ -175,12 +157,9 @@ class Surgery:
             out[name] = w - (w * (1 - self.masks[name])).detach()
         return out
 
-    def train_step(self, xb: torch.Tensor, yb: torch.Tensor, opt: torch.optim.Optimizer, criterion) -> float:
-        opt.zero_grad(set_to_none=True)
-        loss = criterion(functional_call(self.model, self.effective(), (xb,), strict=False), yb)
-        loss.backward()
-        opt.step()
-        return float(loss.detach())
+    def forward(self, xb: torch.Tensor) -> torch.Tensor:
+        """The network with ``W ⊙ T`` (gradients reach every weight)."""
+        return functional_call(self.model, self.effective(), (xb,), strict=False)
 
     def finish(self) -> Masks:
         """Write ``W ⊙ T`` into the model and return the masks as bool tensors."""
@@ -209,28 +188,24 @@ class DNS(Compressor):
         steps_per_epoch = -(-len(train) // batch_size)
         surgery = Surgery(model, p, p.epochs * steps_per_epoch, np.random.default_rng(ctx.seed + 11))
         opt = torch.optim.Adam([q for q in model.parameters() if q.requires_grad], lr=p.lr)
-        criterion = loss_fn(ctx.task.data.task_type)
-        generator = ctx.generator(2)
         device = next(model.parameters()).device
-        bar = ctx.progress(total=p.epochs, desc="surgery")
-        step = 0
-        model.train()
-        for _ in range(p.epochs):
-            for xb, yb in minibatches(train, batch_size, generator, device):
-                surgery.maybe_update(step)
-                surgery.train_step(xb, yb, opt, criterion)
-                step += 1
+
+        def postfix(stats: dict, bar) -> None:
             bar.set_postfix(sparsity=f"{surgery.sparsity_now():.4f}")
-            bar.update(1)
-        bar.close()
+
+        model.train()
+        train_loop(opt, surgery.forward, train, epochs=p.epochs, batch_size=batch_size,
+                   generator=ctx.generator("dns.surgery"), device=device, task_type=ctx.task.data.task_type,
+                   hooks=Hooks(before_batch=surgery.maybe_update, after_epoch=postfix), progress=ctx.progress,
+                   desc="surgery")
         model.eval()
         masks = surgery.finish()
         stats = {"surgery_train_err": ctx.evaluate(model, train), "surgery_sparsity": surgery.sparsity_now()}
         thresholds = {n: surgery.threshold(n, surgery.stop_step) for n in surgery.names}
-        return quantize_and_encode(model, masks, p, ctx, stats, {"final_thresholds": thresholds})
+        return sparse_compressed(model, masks, p, ctx, "dns.finetune", stats, {"final_thresholds": thresholds})
 
     def decode(self, message: bytes, prior: Prior) -> nn.Module:
-        return decode_sparse(message, prior, self.params)
+        return decode_sparse(message, prior.make_model(), self.params)
 
 
 @hookimpl

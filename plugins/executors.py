@@ -9,10 +9,9 @@ same whichever executor ran it, and a cell finished by any worker is never run a
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any, Callable, ClassVar, Iterator
+from typing import Annotated, Any, Callable, ClassVar, Iterator
 
-from bench.contracts import Executor
-from bench.hookspecs import hookimpl
+from bench.api import Executor, Ge, hookimpl
 
 
 class Local(Executor):
@@ -27,12 +26,8 @@ class Local(Executor):
 @dataclass(frozen=True)
 class DaskParams:
     address: str = ""  # a running scheduler (tcp://host:8786); empty: start a local cluster
-    workers: int = 2  # processes of the local cluster
-    threads: int = 1  # torch threads per worker process
-
-    def validate(self) -> None:
-        if self.workers < 1 or self.threads < 1:
-            raise ValueError("'workers' and 'threads' must be >= 1")
+    workers: Annotated[int, Ge(1)] = 2  # processes of the local cluster
+    threads: Annotated[int, Ge(1)] = 1  # torch threads per worker process
 
 
 def _set_threads(n: int) -> None:

@@ -2,7 +2,7 @@
 
 Prior ``P = N(θ₀, s₁² I)`` centred at the run's seeded initialization (rebuilt from the prior, never
 from data); posterior ``Q = N(μ₀, diag(s₀²))`` centred at the decoded weights, ``d = μ₀ - θ₀``. The
-curvature ``h`` is the diagonal GGN / Fisher of the training loss at ``μ₀`` (``bench.curvature``,
+curvature ``h`` is the diagonal GGN / Fisher of the training loss at ``μ₀`` (``bench.kit.curvature``,
 labels sampled from the model by default), computed once per decoded model and reused by every
 configuration of this bound in the process. One ``form`` per row:
 
@@ -20,7 +20,7 @@ configuration of this bound in the process. One ``form`` per row:
 
 Certificates choose ``(s₁, β)`` by the quadratic estimate ``ê + ½ tr(H Σ₀)`` (no test data; ``s₁`` is
 paid for, β is a posterior parameter, free), then estimate the stochastic classifier's training error
-by Monte Carlo (a fresh weight draw per prediction, ``bench.stochastic``), bound it by
+by Monte Carlo (a fresh weight draw per prediction, ``bench.kit.stochastic``), bound it by
 ``kl⁻¹(ê_MC, ln(2/δ')/m)``, and report ``kl⁻¹(ê_Q, (KL + ln(2√n/(δ - δ')))/n)`` (Maurer) for that
 stochastic classifier, whose own test error the harness measures.
 """
@@ -30,51 +30,43 @@ from __future__ import annotations
 import copy
 import math
 from dataclasses import dataclass
-from typing import Any, ClassVar, Literal
+from typing import Annotated, Any, ClassVar, Literal
 
 import numpy as np
 import torch
 from torch import nn
 
-from bench import bounds_math
-from bench.contracts import Bound, BoundResult, Evaluated, RunContext
-from bench.curvature import diagonal_curvature
-from bench.hookspecs import hookimpl
-from bench.sandbox import state_digest
-from bench.stochastic import NoiseSpec, NoisyPosterior, noisy_error_count
+from bench.kit import bounds as bounds_math
+from bench.api import Bound, BoundResult, Evaluated, Ge, Gt, Lt, RunContext, hookimpl
+from bench.kit.curvature import diagonal_curvature
+from bench.kit.models import state_digest
+from bench.kit.stochastic import NoiseSpec, NoisyPosterior, noisy_error_count
 
 LN2 = math.log(2.0)
-CURVATURE_STREAM, MC_STREAM = 404, 405
 Form = Literal["lower", "baseline", "diag", "layerwise"]
 
 
 @dataclass(frozen=True)
 class HessianParams:
     form: Form = "diag"
-    prior_std_min: float = 1e-3  # s₁ grid (geometric, fixed in advance, paid: log2 of its size)
-    prior_std_max: float = 1.0
-    prior_std_grid: int = 16
-    beta_min: float = 1e-6  # β grid (a posterior parameter: free)
-    beta_max: float = 1e2
-    beta_grid: int = 33
+    prior_std_min: Annotated[float, Gt(0)] = 1e-3  # s₁ grid (geometric, fixed in advance, paid: log2 of its size)
+    prior_std_max: Annotated[float, Gt(0)] = 1.0
+    prior_std_grid: Annotated[int, Ge(1)] = 16
+    beta_min: Annotated[float, Gt(0)] = 1e-6  # β grid (a posterior parameter: free)
+    beta_max: Annotated[float, Gt(0)] = 1e2
+    beta_grid: Annotated[int, Ge(1)] = 33
     curvature: Literal["sampled", "exact", "empirical"] = "sampled"
-    curvature_samples: int = 1
-    curvature_examples: int = 0  # 0: the whole training set
-    mc_passes: int = 1
-    mc_batch_size: int = 1000
-    delta_prime_fraction: float = 0.1
+    curvature_samples: Annotated[int, Ge(1)] = 1
+    curvature_examples: Annotated[int, Ge(0)] = 0  # 0: the whole training set
+    mc_passes: Annotated[int, Ge(1)] = 1
+    mc_batch_size: Annotated[int, Ge(1)] = 1000
+    delta_prime_fraction: Annotated[float, Gt(0), Lt(1)] = 0.1
 
-    def validate(self) -> None:
-        if not 0 < self.prior_std_min <= self.prior_std_max or self.prior_std_grid < 1:
-            raise ValueError("parameters 'prior_std_min' <= 'prior_std_max' must be > 0 and 'prior_std_grid' >= 1")
-        if not 0 < self.beta_min <= self.beta_max or self.beta_grid < 1:
-            raise ValueError("parameters 'beta_min' <= 'beta_max' must be > 0 and 'beta_grid' >= 1")
-        if self.curvature_samples < 1 or self.curvature_examples < 0:
-            raise ValueError("parameters 'curvature_samples' must be >= 1 and 'curvature_examples' >= 0")
-        if self.mc_passes < 1 or self.mc_batch_size < 1:
-            raise ValueError("parameters 'mc_passes' and 'mc_batch_size' must be >= 1")
-        if not 0 < self.delta_prime_fraction < 1:
-            raise ValueError("parameter 'delta_prime_fraction' must lie in (0, 1)")
+    def validate(self) -> None:  # what a range cannot say
+        if self.prior_std_min > self.prior_std_max:
+            raise ValueError("parameter 'prior_std_min' must be <= 'prior_std_max'")
+        if self.beta_min > self.beta_max:
+            raise ValueError("parameter 'beta_min' must be <= 'beta_max'")
 
 
 # ------------------------------------------------------------------------------- the math (§5)
@@ -157,7 +149,7 @@ class Hessian(Bound):
             model = copy.deepcopy(artifact.model).requires_grad_(True)  # a decoder may hand back frozen weights
             train = ctx.task.data.train
             h = diagonal_curvature(model, train, p.curvature, ctx.task.data.task_type, samples=p.curvature_samples,
-                                   generator=ctx.generator(CURVATURE_STREAM),
+                                   generator=ctx.generator("hessian.curvature"),
                                    max_examples=p.curvature_examples or None)
             _CURVATURE.clear()  # one model at a time
             _CURVATURE[key] = {"h": {k: v.double().numpy().ravel() for k, v in h.items()},
@@ -224,7 +216,7 @@ class Hessian(Bound):
                 if best is None or estimate < best[0]:
                     best = (estimate, s1, beta, posterior, delta_loss, kl)
         estimate, s1, beta, noise, delta_loss, kl = best
-        errors, m = noisy_error_count(artifact.model, noise, ctx.task.data.train, ctx.generator(MC_STREAM),
+        errors, m = noisy_error_count(artifact.model, noise, ctx.task.data.train, ctx.generator("hessian.mc"),
                                       p.mc_passes, p.mc_batch_size)
         err_upper = bounds_math.mc_error_upper_bound(errors / m, m, delta_prime)
         total = kl + pay

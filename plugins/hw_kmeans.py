@@ -2,7 +2,7 @@
 Hessian-weighted K-means (Choi et al. 2017, "Towards the limit of network quantization") and by its
 diameter-regularized variant (seed 001, Bu et al. 2021, Section 6 and Algorithm 1).
 
-1. The diagonal curvature ``h`` of the training loss at the base model (``bench.curvature``: the
+1. The diagonal curvature ``h`` of the training loss at the base model (``bench.kit.curvature``: the
    Gauss-Newton / Fisher diagonal, labels sampled from the model by default) weighs each weight.
 2. ``hw-kmeans`` minimizes ``Σ_j h_j (w_j - c_{q_j})²`` (seed 001 eq. 30): assignments to the nearest
    centre, centres the curvature-weighted means. ``drhw-kmeans`` adds ``β max_{k1,k2} |c_k1 - c_k2|²``
@@ -10,7 +10,7 @@ diameter-regularized variant (seed 001, Bu et al. 2021, Section 6 and Algorithm 
    ``H^(j)`` per vector (eq. 35) by Algorithm 1: each iteration assigns in the *unweighted* distance
    (eq. 36; where Algorithm 1 and eq. 35 differ, this follows Algorithm 1), then moves every centre to
    its cluster's weighted mean and the farthest pair towards each other with weight β (eq. 37, solved
-   exactly as the 2x2 system it is). See ``bench.quantization.weighted_kmeans``. The curvature here is
+   exactly as the 2x2 system it is). See ``bench.kit.quantization.weighted_kmeans``. The curvature here is
    that of the *mean* training loss, so eq. 34's β has no fixed scale across tasks; by default
    (``beta_scale='mass'``) β is multiplied by the clustered group's total curvature ``Σ h_j``, i.e.
    the penalty ``β·diameter²`` is weighed against the curvature-weighted mean squared error.
@@ -20,7 +20,7 @@ diameter-regularized variant (seed 001, Bu et al. 2021, Section 6 and Algorithm 
    ``prune > 0`` the smallest weights of each layer (by magnitude, or by the saliency ``h w²`` of Optimal
    Brain Damage) are removed first and only the kept weights are clustered; their positions go in the
    message.
-4. The message is ``bench.quantization``'s layout: positions (if pruned), codebooks, entropy-coded
+4. The message is ``bench.kit.quantization``'s layout: positions (if pruned), codebooks, entropy-coded
    assignments (constriction), and the biases at ``rest_precision``. Decoding needs only the
    architecture and this configuration, and reproduces the evaluated model exactly.
 
@@ -34,61 +34,45 @@ from __future__ import annotations
 import time
 from collections import OrderedDict
 from dataclasses import dataclass
-from typing import ClassVar, Literal
+from typing import Annotated, ClassVar, Literal
 
 import numpy as np
 import torch
 
-from bench.contracts import Compressed, Compressor, Prior, RunContext
-from bench.curvature import diagonal_curvature
-from bench.hookspecs import hookimpl
-from bench.params import content_hash
-from bench.quantization import coded_tensor_names, decode_model, encode_model, weighted_quantize_tensors
+from bench.api import Between, Compressed, Compressor, Ge, Prior, RunContext, content_hash, hookimpl
+from bench.kit.curvature import diagonal_curvature
+from bench.kit.kmeans import weighted_quantize_tensors
+from bench.kit.quantization import coded_tensor_names, decode_model, encode_model
 
-CURVATURE_OFFSET = 101  # ctx.generator offset of the curvature's label sampling and subset
 _CACHE: OrderedDict[str, dict[str, np.ndarray]] = OrderedDict()
 _CACHE_SIZE = 4
 
 
 @dataclass(frozen=True)
 class HWKMeansParams:
-    levels: int = 8
+    levels: Annotated[int, Ge(1)] = 8
     scope: Literal["layer", "network"] = "layer"
     curvature: Literal["sampled", "exact", "empirical", "none"] = "sampled"
-    curvature_samples: int = 1  # sampled labels per example (curvature = "sampled")
-    curvature_examples: int = 0  # training examples for the curvature (0: all)
+    curvature_samples: Annotated[int, Ge(1)] = 1  # sampled labels per example (curvature = "sampled")
+    curvature_examples: Annotated[int, Ge(0)] = 0  # training examples for the curvature (0: all)
     init: Literal["auto", "linear", "kmeans++", "random"] = "auto"
-    iterations: int = 300
-    prune: float = 0.0  # fraction of each layer's weights removed before clustering
+    iterations: Annotated[int, Ge(1)] = 300
+    prune: Annotated[float, Between(0, 1)] = 0.0  # fraction of each layer's weights removed before clustering
     prune_criterion: Literal["magnitude", "saliency"] = "magnitude"
     codebook_precision: Literal["float16", "float32"] = "float16"
     rest_precision: Literal["float16", "float32"] = "float16"
 
-    def validate(self) -> None:
-        if self.levels < 1:
-            raise ValueError("parameter 'levels' must be >= 1")
-        if self.curvature_samples < 1:
-            raise ValueError("parameter 'curvature_samples' must be >= 1")
-        if self.curvature_examples < 0:
-            raise ValueError("parameter 'curvature_examples' must be >= 0 (0: the whole training set)")
-        if self.iterations < 1:
-            raise ValueError("parameter 'iterations' must be >= 1")
-        if not 0.0 <= self.prune < 1.0:
-            raise ValueError("parameter 'prune' must be in [0, 1)")
 
 
 @dataclass(frozen=True)
 class DRHWKMeansParams(HWKMeansParams):
-    beta: float = 0.01  # diameter penalty β (0: plain HW K-means)
+    beta: Annotated[float, Ge(0)] = 0.01  # diameter penalty β (0: plain HW K-means)
     beta_scale: Literal["mass", "absolute"] = "mass"  # β × the group's total curvature Σh, or β as is
-    block: int = 1  # block length m (vector quantization for m > 1)
+    block: Annotated[int, Ge(1)] = 1  # block length m (vector quantization for m > 1)
 
-    def validate(self) -> None:
-        super().validate()
-        if not (self.beta >= 0 and np.isfinite(self.beta)):
+    def validate(self) -> None:  # what a range cannot say
+        if not np.isfinite(self.beta):
             raise ValueError("parameter 'beta' must be a finite number >= 0")
-        if self.block < 1:
-            raise ValueError("parameter 'block' must be >= 1")
 
 
 def base_curvature(ctx: RunContext, model: torch.nn.Module, kind: str, samples: int, examples: int) -> dict[str, np.ndarray]:
@@ -100,7 +84,7 @@ def base_curvature(ctx: RunContext, model: torch.nn.Module, kind: str, samples: 
                         "examples": examples, "device": str(ctx.device)})
     if key not in _CACHE:
         curv = diagonal_curvature(model, ctx.task.data.train, kind, ctx.task.data.task_type, samples=samples,
-                                  generator=ctx.generator(CURVATURE_OFFSET), names=names,
+                                  generator=ctx.generator("hw-kmeans.curvature"), names=names,
                                   max_examples=examples or None)
         _CACHE[key] = {n: v.double().numpy() for n, v in curv.items()}
         while len(_CACHE) > _CACHE_SIZE:

@@ -5,7 +5,7 @@ knowledge: rebuilt by the decoder, never sent). z ∈ R^d is trained from 0 on t
 quantized to ``levels`` learned levels with a few epochs of quantization-aware training (straight-through
 gradients, learned codebook), and the message is::
 
-    z         the level of every coordinate, entropy-coded under its own counts (bench.coding);
+    z         the level of every coordinate, entropy-coded under its own counts (bench.kit.coding);
               with levels = 0, z itself at ``z_precision``
     codebook  the levels actually used, at ``codebook_precision``
     rest      the floating buffers the model needs (BatchNorm running statistics, recomputed on the
@@ -20,73 +20,53 @@ from __future__ import annotations
 
 import hashlib
 from dataclasses import dataclass
-from typing import ClassVar, Literal
+from typing import Annotated, ClassVar, Literal
 
 import numpy as np
 import torch
 from torch import nn
 
-from bench import coding
-from bench.contracts import Compressed, Compressor, Prior, RunContext
-from bench.hookspecs import hookimpl
-from bench.projectors import PROJECTORS
-from bench.subspace import (Subspace, float_buffers, init_codebook, assign_levels, quantize_aware_train,
+from bench.kit import coding
+from bench.api import Between, Compressed, Compressor, Ge, Gt, Prior, RunContext, hookimpl, stream_seed
+from bench.kit.projectors import PROJECTORS
+from bench.kit.subspace import (Subspace, float_buffers, init_codebook, assign_levels, quantize_aware_train,
                             recalibrate_batchnorm, set_float_buffers, train_subspace)
-from bench.training import ModelCache, default_cache_dir
 
 Precision = Literal["float16", "float32"]
 SECTIONS = ("z", "codebook", "rest")
-PROJECTOR_SEED_OFFSET = 17  # the projector's seed: a fixed function of the run's seed
-TRAIN_SHUFFLE_OFFSET, QAT_SHUFFLE_OFFSET = 1, 2
 SUBSPACE_CODE_VERSION = "2"  # bump when subspace training changes the z it produces (2: sparse rows)
 
 
 @dataclass(frozen=True)
 class IntrinsicDimParams:
-    dim: int = 250
+    dim: Annotated[int, Ge(1)] = 250
     projector: Literal["dense", "sparse", "fastfood", "kron"] = "kron"
     scale: Literal["none", "init"] = "none"  # init: P·z's rows scaled by each tensor's RMS at θ₀
-    levels: int = 7  # 0: no quantization (z stored at z_precision)
+    levels: Annotated[int, Between(0, 65536, closed=True)] = 7  # 0: no quantization (z stored at z_precision)
     init: Literal["uniform", "kmeans"] = "uniform"
-    rate: float = 0.0  # > 0: entropy-constrained level assignment (fewer bits, more distortion)
+    rate: Annotated[float, Ge(0)] = 0.0  # > 0: entropy-constrained level assignment (fewer bits, more distortion)
     optimizer: Literal["adam", "adamw", "sgd"] | None = None  # None: the task's recipe
-    lr: float | None = 0.1  # for z (unit-norm columns need far larger steps than θ); None: the recipe's
-    epochs: int | None = None  # None: the task's recipe
-    batch_size: int | None = None  # None: the task's recipe
+    lr: Annotated[float | None, Gt(0)] = 0.1  # for z (unit-norm columns need far larger steps than θ); None: the recipe's
+    epochs: Annotated[int | None, Ge(0)] = None  # None: the task's recipe
+    batch_size: Annotated[int | None, Ge(1)] = None  # None: the task's recipe
     schedule: Literal["constant", "cosine"] | None = None  # None: the task's recipe
-    weight_decay: float = 0.0
-    qat_epochs: int = 2
-    qat_lr: float = 3e-3
+    weight_decay: Annotated[float, Ge(0)] = 0.0
+    qat_epochs: Annotated[int, Ge(0)] = 2
+    qat_lr: Annotated[float, Gt(0)] = 3e-3
     origin: Literal["init", "prior"] = "init"  # θ₀: the seeded initialization, or the data-dependent prior's model
     codebook_precision: Precision = "float16"
     z_precision: Precision = "float16"
     rest_precision: Precision = "float16"
 
-    def validate(self) -> None:
-        if self.dim < 1:
-            raise ValueError("parameter 'dim' must be >= 1")
+    def validate(self) -> None:  # what a range cannot say
         if self.projector not in PROJECTORS:
             raise ValueError(f"parameter 'projector' must be one of {', '.join(PROJECTORS)}")
-        if self.levels < 0 or self.levels == 1 or self.levels > 65536:
+        if self.levels == 1:
             raise ValueError("parameter 'levels' must be 0 (no quantization) or in [2, 65536]")
-        if self.lr is not None and self.lr <= 0:
-            raise ValueError("parameter 'lr' must be > 0")
-        if self.epochs is not None and self.epochs < 0:
-            raise ValueError("parameter 'epochs' must be >= 0")
-        if self.batch_size is not None and self.batch_size < 1:
-            raise ValueError("parameter 'batch_size' must be >= 1")
-        if self.weight_decay < 0:
-            raise ValueError("parameter 'weight_decay' must be >= 0")
-        if self.qat_epochs < 0:
-            raise ValueError("parameter 'qat_epochs' must be >= 0")
-        if self.rate < 0:
-            raise ValueError("parameter 'rate' must be >= 0")
-        if self.qat_lr <= 0:
-            raise ValueError("parameter 'qat_lr' must be > 0")
 
 
 def projector_seed(prior: Prior | RunContext) -> int:
-    return prior.seed * 1_000_003 + PROJECTOR_SEED_OFFSET
+    return stream_seed(prior.seed, "id.projector")
 
 
 class IntrinsicDim(Compressor):
@@ -123,8 +103,8 @@ class IntrinsicDim(Compressor):
     def trained_z(self, space: Subspace, ctx: RunContext) -> tuple[torch.Tensor, dict]:
         """z after subspace training: from the cache, or trained now (once, even across workers)."""
         cfg = self.training_config(ctx)
-        cache = ModelCache(default_cache_dir() / "id-subspace")
-        key = ModelCache.key(cfg)
+        cache = ctx.cache("id-subspace")
+        key = cache.key(cfg)
         holder = _TrainedZ(space.d)
         with cache.lock(key):
             if cache.load(key, holder):
@@ -132,7 +112,7 @@ class IntrinsicDim(Compressor):
             z, stats = train_subspace(
                 space, ctx.task.data.train, optimizer=cfg["optimizer"], lr=cfg["lr"], epochs=cfg["epochs"],
                 batch_size=cfg["batch_size"], weight_decay=cfg["weight_decay"], momentum=cfg["momentum"],
-                schedule=cfg["schedule"], generator=ctx.generator(TRAIN_SHUFFLE_OFFSET),
+                schedule=cfg["schedule"], generator=ctx.generator("id.subspace"),
                 task_type=ctx.task.data.task_type, progress=ctx.progress)
             holder.z.copy_(z.cpu())
             holder.last.copy_(torch.tensor([stats["loss"], stats["err"]], dtype=torch.float64))
@@ -157,7 +137,7 @@ class IntrinsicDim(Compressor):
             start = init_codebook(z.cpu().numpy(), p.levels, p.init, ctx.seed)
             z, codebook, qat_stats = quantize_aware_train(
                 space, z, torch.from_numpy(start), train, lr=p.qat_lr, epochs=p.qat_epochs,
-                batch_size=batch_size, generator=ctx.generator(QAT_SHUFFLE_OFFSET),
+                batch_size=batch_size, generator=ctx.generator("id.qat"),
                 task_type=ctx.task.data.task_type, progress=ctx.progress, rate=p.rate)
             extras["qat_last_epoch"] = qat_stats
             cb = torch.from_numpy(coding.round_to_precision(codebook.cpu().numpy(), p.codebook_precision))

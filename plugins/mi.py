@@ -27,9 +27,8 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from bench.contracts import Bound, BoundResult, Evaluated, RunContext, Split
-from bench.evaluation import predict
-from bench.hookspecs import hookimpl
+from bench.api import Bound, BoundResult, Evaluated, RunContext, Split, hookimpl
+from bench.kit.evaluation import predict
 
 SIGMA_01 = 0.5  # a loss with values in [0, 1] is 1/2-sub-Gaussian (Hoeffding's lemma)
 LN2 = math.log(2.0)

@@ -5,13 +5,12 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
-from typing import ClassVar, Literal
+from typing import Annotated, ClassVar, Literal
 
 import torch
 from torch import nn
 
-from bench.contracts import ModelFamily
-from bench.hookspecs import hookimpl
+from bench.api import Ge, ModelFamily, hookimpl
 
 
 def _flat_dim(input_shape: tuple[int, ...]) -> int:
@@ -31,12 +30,8 @@ def _mlp(in_dim: int, widths: tuple[int, ...], out_dim: int, activation: str) ->
 
 @dataclass(frozen=True)
 class MLPParams:
-    widths: tuple[int, ...] = (256, 256)
+    widths: Annotated[tuple[int, ...], Ge(1)] = (256, 256)
     activation: Literal["relu", "tanh"] = "relu"
-
-    def validate(self) -> None:
-        if any(w < 1 for w in self.widths):
-            raise ValueError("parameter 'widths' must be positive integers")
 
 
 class MLP(ModelFamily):
@@ -87,11 +82,7 @@ class LeNet5(ModelFamily):
 
 @dataclass(frozen=True)
 class ConvNetParams:
-    k: int = 16
-
-    def validate(self) -> None:
-        if self.k < 1:
-            raise ValueError("parameter 'k' must be >= 1")
+    k: Annotated[int, Ge(1)] = 16
 
 
 def _conv_bn_relu(c_in: int, c_out: int) -> list[nn.Module]:

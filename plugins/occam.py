@@ -7,31 +7,16 @@ into an error bound by binomial-tail inversion (tightest), kl inversion, or Cato
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import ClassVar, Literal
+from typing import Annotated, ClassVar, Literal
 
-from bench import bounds_math
-from bench.contracts import Bound, BoundResult, Evaluated, RunContext
-from bench.hookspecs import hookimpl
+from bench.kit import bounds as bounds_math
+from bench.api import Bound, BoundResult, Evaluated, Gt, RunContext, classification_only, hookimpl
 
 
 @dataclass(frozen=True)
 class OccamParams:
     form: Literal["binomial", "kl", "catoni"] = "binomial"
-    alpha: float = bounds_math.DEFAULT_CATONI_ALPHA  # only for form = "catoni"
-
-    def validate(self) -> None:
-        if self.alpha <= 1:
-            raise ValueError("parameter 'alpha' must be > 1")
-
-
-def classification_only(artifact: Evaluated, ctx: RunContext) -> str | None:
-    if ctx.task.data.task_type != "classification":
-        return f"needs a classification task (0-1 loss); '{ctx.task.name}' is {ctx.task.data.task_type}"
-    return None
-
-
-def occam_parts(artifact: Evaluated, ctx: RunContext) -> bounds_math.KLParts:
-    return bounds_math.occam_kl_nats(artifact.compressed.bits, ctx.hparam_bits)
+    alpha: Annotated[float, Gt(1)] = bounds_math.DEFAULT_CATONI_ALPHA  # only for form = "catoni"
 
 
 class Occam(Bound):
@@ -42,10 +27,10 @@ class Occam(Bound):
     Params = OccamParams
 
     def skip_reason(self, artifact: Evaluated, ctx: RunContext) -> str | None:
-        return classification_only(artifact, ctx)
+        return classification_only(ctx)
 
     def compute(self, artifact: Evaluated, ctx: RunContext) -> BoundResult:
-        kl = occam_parts(artifact, ctx)
+        kl = bounds_math.occam_kl_nats(artifact.compressed.bits, ctx.hparam_bits)
         bound = bounds_math.error_bound(self.params.form, artifact.train_err, ctx.task.n_train, kl.nats,
                                         ctx.delta, alpha=self.params.alpha)
         extras = {"form": self.params.form, "length_code": "elias-delta(l+1)"}

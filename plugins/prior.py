@@ -12,9 +12,8 @@ from typing import ClassVar
 
 from torch import nn
 
-from bench.coding import CorruptMessage
-from bench.contracts import Compressed, Compressor, Prior, RunContext
-from bench.hookspecs import hookimpl
+from bench.kit.coding import CorruptMessage
+from bench.api import Compressed, Compressor, Prior, RunContext, hookimpl
 
 
 class PriorModel(Compressor):

@@ -2,7 +2,7 @@
 optionally fine-tuning the centroids on the training set, then entropy coding of the assignments.
 
 Every linear and convolution weight gets its own codebook; biases and BatchNorm parameters and running
-statistics go into the message at ``rest_precision``. See ``bench.quantization`` for the layout.
+statistics go into the message at ``rest_precision``. See ``bench.kit.quantization`` for the layout.
 
 ``origin = prior`` (a data-dependent prior): the message codes the *difference* between the trained
 model and the prior's model (trained on ``S_prior``, known to the decoder), every tensor of it; the
@@ -17,31 +17,19 @@ from typing import ClassVar, Literal
 
 from torch import nn
 
-from bench.contracts import Compressed, Compressor, Prior, RunContext
-from bench.hookspecs import hookimpl
-from bench.quantization import CodebookModel, decode_model, encode_model, quantize_tensors
+from bench.api import Compressed, Compressor, Prior, RunContext, hookimpl
+from bench.kit.pruning import QuantizationParams
+from bench.kit.quantization import CodebookModel, decode_model, encode_model, quantize_tensors
 
 
 @dataclass(frozen=True)
-class QuantizeParams:
-    levels: int = 8
-    init: Literal["linear", "kmeans++"] = "linear"
-    finetune_epochs: int = 0
-    finetune_lr: float = 1e-4
-    codebook_precision: Literal["float16", "float32"] = "float16"
-    rest_precision: Literal["float16", "float32"] = "float16"
+class QuantizeParams(QuantizationParams):
     origin: Literal["none", "prior"] = "none"
 
-    def validate(self) -> None:
-        if self.levels < 1:
-            raise ValueError("parameter 'levels' must be >= 1")
+    def validate(self) -> None:  # what a range cannot say
         if self.origin == "prior" and self.finetune_epochs:
             raise ValueError("parameter 'finetune_epochs' must be 0 with origin = 'prior' (the centroids of a "
                              "difference are not fine-tuned)")
-        if self.finetune_epochs < 0:
-            raise ValueError("parameter 'finetune_epochs' must be >= 0")
-        if self.finetune_lr <= 0:
-            raise ValueError("parameter 'finetune_lr' must be > 0")
 
 
 class Quantize(Compressor):
@@ -58,7 +46,7 @@ class Quantize(Compressor):
         if p.finetune_epochs:
             CodebookModel(model, codes).finetune(
                 ctx.task.data.train, p.finetune_epochs, p.finetune_lr, ctx.task.recipe.batch_size,
-                ctx.generator(1), ctx.task.data.task_type, ctx.progress)
+                ctx.generator("quantize.finetune"), ctx.task.data.task_type, ctx.progress)
         encoded = encode_model(model, codes, False, p.codebook_precision, p.rest_precision)
         n_params = sum(t.numel() for t in encoded.model.parameters())
         return Compressed(

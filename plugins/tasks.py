@@ -3,8 +3,7 @@ field of these or define new tasks under ``[tasks.NAME]``."""
 
 from __future__ import annotations
 
-from bench.contracts import TaskSpec
-from bench.hookspecs import hookimpl
+from bench.api import TaskSpec, hookimpl
 
 ADAM_10 = {"optimizer": "adam", "lr": 1e-3, "epochs": 10, "batch_size": 128}
 

@@ -14,7 +14,7 @@ or input channels); the surviving gate means are folded into the consumer's weig
 model is a smaller network of the same family.
 
 The message: the kept-unit mask of every gate (gap-coded positions, entropy-coded) and then the
-shrunk network's weights through ``bench.quantization`` (per-tensor k-means codebooks, optional
+shrunk network's weights through ``bench.kit.quantization`` (per-tensor k-means codebooks, optional
 centroid fine-tuning, entropy-coded assignments, the rest at ``rest_precision``). The decoder rebuilds
 the shrunk architecture from the masks and the seeded template alone.
 
@@ -28,53 +28,44 @@ from __future__ import annotations
 import copy
 import math
 from dataclasses import dataclass
-from typing import ClassVar, Literal
+from typing import Annotated, ClassVar, Literal
 
 import numpy as np
 import torch
 import torch.nn.functional as F
 from torch import nn
 
-from bench import coding
-from bench.contracts import Compressed, Compressor, Prior, RunContext
-from bench.evaluation import minibatches
-from bench.hookspecs import hookimpl
-from bench.quantization import CodebookModel, decode_model, encode_model, quantize_tensors, section_names
+from bench.kit import coding
+from bench.api import Compressed, Compressor, Ge, Gt, Prior, RunContext, hookimpl
+from bench.kit.quantization import CodebookModel, decode_model, encode_model, quantize_tensors, section_names
+from bench.kit.training import Hooks, train_loop
 
 WEIGHT_LAYERS = (nn.Linear, nn.Conv2d)
 PASSIVE = (nn.ReLU, nn.Tanh, nn.MaxPool2d, nn.AvgPool2d, nn.AdaptiveAvgPool2d, nn.Dropout, nn.Identity)
 NORMS = (nn.BatchNorm1d, nn.BatchNorm2d)
 INIT_LOGVAR = -9.0  # the authors' initialization: μ ~ N(1, 0.01²), log σ² = -9
-SHUFFLE_OFFSET, FINETUNE_OFFSET, CODEBOOK_OFFSET, INIT_OFFSET = 31, 32, 33, 34
 
 
 @dataclass(frozen=True)
 class VIBNetParams:
-    gamma: float = 1e-4  # γ'
-    epochs: int = 10
-    lr: float = 1e-3  # the network's weights
-    gate_lr: float = 1e-2  # the gates' μ and log σ² (the authors' code has this separate rate too)
+    gamma: Annotated[float, Ge(0)] = 1e-4  # γ'
+    epochs: Annotated[int, Ge(0)] = 10
+    lr: Annotated[float, Gt(0)] = 1e-3  # the network's weights
+    gate_lr: Annotated[float, Gt(0)] = 1e-2  # the gates' μ and log σ² (the authors' code has this separate rate too)
     threshold: float = 0.0  # prune a unit when log α < threshold (the authors' code: 0)
-    finetune_epochs: int = 0  # plain training of the shrunk network (the paper: none)
+    finetune_epochs: Annotated[int, Ge(0)] = 0  # plain training of the shrunk network (the paper: none)
+    finetune_lr: Annotated[float | None, Gt(0)] = None  # None: lr
     input_bottleneck: bool = True  # MLPs: gates on the input pixels too
-    batch_size: int | None = None  # None: the task's recipe
-    levels: int = 16
-    codebook_epochs: int = 0  # centroid fine-tuning after quantization
-    codebook_lr: float = 1e-4
+    batch_size: Annotated[int | None, Ge(1)] = None  # None: the task's recipe
+    levels: Annotated[int, Ge(1)] = 16
+    codebook_epochs: Annotated[int, Ge(0)] = 0  # centroid fine-tuning after quantization
+    codebook_lr: Annotated[float, Gt(0)] = 1e-4
     codebook_precision: Literal["float16", "float32"] = "float16"
     rest_precision: Literal["float16", "float32"] = "float16"
 
-    def validate(self) -> None:
-        if not (math.isfinite(self.gamma) and self.gamma >= 0):
+    def validate(self) -> None:  # what a range cannot say
+        if not math.isfinite(self.gamma):
             raise ValueError(f"parameter 'gamma' must be a finite number >= 0, got {self.gamma}")
-        if self.epochs < 0 or self.finetune_epochs < 0 or self.codebook_epochs < 0:
-            raise ValueError("parameters 'epochs', 'finetune_epochs' and 'codebook_epochs' must be >= 0")
-        if self.lr <= 0 or self.gate_lr <= 0 or self.codebook_lr <= 0:
-            raise ValueError("parameters 'lr', 'gate_lr' and 'codebook_lr' must be > 0")
-        if self.batch_size is not None and self.batch_size < 1:
-            raise ValueError("parameter 'batch_size' must be >= 1")
-        if self.levels < 1:
-            raise ValueError("parameter 'levels' must be >= 1")
 
 
 # ---------------------------------------------------------------------------------- the chain
@@ -154,6 +145,7 @@ class Gate(nn.Module):
     def __init__(self, units: int, generator: torch.Generator, device) -> None:
         super().__init__()
         self.mu = nn.Parameter((1 + 0.01 * torch.randn(units, generator=generator)).to(device))
+        self.noise = generator  # the training noise ε comes from the same seeded stream, never the global one
         self.logvar = nn.Parameter(torch.full((units,), INIT_LOGVAR, device=device))
         self.register_buffer("open", torch.ones(units, dtype=torch.bool, device=device))
 
@@ -167,7 +159,7 @@ class Gate(nn.Module):
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         shape = (x.shape[0], -1) + (1,) * (x.dim() - 2)
         if self.training:
-            eps = torch.randn(x.shape[0], self.mu.numel(), device=x.device, dtype=x.dtype)
+            eps = torch.randn(x.shape[0], self.mu.numel(), generator=self.noise).to(x.device, x.dtype)
             z = self.mu + torch.exp(0.5 * self.logvar) * eps
         else:
             z = (self.mu * self.open).expand(x.shape[0], -1)
@@ -313,7 +305,7 @@ def metrics(original: nn.Module, shrunk: nn.Module, sites: list[GateSite], kept:
 # ------------------------------------------------------------------------------------- the plugin
 class VIBNet(Compressor):
     name: ClassVar[str] = "vibnet"
-    version: ClassVar[str] = "0.1.0"
+    version: ClassVar[str] = "0.2.0"  # 0.2: the gates' training noise from the run's seed alone
     description: ClassVar[str] = ("Variational Information Bottleneck neuron pruning (seed 003): gated units "
                                   "pruned and physically removed, the shrunk network coded")
     Params = VIBNetParams
@@ -334,7 +326,7 @@ class VIBNet(Compressor):
         model = ctx.base_model()
         original = copy.deepcopy(model)
         chain, sites = self._structure(model, input_shape)
-        gated = Gated(chain, sites, gammas(sites, p.gamma), ctx.generator(INIT_OFFSET))
+        gated = Gated(chain, sites, gammas(sites, p.gamma), ctx.generator("vibnet.init"))
         batch_size = p.batch_size or ctx.task.recipe.batch_size
         self._train(gated, ctx, p.epochs, p.lr, batch_size, penalty=True, desc="vibnet")
         keeps, means, log_alpha = [], [], []
@@ -349,11 +341,12 @@ class VIBNet(Compressor):
         gated_err = self._gated_error(gated, keeps, ctx)
         small = shrink(list(gated.chain), sites, keeps, means)
         if p.finetune_epochs:
-            self._train(small, ctx, p.finetune_epochs, p.lr, batch_size, penalty=False, desc="vibnet fine-tune")
+            self._train(small, ctx, p.finetune_epochs, p.finetune_lr or p.lr, batch_size, penalty=False,
+                        desc="vibnet fine-tune")
         codes = quantize_tensors(small, p.levels, ctx.seed, "linear")
         if p.codebook_epochs:
             CodebookModel(small, codes).finetune(ctx.task.data.train, p.codebook_epochs, p.codebook_lr, batch_size,
-                                                 ctx.generator(CODEBOOK_OFFSET), ctx.task.data.task_type, ctx.progress)
+                                                 ctx.generator("vibnet.codebook"), ctx.task.data.task_type, ctx.progress)
         encoded = encode_model(small, codes, False, p.codebook_precision, p.rest_precision)
         mask_names, weight_names = self._names(chain, sites)
         weights = coding.unpack_sections(encoded.message, weight_names)
@@ -380,19 +373,16 @@ class VIBNet(Compressor):
         others = [q for name, q in model.named_parameters() if not name.startswith("gates.") and q.requires_grad]
         opt = torch.optim.Adam([{"params": others, "lr": lr}, {"params": gates, "lr": self.params.gate_lr}])
         device = next(model.parameters()).device
-        generator = ctx.generator(SHUFFLE_OFFSET if penalty else FINETUNE_OFFSET)
-        bar = ctx.progress(total=epochs, desc=desc)
+
+        def loss(out: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
+            value = F.cross_entropy(out, y)
+            return value + model.penalty() if penalty else value
+
         model.train()
-        for _ in range(epochs):
-            for xb, yb in minibatches(ctx.task.data.train, batch_size, generator, device):
-                opt.zero_grad(set_to_none=True)
-                loss = F.cross_entropy(model(xb), yb)
-                if penalty:
-                    loss = loss + model.penalty()
-                loss.backward()
-                opt.step()
-            bar.update(1)
-        bar.close()
+        train_loop(opt, model, ctx.task.data.train, epochs=epochs, batch_size=batch_size,
+                   generator=ctx.generator("vibnet.shuffle" if penalty else "vibnet.finetune"), device=device,
+                   task_type=ctx.task.data.task_type, loss=loss, hooks=Hooks(after_epoch=lambda stats, bar: None),
+                   progress=ctx.progress, desc=desc)
         model.eval()
 
     @torch.no_grad()

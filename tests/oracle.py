@@ -1,6 +1,6 @@
 """An independent reference for every bound row: recomputes a row from its raw columns with mpmath.
 
-Written from BOUNDS.md, not from ``bench.bounds_math``: exact integer bit lengths, the binomial CDF as
+Written from BOUNDS.md, not from ``bench.kit.bounds``: exact integer bit lengths, the binomial CDF as
 mpmath's regularized incomplete beta at 50 digits, every inversion by plain bisection, Catoni's
 infimum by a grid and golden-section search in mpmath. Slow and small on purpose; it shares no code
 with the harness, so a bug in the harness's arithmetic or in a plugin's assembly of its row shows up

@@ -1,4 +1,4 @@
-"""Tests for bench.bounds_math: hand-derived values, exact references, brute force, BOUNDS.md properties."""
+"""Tests for bench.kit.bounds: hand-derived values, exact references, brute force, BOUNDS.md properties."""
 
 from __future__ import annotations
 
@@ -11,7 +11,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from scipy import stats
 
-from bench import bounds_math as bm
+from bench.kit import bounds as bm
 
 pytestmark = pytest.mark.filterwarnings("error")
 

@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 
-from bench import bounds_math as bm
+from bench.kit import bounds as bm
 from bench import calc
 
 BENCH = Path(sys.executable).parent / "bench"

@@ -1,4 +1,4 @@
-"""Tests for bench.coding: lossless round trips, coded sizes near the entropy, corruption."""
+"""Tests for bench.kit.coding: lossless round trips, coded sizes near the entropy, corruption."""
 
 from __future__ import annotations
 
@@ -9,7 +9,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from bench.coding import (
+from bench.kit.coding import (
     BitReader,
     BitWriter,
     CorruptMessage,
@@ -257,7 +257,7 @@ def test_information_bound_never_exceeds_a_valid_payload() -> None:
     """Decoders refuse payloads shorter than this bound, so it must hold for real payloads."""
     import constriction
 
-    from bench.coding.symbols import _information_bits
+    from bench.kit.coding.symbols import _information_bits
 
     rng = np.random.default_rng(9)
     for _ in range(300):

@@ -1,4 +1,4 @@
-"""bench.curvature: the diagonal GGN / Fisher against closed forms (linear models) and a naive per-example
+"""bench.kit.curvature: the diagonal GGN / Fisher against closed forms (linear models) and a naive per-example
 loop, for both methods (torch.func vmap and layer hooks), chunking and subset invariance, errors."""
 
 from __future__ import annotations
@@ -8,7 +8,7 @@ import torch
 from torch import nn
 
 from bench.contracts import Split
-from bench.curvature import diagonal_curvature, diagonal_curvature_loop, sample_targets
+from bench.kit.curvature import diagonal_curvature, diagonal_curvature_loop, sample_targets
 
 
 def conv_model() -> nn.Module:

@@ -16,9 +16,9 @@ from bench.cli import main
 from bench.contracts import Split
 from bench.progress import progress
 from bench.registry import load_registry
-from bench.sandbox import state_digest
+from bench.kit.models import state_digest
 from bench.tasks import BaseModels, instantiate_task, merge_task
-from bench.training import ModelCache
+from bench.cache import ModelCache
 
 TASK = {"dataset": "digits", "dataset_params": {"prior_fraction": 0.5}, "model": "mlp",
         "model_params": {"widths": [16]}, "recipe": {"epochs": 4, "batch_size": 64, "lr": 0.01}}
@@ -77,7 +77,7 @@ def test_bounds_use_s_bound_and_the_prior_compressor_is_a_binomial_tail_bound(wo
     row = df[df["compressor"] == "prior"].iloc[0]
     assert row["message_bits"] == 0 and row["length_code_bits"] == 1  # the empty message
     # the prior's own model, counted by hand on S_bound
-    models = BaseModels(ModelCache(__import__("bench.training", fromlist=["x"]).default_cache_dir()),
+    models = BaseModels(ModelCache(__import__("bench.cache", fromlist=["x"]).default_cache_dir()),
                         torch.device("cpu"), progress)
     prior_model = models.prior(t, 0)
     split = t.data.bound_split()

@@ -1,4 +1,4 @@
-"""Hessian-weighted K-means (bench.quantization.weighted_kmeans) against hand-derived fixed points, the
+"""Hessian-weighted K-means (bench.kit.kmeans.weighted_kmeans) against hand-derived fixed points, the
 diameter regularizer's 2x2 update, Algorithm 1's unweighted assignment; the message layout's shared
 codebook and vector blocks by round trip; compressors ``hw-kmeans`` / ``drhw-kmeans`` exactly decoded,
 reproducible, and through the real runner with ``bench verify``."""
@@ -11,11 +11,11 @@ import pytest
 import torch
 from torch import nn
 
-from bench import coding
+from bench.kit import coding
 from bench.cli import main
 from bench.params import ConfigError
-from bench.quantization import (_nearest_centres, decode_model, encode_model, hw_objective, to_blocks,
-                                weighted_kmeans, weighted_quantize_tensors)
+from bench.kit.kmeans import _nearest_centres, hw_objective, to_blocks, weighted_kmeans, weighted_quantize_tensors
+from bench.kit.quantization import decode_model, encode_model
 from bench.runner import models_agree
 from bench_plugins.hw_kmeans import DRHWKMeans, HWKMeans, prune_masks
 
@@ -115,7 +115,7 @@ def ctx():
     from bench.registry import load_registry
     from bench.runner import build_context
     from bench.tasks import BaseModels, instantiate_task, merge_task
-    from bench.training import ModelCache, default_cache_dir
+    from bench.cache import ModelCache, default_cache_dir
 
     registry = load_registry()
     spec = merge_task(None, {"dataset": "digits", "model": "mlp", "model_params": {"widths": [16]},

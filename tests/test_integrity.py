@@ -12,10 +12,10 @@ import pandas as pd
 import pytest
 import torch
 
-from bench import bounds_math
+from bench.kit import bounds as bounds_math
 from bench.cli import main
 from bench.contracts import PRIOR_ONLY, Split
-from bench.evaluation import error_count, error_rate
+from bench.kit.evaluation import error_count, error_rate
 from conftest import run_bench
 
 TOY = ["--tasks", "toy-digits"]

@@ -13,16 +13,16 @@ import pytest
 import torch
 
 import oracle
-from bench import coding
+from bench.kit import coding
 from bench.cli import main
 from bench.params import ConfigError
 from bench.progress import progress
 from bench.registry import load_registry
 from bench.runner import build_context, models_agree
-from bench.subspace import (Subspace, assign_levels, init_codebook, nearest_level, quantize_ste,
+from bench.kit.subspace import (Subspace, assign_levels, init_codebook, nearest_level, quantize_ste,
                             recalibrate_batchnorm, row_scale)
 from bench.tasks import BaseModels, instantiate_task, merge_task
-from bench.training import ModelCache, default_cache_dir
+from bench.cache import ModelCache, default_cache_dir
 from bench_plugins.intrinsic_dim import IntrinsicDim
 
 FAST = {"dim": 40, "epochs": 2, "lr": 0.05, "qat_epochs": 1, "levels": 5}

@@ -7,7 +7,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from bench import linreg
+import linreg
 from bench_plugins.datasets import LinearRegressionParams
 
 

@@ -11,7 +11,7 @@ import pandas as pd
 import pytest
 
 import oracle
-from bench import bounds_math as bm
+from bench.kit import bounds as bm
 from bench.cli import main
 
 

@@ -10,7 +10,7 @@ import pytest
 import scipy.linalg
 import torch
 
-from bench.projectors import PROJECTORS, DenseProjector, KronProjector, fwht, kron_shape, make_projector
+from bench.kit.projectors import PROJECTORS, DenseProjector, KronProjector, fwht, kron_shape, make_projector
 
 # (D, d): squares, non-squares, powers of two and not, d = 1, d = D, one side a square and not the other
 SHAPES = [(100, 7), (2410, 250), (4096, 64), (1000, 1), (81, 9), (82, 9), (81, 10), (50, 50), (1777, 130)]

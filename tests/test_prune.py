@@ -60,7 +60,7 @@ def test_compress_decodes_exactly_and_exposes_s_c_q(workspace):
     from bench.registry import load_registry
     from bench.runner import build_context
     from bench.tasks import BaseModels, instantiate_task, merge_task
-    from bench.training import ModelCache, default_cache_dir
+    from bench.cache import ModelCache, default_cache_dir
     from bench.progress import progress
 
     registry = load_registry()

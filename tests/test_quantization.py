@@ -6,8 +6,8 @@ import numpy as np
 import pytest
 import torch
 
-from bench import coding
-from bench.quantization import (CodebookModel, TensorCode, coded_tensor_names, decode_model, encode_model,
+from bench.kit import coding
+from bench.kit.quantization import (CodebookModel, TensorCode, coded_tensor_names, decode_model, encode_model,
                                 kmeans_1d, nearest, quantize_tensors, rest_tensor_names)
 from bench_plugins.models import ConvNet, MLP
 

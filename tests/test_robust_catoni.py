@@ -1,4 +1,4 @@
-"""The robustness-adjusted Catoni bound (seed 002 Thm 4.3, BOUNDS.md 3) and ``bench.stochastic``: the
+"""The robustness-adjusted Catoni bound (seed 002 Thm 4.3, BOUNDS.md 3) and ``bench.kit.stochastic``: the
 mixture KL against closed forms and Monte Carlo, its sign convention, the noisy network's sampling,
 and the bound through the real runner with ``bench verify``."""
 
@@ -15,7 +15,7 @@ from torch import nn
 import oracle
 from bench.cli import main
 from bench.contracts import Split
-from bench.stochastic import (NoiseSpec, best_prior_scale, codebook_kl, gaussian_kl_single, mixture_kl,
+from bench.kit.stochastic import (NoiseSpec, best_prior_scale, codebook_kl, gaussian_kl_single, mixture_kl,
                               mixture_kl_jensen, noisy_error_count, noisy_network)
 
 

@@ -10,9 +10,9 @@ import torch
 from bench.progress import progress
 from bench.registry import load_registry
 from bench.runner import build_context
-from bench.sandbox import first_difference, state_digest
+from bench.kit.models import first_difference, state_digest
 from bench.tasks import BaseModels, instantiate_task, merge_task, prior_from_spec, prior_spec
-from bench.training import ModelCache, default_cache_dir
+from bench.cache import ModelCache, default_cache_dir
 
 TASKS = {
     "mlp": {"dataset": "digits", "model": "mlp", "model_params": {"widths": [16]},

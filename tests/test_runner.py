@@ -103,7 +103,7 @@ def test_a_certificate_below_its_targets_test_error_is_refuted(workspace):
     row = df.iloc[0]
     k, m = int(row["test_errors"]), int(row["n_test"])
     # just above the Clopper–Pearson lower limit: stands; below it: refuted
-    from bench.bounds_math import clopper_pearson_lower
+    from bench.kit.bounds import clopper_pearson_lower
 
     limit = clopper_pearson_lower(k, m, 0.05)
     assert not target_columns(k, m, k / m, limit * 1.001, "certificate", 0.05)["refuted"]

@@ -13,7 +13,7 @@ import torch
 from bench.contracts import DatasetUnavailable, TaskSpec
 from bench.registry import load_registry
 from bench.tasks import BaseModels, instantiate_task, seeded_model_factory
-from bench.training import ModelCache
+from bench.cache import ModelCache
 import bench_plugins.datasets as ds
 
 

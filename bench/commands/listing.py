@@ -5,11 +5,11 @@ from __future__ import annotations
 import argparse
 import json
 
-from bench.hookspecs import KIND_HOOKS
+from bench.contracts import KINDS
 
 
 def configure(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("kind", nargs="?", choices=list(KIND_HOOKS), help="only this kind")
+    parser.add_argument("kind", nargs="?", choices=[k.plural for k in KINDS], help="only this kind")
     parser.add_argument("--json", action="store_true", help="machine-readable output")
 
 
@@ -37,7 +37,7 @@ def _params_text(params: dict) -> str:
 
 
 def run(args: argparse.Namespace) -> int:
-    data = listing([args.kind] if args.kind else list(KIND_HOOKS))
+    data = listing([args.kind] if args.kind else [k.plural for k in KINDS])
     if args.json:
         print(json.dumps(data, indent=2))
         return 0

@@ -9,7 +9,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from bench.contracts import Split
+from bench.kit.types import Split
 
 EVAL_BATCH = 4096
 

@@ -41,8 +41,8 @@ import torch.nn.functional as F
 from torch import nn
 from torch.func import functional_call, grad, vmap
 
-from bench.contracts import Split
-from bench.evaluation import eval_mode, model_device, predict
+from bench.kit.types import Split
+from bench.kit.evaluation import eval_mode, model_device, predict
 
 CurvatureKind = Literal["exact", "sampled", "empirical"]
 Method = Literal["auto", "vmap", "hooks"]

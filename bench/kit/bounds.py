@@ -27,7 +27,7 @@ from dataclasses import dataclass
 import numpy as np
 from scipy import optimize, special
 
-from bench.coding.bits import elias_delta_bits as _coding_elias_delta_bits
+from bench.kit.coding.bits import elias_delta_bits as _coding_elias_delta_bits
 
 __all__ = [
     "DEFAULT_CATONI_ALPHA",
@@ -127,7 +127,7 @@ def _check_alpha(value) -> float:
 
 
 def elias_delta_bits(n: int) -> int:
-    """Length in bits of the Elias delta code of ``n >= 1`` (the coder's own, see ``bench.coding``)."""
+    """Length in bits of the Elias delta code of ``n >= 1`` (the coder's own, see ``bench.kit.coding``)."""
     return _coding_elias_delta_bits(_check_count("n", n))
 
 

@@ -19,7 +19,7 @@ Two independent pieces, both generic (no plugin state):
   share no weights); convolutions draw a per-example kernel noise and apply it as a grouped
   convolution. So the ``n·passes`` 0-1 losses are independent Bernoulli variables whose mean is the
   stochastic classifier's training error, and the sample-convergence bound
-  ``kl⁻¹(ê_MC, ln(2/δ')/(n·passes))`` (:func:`bench.bounds_math.mc_error_upper_bound`) applies with
+  ``kl⁻¹(ê_MC, ln(2/δ')/(n·passes))`` (:func:`bench.kit.bounds.mc_error_upper_bound`) applies with
   ``m = n·passes`` (Chernoff's kl bound holds for independent, not necessarily identical, [0, 1]
   variables). All noise comes from a CPU ``torch.Generator`` in a fixed order (fixed batch size), so
   the same generator seed gives the same count.
@@ -37,8 +37,8 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from bench.contracts import Posterior, Split
-from bench.evaluation import eval_mode, model_device
+from bench.kit.types import Posterior, Split
+from bench.kit.evaluation import eval_mode, model_device
 
 __all__ = [
     "NoiseSpec",

@@ -28,7 +28,7 @@ from typing import Sequence
 
 import numpy as np
 
-from bench import coding
+from bench.kit import coding
 from bench_plugins.datasets import LinearRegressionParams, linear_regression_sample, linear_regression_w_star
 
 LN2 = math.log(2.0)
@@ -116,7 +116,7 @@ def kmeans_rows(w: np.ndarray, levels: int, iterations: int = 100) -> tuple[np.n
 
 def kmeans_message_nats(centres: np.ndarray, assign: np.ndarray, precision: str = "float32") -> float:
     """Length in nats of a real message for one K-means model: the used centres at ``precision`` and the
-    entropy-coded assignments (``bench.coding``), in one section container."""
+    entropy-coded assignments (``bench.kit.coding``), in one section container."""
     used, q = np.unique(assign, return_inverse=True)
     sections = {"C": coding.encode_floats(centres[used], precision),
                 "Q": coding.encode_symbols(q.reshape(-1), max(len(used), 1))}

@@ -1,7 +1,7 @@
 """Subspace training θ = θ₀ + P·z (seed 000, Li et al. 2018) and quantization-aware training of z.
 
 ``Subspace`` ties a model (its seeded initialization θ₀ is the origin), a projector P (see
-``bench.projectors``) and the flat layout of *every* trainable parameter (BatchNorm affine parameters
+``bench.kit.projectors``) and the flat layout of *every* trainable parameter (BatchNorm affine parameters
 included). Training only ever moves z ∈ R^d. ``Subspace.load(z)`` writes the exact weights a decoder
 rebuilds: θ₀ + P·z computed in float64 and rounded once to the parameters' dtype, so the compressor and
 the decoder agree bit for bit and a re-run in another process agrees on every prediction.
@@ -21,10 +21,10 @@ import torch
 from torch import nn
 from torch.func import functional_call
 
-from bench.contracts import Recipe, Split
-from bench.evaluation import loss_fn, minibatches
-from bench.projectors import Projector, make_projector
-from bench.training import make_optimizer, make_scheduler
+from bench.kit.types import Split
+from bench.kit.evaluation import loss_fn, minibatches
+from bench.kit.projectors import Projector, make_projector
+from bench.kit.training import Hooks, make_optimizer, make_scheduler, train_loop
 
 __all__ = ["Subspace", "train_subspace", "quantize_aware_train", "nearest_level", "assign_levels", "init_codebook",
            "recalibrate_batchnorm", "float_buffers", "set_float_buffers"]
@@ -93,49 +93,20 @@ def row_scale(params: list[torch.Tensor], scale: str) -> torch.Tensor:
     return (out / out.pow(2).mean().sqrt()).float()
 
 
-def _recipe(optimizer: str, lr: float, epochs: int, batch_size: int, weight_decay: float, momentum: float,
-            schedule: str) -> Recipe:
-    return Recipe(optimizer=optimizer, lr=lr, epochs=epochs, batch_size=batch_size,  # type: ignore[arg-type]
-                  weight_decay=weight_decay, momentum=momentum, schedule=schedule)  # type: ignore[arg-type]
-
-
 def _run_epochs(step_params: list[torch.Tensor], forward: Callable[[torch.Tensor], torch.Tensor], train: Split,
-                recipe: Recipe, generator: torch.Generator, task_type: str, device: torch.device,
+                *, optimizer: str, lr: float, epochs: int, batch_size: int, weight_decay: float, momentum: float,
+                schedule: str, generator: torch.Generator, task_type: str, device: torch.device,
                 progress: Callable | None, desc: str, after_step: Callable[[], None] | None = None) -> dict:
     """Minibatch training of ``step_params``; returns the last epoch's running loss and error."""
-    opt = make_optimizer(step_params, recipe)
-    steps_per_epoch = -(-len(train) // recipe.batch_size)
-    sched = make_scheduler(opt, recipe, recipe.epochs * steps_per_epoch)
-    criterion = loss_fn(task_type)
-    bar = progress(total=recipe.epochs, desc=desc) if progress else None
-    stats = {"loss": float("nan"), "err": float("nan")}
-    for _ in range(recipe.epochs):
-        total = torch.zeros((), dtype=torch.float64, device=device)
-        wrong = torch.zeros((), dtype=torch.float64, device=device)
-        count = 0
-        for xb, yb in minibatches(train, recipe.batch_size, generator, device):
-            opt.zero_grad(set_to_none=True)
-            out = forward(xb)
-            loss = criterion(out, yb)
-            loss.backward()
-            opt.step()
-            if after_step is not None:
-                after_step()
-            if sched is not None:
-                sched.step()
-            total += loss.detach().double() * len(xb)
-            if task_type == "classification":
-                wrong += (out.detach().argmax(1) != yb).sum()
-            count += len(xb)
-        stats = {"loss": float(total) / max(count, 1), "err": float(wrong) / max(count, 1)}
-        if not math.isfinite(stats["loss"]):
-            raise FloatingPointError(f"{desc}: training loss became {stats['loss']}")
-        if bar is not None:
-            bar.set_postfix(loss=f"{stats['loss']:.4f}", err=f"{stats['err']:.4f}")
-            bar.update(1)
-    if bar is not None:
-        bar.close()
-    return stats
+    opt = make_optimizer(step_params, optimizer, lr, weight_decay, momentum)
+    steps_per_epoch = -(-len(train) // batch_size)
+
+    def postfix(stats: dict, bar) -> None:
+        bar.set_postfix(loss=f"{stats['loss']:.4f}", err=f"{stats['err']:.4f}")
+
+    return train_loop(opt, forward, train, epochs=epochs, batch_size=batch_size, generator=generator, device=device,
+                      task_type=task_type, scheduler=make_scheduler(opt, schedule, epochs * steps_per_epoch),
+                      hooks=Hooks(after_step=after_step, after_epoch=postfix), progress=progress, desc=desc)
 
 
 def train_subspace(space: Subspace, train: Split, *, optimizer: str, lr: float, epochs: int, batch_size: int,
@@ -143,10 +114,11 @@ def train_subspace(space: Subspace, train: Split, *, optimizer: str, lr: float, 
                    task_type: str, progress: Callable | None = None) -> tuple[torch.Tensor, dict]:
     """Train z from 0 (θ = θ₀) for ``epochs``; the last epoch's z is the result (no selection)."""
     z = torch.zeros(space.d, device=space.device, requires_grad=True)
-    recipe = _recipe(optimizer, lr, epochs, batch_size, weight_decay, momentum, schedule)
     space.model.train()
-    stats = _run_epochs([z], lambda x: space(z, x), train, recipe, generator, task_type, space.device,
-                        progress, f"subspace d={space.d}")
+    stats = _run_epochs([z], lambda x: space(z, x), train, optimizer=optimizer, lr=lr, epochs=epochs,
+                        batch_size=batch_size, weight_decay=weight_decay, momentum=momentum, schedule=schedule,
+                        generator=generator, task_type=task_type, device=space.device, progress=progress,
+                        desc=f"subspace d={space.d}")
     space.model.eval()
     return z.detach(), stats
 
@@ -199,7 +171,7 @@ def init_codebook(z: np.ndarray, levels: int, init: str, seed: int) -> np.ndarra
     the bin's centre when empty; seed 000's code) or ``kmeans`` (1-D k-means, k-means++ seeding)."""
     z = np.asarray(z, dtype=np.float64).ravel()
     if init == "kmeans":
-        from bench.quantization import kmeans_1d
+        from bench.kit.quantization import kmeans_1d
 
         codebook, _ = kmeans_1d(z, levels, seed, init="kmeans++")
         if len(codebook) < levels:  # fewer distinct values than levels
@@ -224,10 +196,11 @@ def quantize_aware_train(space: Subspace, z: torch.Tensor, codebook: torch.Tenso
     codebook = codebook.detach().clone().to(space.device).requires_grad_(True)
     stats = {}
     if epochs > 0:
-        recipe = _recipe("adam", lr, epochs, batch_size, 0.0, 0.9, "constant")
         space.model.train()
-        stats = _run_epochs([z, codebook], lambda x: space(quantize_ste(z, codebook, rate), x), train, recipe,
-                            generator, task_type, space.device, progress, f"quantization-aware L={len(codebook)}")
+        stats = _run_epochs([z, codebook], lambda x: space(quantize_ste(z, codebook, rate), x), train,
+                            optimizer="adam", lr=lr, epochs=epochs, batch_size=batch_size, weight_decay=0.0,
+                            momentum=0.9, schedule="constant", generator=generator, task_type=task_type,
+                            device=space.device, progress=progress, desc=f"quantization-aware L={len(codebook)}")
         space.model.eval()
     return z.detach(), codebook.detach(), stats
 
