@@ -56,6 +56,7 @@ class VIBNetParams:
     gate_lr: float = 1e-2  # the gates' μ and log σ² (the authors' code has this separate rate too)
     threshold: float = 0.0  # prune a unit when log α < threshold (the authors' code: 0)
     finetune_epochs: int = 0  # plain training of the shrunk network (the paper: none)
+    finetune_lr: float | None = None  # None: lr
     input_bottleneck: bool = True  # MLPs: gates on the input pixels too
     batch_size: int | None = None  # None: the task's recipe
     levels: int = 16
@@ -73,6 +74,8 @@ class VIBNetParams:
             raise ValueError("parameters 'lr', 'gate_lr' and 'codebook_lr' must be > 0")
         if self.batch_size is not None and self.batch_size < 1:
             raise ValueError("parameter 'batch_size' must be >= 1")
+        if self.finetune_lr is not None and self.finetune_lr <= 0:
+            raise ValueError("parameter 'finetune_lr' must be > 0")
         if self.levels < 1:
             raise ValueError("parameter 'levels' must be >= 1")
 
@@ -154,6 +157,7 @@ class Gate(nn.Module):
     def __init__(self, units: int, generator: torch.Generator, device) -> None:
         super().__init__()
         self.mu = nn.Parameter((1 + 0.01 * torch.randn(units, generator=generator)).to(device))
+        self.noise = generator  # the training noise ε comes from the same seeded stream, never the global one
         self.logvar = nn.Parameter(torch.full((units,), INIT_LOGVAR, device=device))
         self.register_buffer("open", torch.ones(units, dtype=torch.bool, device=device))
 
@@ -167,7 +171,7 @@ class Gate(nn.Module):
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         shape = (x.shape[0], -1) + (1,) * (x.dim() - 2)
         if self.training:
-            eps = torch.randn(x.shape[0], self.mu.numel(), device=x.device, dtype=x.dtype)
+            eps = torch.randn(x.shape[0], self.mu.numel(), generator=self.noise).to(x.device, x.dtype)
             z = self.mu + torch.exp(0.5 * self.logvar) * eps
         else:
             z = (self.mu * self.open).expand(x.shape[0], -1)
@@ -313,7 +317,7 @@ def metrics(original: nn.Module, shrunk: nn.Module, sites: list[GateSite], kept:
 # ------------------------------------------------------------------------------------- the plugin
 class VIBNet(Compressor):
     name: ClassVar[str] = "vibnet"
-    version: ClassVar[str] = "0.1.0"
+    version: ClassVar[str] = "0.2.0"  # 0.2: the gates' training noise from the run's seed alone
     description: ClassVar[str] = ("Variational Information Bottleneck neuron pruning (seed 003): gated units "
                                   "pruned and physically removed, the shrunk network coded")
     Params = VIBNetParams
@@ -349,7 +353,8 @@ class VIBNet(Compressor):
         gated_err = self._gated_error(gated, keeps, ctx)
         small = shrink(list(gated.chain), sites, keeps, means)
         if p.finetune_epochs:
-            self._train(small, ctx, p.finetune_epochs, p.lr, batch_size, penalty=False, desc="vibnet fine-tune")
+            self._train(small, ctx, p.finetune_epochs, p.finetune_lr or p.lr, batch_size, penalty=False,
+                        desc="vibnet fine-tune")
         codes = quantize_tensors(small, p.levels, ctx.seed, "linear")
         if p.codebook_epochs:
             CodebookModel(small, codes).finetune(ctx.task.data.train, p.codebook_epochs, p.codebook_lr, batch_size,

@@ -41,7 +41,7 @@ def test_gamma_per_site_follows_the_feature_map_side():
     assert gammas(sites, 0.3) == pytest.approx([0.1, 0.3])
 
 
-def _closed_and_compared(model: nn.Module, input_shape: tuple, input_bottleneck: bool) -> None:
+def assert_shrunk_matches_gated(model: nn.Module, input_shape: tuple, input_bottleneck: bool) -> None:
     torch.manual_seed(0)
     chain = layer_chain(model, input_shape)
     sites = gate_sites(chain, input_shape, input_bottleneck)
@@ -66,7 +66,7 @@ def _closed_and_compared(model: nn.Module, input_shape: tuple, input_bottleneck:
 
 
 def test_shrunk_mlp_computes_what_the_gated_mlp_computes_at_its_means():
-    _closed_and_compared(nn.Sequential(nn.Flatten(), nn.Linear(12, 7), nn.ReLU(), nn.Linear(7, 5), nn.Tanh(),
+    assert_shrunk_matches_gated(nn.Sequential(nn.Flatten(), nn.Linear(12, 7), nn.ReLU(), nn.Linear(7, 5), nn.Tanh(),
                                        nn.Linear(5, 3)), (1, 3, 4), True)
 
 
@@ -78,7 +78,7 @@ def test_shrunk_convnet_with_batchnorm_computes_what_the_gated_one_computes():
         for bn in (model[1], model[5]):  # statistics that are not the defaults
             bn.running_mean.uniform_(-1, 1)
             bn.running_var.uniform_(0.5, 2)
-    _closed_and_compared(model.eval(), (2, 8, 8), True)
+    assert_shrunk_matches_gated(model.eval(), (2, 8, 8), True)
 
 
 def test_metrics_of_a_tiny_network_by_hand():
