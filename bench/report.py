@@ -38,7 +38,7 @@ body{font-family:system-ui,sans-serif;margin:2rem;max-width:1200px;color:#222}
 h1{font-size:1.6rem}h2{border-bottom:1px solid #ccc;margin-top:2.5rem}h3{font-size:1.05rem;margin-top:1.6rem}
 table{border-collapse:collapse;font-size:.85rem;margin:.5rem 0}th,td{border:1px solid #ddd;padding:.2rem .5rem}
 th{background:#f3f3f3;cursor:pointer;user-select:none}tr:nth-child(even) td{background:#fafafa}
-.figs{display:flex;flex-wrap:wrap;gap:1rem}.fig{flex:0 1 570px}.fig svg{width:100%;height:auto}
+.figs{display:flex;flex-wrap:wrap;gap:1rem}.fig{flex:0 1 540px}.fig svg{width:100%;height:auto}
 details{border:1px solid #ddd;padding:.3rem .6rem;margin:.3rem 0}summary{cursor:pointer}
 code{background:#f3f3f3;padding:0 .2rem}.note{color:#555;font-size:.9rem}
 """
