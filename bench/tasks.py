@@ -17,6 +17,7 @@ from bench.kit.evaluation import error_rate
 from bench.params import ConfigError, build_params, canonical_json, params_dict
 from bench.registry import Registry
 from bench.cache import ModelCache
+from bench.ledger import SAME_SAMPLE
 from bench.kit.training import fit
 
 TASK_KEYS = ("dataset", "model", "description", "dataset_params", "model_params", "recipe")
@@ -181,8 +182,10 @@ class BaseModels:
         self.errors: dict[str, tuple[float, float]] = {}
 
     def key(self, task: TaskInstance, seed: int) -> str:
-        return ModelCache.key({"task": {k: v for k, v in task.config.items() if k != "name"},
-                               "seed": seed, "device": self.device.type})
+        """The base model trains on the whole training set: a prior_fraction does not change it."""
+        config = {k: v for k, v in task.config.items() if k != "name"}
+        config["dataset_params"] = {k: v for k, v in config["dataset_params"].items() if k not in SAME_SAMPLE}
+        return ModelCache.key({"task": config, "seed": seed, "device": self.device.type})
 
     def prior_key(self, task: TaskInstance, seed: int) -> str:
         config = task.config

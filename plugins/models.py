@@ -83,24 +83,27 @@ class LeNet5(ModelFamily):
 @dataclass(frozen=True)
 class ConvNetParams:
     k: Annotated[int, Ge(1)] = 16
+    norm: Literal["batch", "group"] = "batch"  # group: GroupNorm, no running statistics to send
 
 
-def _conv_bn_relu(c_in: int, c_out: int) -> list[nn.Module]:
-    return [nn.Conv2d(c_in, c_out, 3, padding=1), nn.BatchNorm2d(c_out), nn.ReLU()]
+def _conv_bn_relu(c_in: int, c_out: int, norm: str = "batch") -> list[nn.Module]:
+    layer = nn.BatchNorm2d(c_out) if norm == "batch" else nn.GroupNorm(min(8, c_out), c_out)
+    return [nn.Conv2d(c_in, c_out, 3, padding=1), layer, nn.ReLU()]
 
 
 class ConvNet(ModelFamily):
     name: ClassVar[str] = "convnet"
-    description: ClassVar[str] = "the small ConvNet of seed 000 Table 5 (9 conv+BN layers, width k)"
+    description: ClassVar[str] = ("the small ConvNet of seed 000 Table 5 (9 conv layers with BatchNorm, or "
+                                  "GroupNorm with norm = 'group', width k)")
     Params = ConvNetParams
 
     def build(self, input_shape, num_classes):
         if len(input_shape) != 3:
             raise ValueError(f"convnet needs image inputs (C, H, W), got shape {input_shape}")
-        k, c = self.params.k, input_shape[0]
-        layers = _conv_bn_relu(c, k) + _conv_bn_relu(k, k) + _conv_bn_relu(k, 2 * k) + [nn.MaxPool2d(2)]
-        layers += sum((_conv_bn_relu(2 * k, 2 * k) for _ in range(3)), []) + [nn.MaxPool2d(2)]
-        layers += sum((_conv_bn_relu(2 * k, 2 * k) for _ in range(3)), [])
+        k, c, norm = self.params.k, input_shape[0], self.params.norm
+        layers = _conv_bn_relu(c, k, norm) + _conv_bn_relu(k, k, norm) + _conv_bn_relu(k, 2 * k, norm) + [nn.MaxPool2d(2)]
+        layers += sum((_conv_bn_relu(2 * k, 2 * k, norm) for _ in range(3)), []) + [nn.MaxPool2d(2)]
+        layers += sum((_conv_bn_relu(2 * k, 2 * k, norm) for _ in range(3)), [])
         layers += [nn.AdaptiveAvgPool2d(1), nn.Flatten(), nn.Linear(2 * k, num_classes)]
         return nn.Sequential(*layers)
 
