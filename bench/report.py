@@ -169,6 +169,32 @@ def rate_risk(rows: pd.DataFrame) -> str | None:
     return _svg(fig)
 
 
+def curvature_tradeoff(rows: pd.DataFrame) -> str | None:
+    """Seed 004 Figure 3: per form, the (KL, estimated training error) Pareto points of the grids, and
+    each row's own point (its KL and empirical term) with its bound."""
+    rows = rows[(rows["bound"] == "hessian") & (rows["status"] == "ok")]
+    curves = []
+    for r in rows.itertuples():
+        extras = json.loads(r.extras).get("bound", {}) if isinstance(r.extras, str) else {}
+        if extras.get("pareto"):
+            curves.append((extras.get("form", "?"), r.compressor, np.array(extras["pareto"]), r))
+    if not curves:
+        return None
+    fig, ax = _figure()
+    for i, (form, compressor, points, r) in enumerate(sorted(curves, key=lambda c: (c[1], c[0]))):
+        line, = ax.plot(points[:, 0], points[:, 1] * 100, marker=".", lw=1, label=f"{compressor} {form}",
+                        gid=f"marks-{i}")
+        ax.scatter([r.kl_nats], [r.empirical_term * 100], color=line.get_color(), marker="*", s=80)
+        ax.annotate(f"{r.error_bound * 100:.1f} %", (r.kl_nats, r.empirical_term * 100), fontsize=7,
+                    xytext=(4, 4), textcoords="offset points")
+    ax.set_xscale("log")
+    ax.set_xlabel("KL (nats, log scale)")
+    ax.set_ylabel("training error, estimated (%)")
+    ax.legend(fontsize=7)
+    ax.set_title("curvature bounds: KL vs training error (★ each row, with its bound)")
+    return _svg(fig)
+
+
 def curvature_floor(rows: pd.DataFrame) -> str | None:
     rows = rows[(rows["bound"] == "hessian") & (rows["status"] == "ok")]
     if rows.empty or not (rows["bound_kind"] == "lower_bound").any():
@@ -246,7 +272,7 @@ def build(results: Path, out: Path, task: str | None = None,
         if not certs.empty:
             base = rows["base_test_err"].dropna()
             figs += [size_vs_bound(certs, float(base.iloc[0]) if len(base) else None), bound_vs_test(certs)]
-        for extra in (rate_risk(rows), curvature_floor(rows)):
+        for extra in (rate_risk(rows), curvature_floor(rows), curvature_tradeoff(rows)):
             if extra:
                 figs.append(extra)
         if figs:

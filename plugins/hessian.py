@@ -116,6 +116,17 @@ def block_posterior(block: Block, d: np.ndarray, s1: float, beta: float) -> tupl
     return var, delta, kl
 
 
+def pareto(points: list[tuple[float, float]]) -> list[list[float]]:
+    """The (KL nats, estimated training error) points no other point beats in both, by KL (seed 004
+    Figure 3's curves)."""
+    out, lowest = [], math.inf
+    for kl, err in sorted(points):
+        if err < lowest:
+            out.append([float(kl), float(err)])
+            lowest = err
+    return out
+
+
 # ------------------------------------------------------------------------------------ the plugin
 _CURVATURE: dict[tuple, dict[str, Any]] = {}  # per decoded model and settings: reused across the grid
 
@@ -208,11 +219,12 @@ class Hessian(Bound):
         grid_bits = math.log2(len(priors))
         pay = (grid_bits + ctx.hparam_bits) * LN2
         delta_prime = p.delta_prime_fraction * ctx.delta
-        best = None
+        best, points = None, []
         for s1 in priors:
             for beta in ([None] if p.form == "baseline" else betas):
                 posterior, delta_loss, kl = self._posterior(h, d, curv["blocks"], s1, beta)
                 estimate = bounds_math.maurer_bound(min(1.0, e + delta_loss), n, kl + pay, ctx.delta - delta_prime)
+                points.append((kl + pay, min(1.0, e + delta_loss)))
                 if best is None or estimate < best[0]:
                     best = (estimate, s1, beta, posterior, delta_loss, kl)
         estimate, s1, beta, noise, delta_loss, kl = best
@@ -229,6 +241,7 @@ class Hessian(Bound):
             extras={"form": p.form, "prior_std": float(s1), "beta": None if beta is None else float(beta),
                     "kl_posterior_nats": kl, "prior_grid_bits": grid_bits, "estimated_loss_increase": delta_loss,
                     "estimate": estimate, "err_mc": errors / m, "deterministic_train_err": e,
+                    "pareto": pareto(points),
                     "curvature": p.curvature, "center": "initialization"},
         )
 
@@ -253,10 +266,11 @@ class Hessian(Bound):
 
     def _lower(self, h: np.ndarray, d: np.ndarray, n: int, e: float, ctx: RunContext) -> BoundResult:
         _, betas = self.grids()
-        best = None
+        best, points = None, []
         for beta in betas:
             delta_loss, kl = lemma42(h, d, float(beta))
             value = bounds_math.maurer_bound(min(1.0, e + delta_loss), n, kl, ctx.delta)
+            points.append((kl, min(1.0, e + delta_loss)))
             if best is None or value < best[0]:
                 best = (value, float(beta), delta_loss, kl)
         value, beta, delta_loss, kl = best
@@ -265,7 +279,8 @@ class Hessian(Bound):
             length_code_bits=0.0, hparam_bits=0.0, adjustment_nats=kl, delta=ctx.delta,
             form="maurer", extras={"form": "lower", "beta": beta, "estimated_loss_increase": delta_loss,
                                    "deterministic_train_err": e, "prior": "Lemma 4.2 (uses the training set)",
-                                   "floor_of": {"bound": self.name, "forms": ["baseline", "diag"]}},
+                                   "floor_of": {"bound": self.name, "forms": ["baseline", "diag"]},
+                                   "pareto": pareto(points)},
         )
 
 

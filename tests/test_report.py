@@ -78,7 +78,7 @@ def test_two_builds_are_identical(results, tmp_path):
 
     assert not re.search(r'(src|href)\s*=\s*"(https?:)?//', text)  # nothing loaded from a network (no CDN)
     assert "<metadata>" not in text
-    assert text.count("<svg") == 4  # size vs bound, bound vs test, rate-risk, curvature floor
+    assert text.count("<svg") == 5  # size vs bound, bound vs test, rate-risk, curvature floor and trade-off
 
 
 @pytest.mark.skipif(CHROMIUM is None, reason="Debian's chromium is not installed (`apt-get install -y chromium`)")
@@ -100,7 +100,7 @@ def test_the_page_in_a_real_browser(results, tmp_path):
             page.goto(index.as_uri())
             assert errors == []
             svgs = page.locator(".fig svg")
-            assert svgs.count() == 4
+            assert svgs.count() == 5
             for i in range(svgs.count()):
                 assert svgs.nth(i).locator("[id^=marks] path, [id^=marks] use, path[id^=marks]").count() > 0
             rows = sum(page.locator(f"h3:text-matches('^{title}') + table tbody tr").count()
