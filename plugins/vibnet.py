@@ -328,7 +328,7 @@ class VIBNet(Compressor):
         chain, sites = self._structure(model, input_shape)
         gated = Gated(chain, sites, gammas(sites, p.gamma), ctx.generator("vibnet.init"))
         batch_size = p.batch_size or ctx.task.recipe.batch_size
-        self._train(gated, ctx, p.epochs, p.lr, batch_size, penalty=True, desc="vibnet")
+        cached = self._trained_gates(gated, ctx, batch_size)
         keeps, means, log_alpha = [], [], []
         for gate in gated.gates:
             la = gate.log_alpha().detach()
@@ -359,11 +359,29 @@ class VIBNet(Compressor):
         stats.update(n_params_kept=sum(t.numel() for t in encoded.model.parameters()), gated_train_err=gated_err)
         return Compressed(
             message=message, model=encoded.model, layers=encoded.layers, stats=stats,
-            extras={"kept": kept, "log_alpha_quantiles": [np.quantile(la.numpy(), [0.1, 0.5, 0.9]).tolist()
+            extras={"kept": kept, "gates_cached": cached, "log_alpha_quantiles": [np.quantile(la.numpy(), [0.1, 0.5, 0.9]).tolist()
                                                            for la in log_alpha],
                     "gammas": gammas(sites, p.gamma)},
             sections=[(name, 8 * len(body)) for name, body in sections.items()],
         )
+
+    def _trained_gates(self, gated: Gated, ctx: RunContext, batch_size: int) -> bool:
+        """The information-bottleneck training, from the cache when a grid point already ran it: the
+        threshold, fine-tuning and coding parameters do not change it, so a grid over them trains once."""
+        p = self.params
+        config = {"task": ctx.task.config, "seed": ctx.seed, "device": ctx.device.type, "gamma": p.gamma,
+                  "epochs": p.epochs, "lr": p.lr, "gate_lr": p.gate_lr, "batch_size": batch_size,
+                  "input_bottleneck": p.input_bottleneck, "plugin": self.version,
+                  "torch": torch.__version__.split("+")[0]}
+        cache = ctx.cache("vibnet-gated")
+        key = cache.key(config)
+        with cache.lock(key):
+            if cache.load(key, gated):
+                gated.eval()
+                return True
+            self._train(gated, ctx, p.epochs, p.lr, batch_size, penalty=True, desc="vibnet")
+            cache.save(key, gated, config)
+            return False
 
     def _train(self, model: nn.Module, ctx: RunContext, epochs: int, lr: float, batch_size: int, penalty: bool,
                desc: str) -> None:

@@ -159,3 +159,23 @@ def test_decode_of_a_corrupted_message_fails_cleanly(workspace):
     for bad in (compressed.message[:-5], compressed.message + b"\x00"):
         with pytest.raises(coding.CorruptMessage):
             vib.decode(bad, prior)
+
+
+def test_a_grid_over_coding_parameters_trains_the_gates_once(workspace):
+    from bench.progress import progress
+    from bench.registry import load_registry
+    from bench.runner import build_context
+    from bench.tasks import BaseModels, instantiate_task, merge_task
+    from bench.cache import ModelCache, default_cache_dir
+
+    registry = load_registry()
+    task = instantiate_task(merge_task(None, {"dataset": "digits", "model": "mlp", "model_params": {"widths": [8]},
+                                              "recipe": {"epochs": 2}}, "v"), registry)
+    ctx = build_context(task, 0, torch.device("cpu"), BaseModels(ModelCache(default_cache_dir()), torch.device("cpu"),
+                                                                 progress), 0.05)
+    first = VIBNet(epochs=2, gamma=0.01, levels=4).compress(ctx)
+    second = VIBNet(epochs=2, gamma=0.01, levels=8, finetune_epochs=1).compress(ctx)
+    other = VIBNet(epochs=2, gamma=0.02, levels=4).compress(ctx)
+    assert (first.extras["gates_cached"], second.extras["gates_cached"], other.extras["gates_cached"]) == \
+        (False, True, False)
+    assert first.extras["kept"] == second.extras["kept"]  # the same trained gates
