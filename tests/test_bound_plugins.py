@@ -21,6 +21,7 @@ from bench.runner import build_context
 from bench.tasks import BaseModels, instantiate_task, merge_task
 from bench.cache import ModelCache, default_cache_dir
 from bench_plugins.catoni import Catoni
+from bench_plugins.hessian import Hessian
 from bench_plugins.mi import MutualInformation
 from bench_plugins.occam import Occam
 from bench_plugins.prune import Prune
@@ -92,6 +93,19 @@ def test_mi_row_agrees_with_the_oracle(artifact):
     row = row_of(MutualInformation, {}, evaluated, ctx)
     oracle.check_row(row)
     assert row["bound_kind"] == "expectation"
+
+
+@pytest.mark.parametrize("form", ["lower", "baseline", "diag", "layerwise"])
+def test_hessian_rows_agree_with_the_oracle(artifact, form):
+    evaluated, ctx = artifact
+    row = row_of(Hessian, {"form": form, "prior_std_grid": 4, "beta_grid": 5}, evaluated, ctx)
+    oracle.check_row(row)
+    if form == "lower":
+        assert row["bound_kind"] == "lower_bound" and row["target"] == "decoded"
+    else:
+        assert row["bound_kind"] == "certificate" and row["target"] == "stochastic"
+        assert row["mc_samples"] == evaluated.n_train and row["delta_prime"] == pytest.approx(0.005)
+        assert row["empirical_term"] > row["mc_errors"] / row["mc_samples"]
 
 
 # ----------------------------------------------------------------------------------- the contracts
