@@ -38,6 +38,16 @@ def cli_results() -> dict[str, subprocess.CompletedProcess]:
     return results
 
 
+def test_a_reader_that_goes_away_ends_it_quietly():
+    """`bench calc ... | head -1` with the pipe closed before the answer: exit 141, no traceback."""
+    proc = subprocess.Popen([str(BENCH), *CLI_CALLS["catoni_bits"]], stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                            text=True)
+    proc.stdout.close()
+    err = proc.stderr.read()
+    assert proc.wait(timeout=120) == 141
+    assert err == ""
+
+
 def _parse(stdout: str) -> tuple[float, dict[str, str]]:
     lines = stdout.strip().splitlines()
     detail = dict(line.split(": ", 1) for line in lines[1:])
