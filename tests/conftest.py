@@ -19,6 +19,10 @@ def _alias_plugins_under_mutmut() -> None:
     root = Path(__file__).resolve().parents[1]
     if root.name != "mutants":
         return
+    # mutmut forks a child per mutant from a parent that has already run tests; an OpenMP thread team
+    # started in the parent does not survive fork (the child spins until its CPU limit), so one thread.
+    import torch
+    torch.set_num_threads(1)
     for path in sorted((root / "plugins").glob("*.py")):
         name = "plugins" if path.stem == "__init__" else f"plugins.{path.stem}"
         sys.modules["bench_plugins" + name[len("plugins"):]] = importlib.import_module(name)
