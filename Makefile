@@ -36,7 +36,7 @@ test: setup browser
 mutation: setup
 	$(BIN)/python -m pip install -q -e '.[test,mutation]'
 	rm -rf mutants
-	OMP_NUM_THREADS=1 MKL_NUM_THREADS=1 $(BIN)/mutmut run --max-children 2; $(BIN)/mutmut results > mutation-results.txt; \
+	OMP_NUM_THREADS=1 MKL_NUM_THREADS=1 $(BIN)/mutmut run --max-children 2; $(BIN)/mutmut results --all true > mutation-results.txt; \
 	  $(BIN)/python benchmarks/mutation_scores.py mutation-results.txt
 
 # Throughput and speed benchmarks (pytest-benchmark); not part of `make test`.

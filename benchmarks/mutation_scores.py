@@ -50,8 +50,10 @@ def scores(status: dict[str, str], equivalent: set[str]) -> dict[str, dict]:
     out = {}
     for group, counts in table.items():
         counted = sum(v for k, v in counts.items() if k not in ("equivalent", "skipped"))
-        out[group] = {"killed": counts["killed"], "counted": counted, "equivalent": counts["equivalent"],
-                      "score": counts["killed"] / counted if counted else float("nan"), "states": dict(counts)}
+        # a mutant that makes the tests hang is detected too: pytest-timeout fails CI on it
+        detected = counts["killed"] + counts["timeout"]
+        out[group] = {"killed": detected, "counted": counted, "equivalent": counts["equivalent"],
+                      "score": detected / counted if counted else float("nan"), "states": dict(counts)}
     return out
 
 
@@ -66,7 +68,7 @@ def main() -> None:
             continue
         row = table[group]
         mark = "ok" if row["score"] >= TARGETS[group] else "BELOW TARGET"
-        print(f"{group:>18}: {row['killed']}/{row['counted']} killed = {100 * row['score']:.1f} % "
+        print(f"{group:>18}: {row['killed']}/{row['counted']} killed or timed out = {100 * row['score']:.1f} % "
               f"(target {100 * TARGETS[group]:.0f} %: {mark}); equivalent left out: {row['equivalent']}; {row['states']}")
 
 
