@@ -12,6 +12,7 @@ import torch
 
 import oracle
 from bench.contracts import BoundResult, Compressed, Evaluated
+from bench.kit import bounds as bounds_math
 from bench.kit.evaluation import error_count
 from bench.progress import progress
 from bench.registry import load_registry
@@ -145,7 +146,9 @@ def test_compressed_sections_and_layers_are_checked_against_the_message(artifact
     name, bits = c.sections[0]
     with pytest.raises(ContractError, match=f"section '{name}' is {bits} bits in the message, not the {bits + 8}"):
         check_sections(c.message, [(name, bits + 8)] + c.sections[1:], "p")
-    with pytest.raises(ContractError, match="not bytes"):
+    with pytest.raises(ContractError, match="compressor 'p' returned str, not Compressed"):
+        check_compressed("text", "p")
+    with pytest.raises(ContractError, match="compressor 'p' returned a message of type str, not bytes"):
         check_compressed(Compressed(message="text", model=evaluated.model), "p")
     with pytest.raises(ContractError, match="returned no model"):
         check_compressed(Compressed(message=b"x"), "p")
@@ -164,4 +167,16 @@ def test_target_columns_and_vacuity():
     assert cols["bound_minus_test"] == pytest.approx(0.1) and not cols["refuted"]
     assert target_columns(45, 450, 0.1, 0.05, "certificate", 0.05)["refuted"]
     assert target_columns(None, None, 0.3, 0.1, "certificate", 0.05)["target_test_err_se"] is None
+    limit = bounds_math.clopper_pearson_lower(45, 450, 0.05)
+    assert not target_columns(45, 450, 0.1, limit, "certificate", 0.05)["refuted"]  # at the limit: not below it
+    assert target_columns(45, 450, 0.1, limit - 1e-9, "certificate", 0.05)["refuted"]
+    assert target_columns(45, 450, 0.1, limit + 0.001, "certificate", 0.2)["refuted"]  # a larger δ, a higher limit
+    assert not target_columns(45, 450, 0.1, limit + 0.001, "certificate", 0.05)["refuted"]
+    for kind in ("lower_bound", "expectation"):  # only certificates can be refuted
+        assert not target_columns(45, 450, 0.1, 0.0, kind, 0.05)["refuted"]
+    assert target_columns(45, 450, 0.1, 0.0, "certificate", 0.05) == {
+        "target_test_errors": 45, "target_test_trials": 450, "target_test_err": 0.1,
+        "target_test_err_se": pytest.approx(math.sqrt(0.1 * 0.9 / 450)), "bound_minus_test": -0.1, "refuted": True}
+    zero = target_columns(0, 0, 0.0, 0.0, "certificate", 0.05)
+    assert zero["target_test_err_se"] is None and not zero["refuted"]
     assert VACUOUS == pytest.approx(0.99995)

@@ -455,3 +455,19 @@ def test_mc_error_upper_bound():
         bm.mc_error_upper_bound(0.1, 100, 1.0)
     with pytest.raises(ValueError, match="m"):
         bm.mc_error_upper_bound(0.1, 0, 0.1)
+
+
+def test_clopper_pearson_lower_limit_matches_its_definition():
+    # P[Bin(m, p_L) >= k] = δ at the limit; 0 errors give 0
+    from scipy.stats import binom
+
+    for k, m in ((1, 10), (30, 450), (5000, 10000)):
+        p = bm.clopper_pearson_lower(k, m, 0.05)
+        assert binom.sf(k - 1, m, p) == pytest.approx(0.05, rel=1e-9)
+    assert bm.clopper_pearson_lower(0, 100, 0.05) == 0.0
+    assert bm.clopper_pearson_lower(10, 10, 0.05) == pytest.approx(0.05 ** (1 / 10), rel=1e-12)  # k = m: p^m = δ
+    for bad, message in (((11, 10, 0.05), "k must be <= m, got k=11, m=10"), ((0, 0, 0.05), "m must be an integer >= 1"),
+                         ((-1, 10, 0.05), "k must be an integer >= 0"), ((1, 10, 1.0), "delta must be in \\(0, 1\\)")):
+        with pytest.raises(ValueError, match=message):
+            bm.clopper_pearson_lower(*bad)
+

@@ -95,16 +95,6 @@ def test_a_zero_certificate_is_refuted_never_ranked_and_fails_the_run(third_part
     assert len(holding_zero) == 1 and holding_zero[0].startswith("Refuted")
 
 
-def test_clopper_pearson_lower_limit_matches_its_definition():
-    # P[Bin(m, p_L) >= k] = δ at the limit; 0 errors give 0
-    from scipy.stats import binom
-
-    for k, m in ((1, 10), (30, 450), (5000, 10000)):
-        p = bounds_math.clopper_pearson_lower(k, m, 0.05)
-        assert binom.sf(k - 1, m, p) == pytest.approx(0.05, rel=1e-9)
-    assert bounds_math.clopper_pearson_lower(0, 100, 0.05) == 0.0
-
-
 # -------------------------------------------------------------------------------- time limits
 @pytest.mark.parametrize("how", ["python", "c"])
 def test_a_compressor_that_never_returns_fails_under_the_local_executor(third_party, workspace, how):

@@ -18,8 +18,10 @@ def test_generalization_term_by_hand():
     assert mi_generalization_term(1000 * math.log(2), 1000) == pytest.approx(0.5887050, abs=1e-7)
     assert mi_generalization_term(0.0, 10) == 0.0
     assert mi_generalization_term(4.0, 2, sigma=1.0) == pytest.approx(2.0)
-    with pytest.raises(ValueError):
-        mi_generalization_term(-1.0, 10)
+    assert mi_generalization_term(2.0, 1, sigma=1.0) == pytest.approx(2.0)  # n = 1 is allowed
+    for bad in ((-1.0, 10), (1.0, 0), (1.0, 10, 0.0)):
+        with pytest.raises(ValueError, match="rate_nats must be >= 0, n >= 1 and sigma > 0"):
+            mi_generalization_term(*bad)
 
 
 def test_rows_decompose_and_verify(workspace, capsys):
