@@ -7,6 +7,7 @@ from __future__ import annotations
 import json
 import math
 
+import numpy as np
 import pytest
 import torch
 
@@ -180,3 +181,104 @@ def test_target_columns_and_vacuity():
     zero = target_columns(0, 0, 0.0, 0.0, "certificate", 0.05)
     assert zero["target_test_err_se"] is None and not zero["refuted"]
     assert VACUOUS == pytest.approx(0.99995)
+
+
+# ------------------------------------------------------------------- what the rows' extras promise
+@pytest.fixture
+def fresh_curvature():
+    """The hessian plugin keeps the last model's curvature: start each test without it."""
+    import bench_plugins.hessian as hessian_module
+    hessian_module._CURVATURE.clear()
+    yield
+    hessian_module._CURVATURE.clear()
+
+
+def test_hessian_curvature_is_the_decoded_models_on_the_training_set(artifact, fresh_curvature):
+    from bench.kit.curvature import diagonal_curvature_loop
+    evaluated, ctx = artifact
+    h = Hessian(form="diag").curvature(evaluated, ctx)["h"]
+    model = __import__("copy").deepcopy(evaluated.model).requires_grad_(True)
+    naive = diagonal_curvature_loop(model, ctx.task.data.train, "sampled", ctx.task.data.task_type,
+                                    generator=ctx.generator("hessian.curvature"))
+    assert h.keys() == naive.keys()
+    for name, value in naive.items():
+        assert np.allclose(h[name], value.double().numpy().ravel(), rtol=1e-4, atol=1e-9), name
+        assert (h[name] >= 0).all()
+
+
+@pytest.mark.parametrize("form", ["lower", "baseline", "diag", "layerwise"])
+def test_hessian_extras_describe_the_chosen_posterior(artifact, fresh_curvature, form):
+    evaluated, ctx = artifact
+    bound = Hessian(form=form, prior_std_grid=4, beta_grid=5)
+    priors, betas = bound.grids()
+    result = bound.compute(evaluated, ctx)
+    x = result.extras
+    e, n = evaluated.train_err, evaluated.n_train
+    assert x["form"] == form and x["deterministic_train_err"] == e and result.delta == ctx.delta
+    assert x["beta"] is None if form == "baseline" else any(math.isclose(x["beta"], b) for b in betas)
+    points = x["pareto"]
+    assert points and all(a[0] < b[0] and a[1] > b[1] for a, b in zip(points, points[1:]))  # non-dominated, by KL
+    assert all(0 <= err <= 1 for _, err in points)
+    if form == "lower":
+        assert result.kind == "lower_bound" and result.length_code_bits == 0 and result.hparam_bits == 0
+        assert x["floor_of"] == {"bound": "hessian", "forms": ["baseline", "diag"]}
+        assert x["prior"].startswith("Lemma 4.2") and x["estimated_loss_increase"] >= 0
+        assert result.empirical_term == pytest.approx(min(1.0, e + x["estimated_loss_increase"]))
+        assert result.adjustment_nats == result.kl_nats
+        return
+    assert any(math.isclose(x["prior_std"], s) for s in priors)
+    assert x["prior_grid_bits"] == pytest.approx(2.0) and result.hparam_bits == ctx.hparam_bits
+    assert x["kl_posterior_nats"] == result.adjustment_nats
+    assert result.kl_nats == pytest.approx(result.adjustment_nats + (2.0 + ctx.hparam_bits) * math.log(2))
+    assert x["err_mc"] == result.mc_errors / result.mc_samples and result.form == "maurer"
+    assert x["curvature"] == "sampled" and x["center"] == "initialization"
+    estimate = float(oracle.bound_of("maurer", oracle.mp.mpf(min(1.0, e + x["estimated_loss_increase"])), n,
+                                     oracle.mp.mpf(result.kl_nats), oracle.mp.mpf(ctx.delta - result.delta_prime)))
+    assert x["estimate"] == pytest.approx(estimate, rel=1e-9)  # the grid point was chosen by this estimate
+    assert [result.kl_nats, min(1.0, e + x["estimated_loss_increase"])] in [pytest.approx(p) for p in points] \
+        or any(p[0] <= result.kl_nats and p[1] <= e + x["estimated_loss_increase"] for p in points)
+    assert result.posterior is not None and result.posterior.model is evaluated.model
+
+
+def test_hessian_parameter_ranges_allow_equal_ends():
+    Hessian(prior_std_min=0.1, prior_std_max=0.1, beta_min=1.0, beta_max=1.0)
+    with pytest.raises(ValueError, match="parameter 'prior_std_min' must be <= 'prior_std_max'"):
+        Hessian(prior_std_min=0.2, prior_std_max=0.1)
+    with pytest.raises(ValueError, match="parameter 'beta_min' must be <= 'beta_max'"):
+        Hessian(beta_min=2.0, beta_max=1.0)
+
+
+@pytest.mark.parametrize("noise", ["always", "search"])
+def test_robust_catoni_extras_account_for_every_nat(artifact, noise):
+    evaluated, ctx = artifact
+    params = {"robust": True, "noise": noise, "sigma_select_examples": 500, "sigma_grid": (0.05, 0.2),
+              "sigma_refine_rounds": 1, "mc_passes": 2, "alpha": 1.001}
+    result = Catoni(**params).compute(evaluated, ctx)
+    x, c = result.extras, evaluated.compressed
+    assert result.delta == ctx.delta and result.form == "catoni" and result.alpha == 1.001 == x["alpha"]
+    assert x["robust"] is True and x["length_code"] == "elias-delta(l+1)" and x["lambda"] > 0
+    assert x["delta_prime"] == result.delta_prime == pytest.approx(0.1 * ctx.delta)
+    assert x["delta_pac_bayes"] == pytest.approx(ctx.delta - result.delta_prime)
+    assert x["deterministic_train_err"] == evaluated.train_err and x["message_bits_real"] == float(c.bits)
+    assert x["code_bits"] + x["lambda_choice_bits"] == result.message_bits
+    assert x["q_overhead_bits"] == pytest.approx(x["code_bits"] - float(c.bits))
+    assert x["gain_nats"] == -result.adjustment_nats
+    point_mass = (oracle.mp.mpf(c.bits) + oracle.elias_delta_len(int(c.bits) + 1) + ctx.hparam_bits) * oracle.LN2
+    assert x["point_mass_kl_nats"] == pytest.approx(float(point_mass), rel=1e-12)
+    assert x["kl_saving_nats"] == pytest.approx(x["point_mass_kl_nats"] - result.kl_nats)
+    assert x["sigma_search"]
+    coded = {layer.name: layer for layer in c.layers if len(layer.assignments)}
+    assert x["layers"].keys() == coded.keys()
+    for name, layer in x["layers"].items():
+        assert layer["k"] == len(coded[name].assignments) and layer["r"] == len(coded[name].codebook)
+        assert layer["gain_nats"] == -layer["mixture_kl_nats"] and layer["q_bits_fixed"] >= 0
+        assert layer["q_bits_coded"] > 0 and layer["sigma"] >= 0
+        assert (layer["lambda"] is None) == (layer["sigma"] == 0)
+    assert sum(layer["mixture_kl_nats"] for layer in x["layers"].values()) == pytest.approx(result.adjustment_nats)
+    if result.target == "stochastic":
+        assert x["m"] == result.mc_samples == 2 * evaluated.n_train and x["mc_errors"] == result.mc_errors
+        assert x["err_mc"] == result.mc_errors / result.mc_samples
+        assert result.posterior is not None and result.posterior.model is evaluated.model
+    else:
+        assert result.posterior is None and result.mc_samples is None and result.mc_errors is None
+        assert x["m"] == 0 and x["err_mc"] == evaluated.train_err
