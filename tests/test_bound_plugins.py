@@ -75,6 +75,20 @@ def test_occam_rows_agree_with_the_oracle(artifact, form):
     assert row["target"] == "decoded" and row["form"] == form and row["hparam_bits"] == 1.0
 
 
+@pytest.mark.parametrize("form", ["binomial", "kl", "catoni"])
+def test_occam_result_states_what_it_used(artifact, form):
+    evaluated, ctx = artifact
+    result = Occam(form=form, alpha=1.01).compute(evaluated, ctx)
+    c = evaluated.compressed
+    assert result.message_bits == c.bits and result.adjustment_nats == 0.0 and result.delta == ctx.delta
+    assert result.target == "decoded" and result.form == form and result.posterior is None
+    assert result.alpha == (1.01 if form == "catoni" else None)
+    assert result.extras == {"form": form, "length_code": "elias-delta(l+1)", **({"alpha": 1.01} if form == "catoni" else {})}
+    expected = oracle.bound_of(form, oracle.mp.mpf(evaluated.train_errors) / evaluated.n_train, evaluated.n_train,
+                               oracle.mp.mpf(result.kl_nats), oracle.mp.mpf(ctx.delta), oracle.mp.mpf("1.01"))
+    assert result.error_bound == pytest.approx(float(expected), rel=1e-9)  # α reaches the catoni form
+
+
 @pytest.mark.parametrize("params", [{}, {"robust": True, "noise": "always", "sigma_select_examples": 500,
                                          "sigma_grid": (0.05, 0.2), "sigma_refine_rounds": 1, "mc_passes": 2},
                                     {"robust": True, "noise": "search", "sigma_select_examples": 500,
