@@ -210,9 +210,9 @@ def fresh_curvature():
 def test_hessian_curvature_is_the_decoded_models_on_the_training_set(artifact, fresh_curvature):
     from bench.kit.curvature import diagonal_curvature_loop
     evaluated, ctx = artifact
-    h = Hessian(form="diag").curvature(evaluated, ctx)["h"]
+    h = Hessian(form="diag", curvature_samples=2).curvature(evaluated, ctx)["h"]
     model = __import__("copy").deepcopy(evaluated.model).requires_grad_(True)
-    naive = diagonal_curvature_loop(model, ctx.task.data.train, "sampled", ctx.task.data.task_type,
+    naive = diagonal_curvature_loop(model, ctx.task.data.train, "sampled", ctx.task.data.task_type, samples=2,
                                     generator=ctx.generator("hessian.curvature"))
     assert h.keys() == naive.keys()
     for name, value in naive.items():
@@ -233,6 +233,13 @@ def test_hessian_extras_describe_the_chosen_posterior(artifact, fresh_curvature,
     points = x["pareto"]
     assert points and all(a[0] < b[0] and a[1] > b[1] for a, b in zip(points, points[1:]))  # non-dominated, by KL
     assert all(0 <= err <= 1 for _, err in points)
+    assert result.length_code_bits == 0 and result.form == "maurer"  # no message is coded by this bound
+    chosen = [result.kl_nats, min(1.0, e + x["estimated_loss_increase"])]
+    # the bound is increasing in both KL and error, so the grid point that minimizes it is a Pareto point
+    assert any(point == pytest.approx(chosen, rel=1e-12) for point in points)
+    delta_used = ctx.delta - result.delta_prime
+    chosen_value = result.error_bound if form == "lower" else x["estimate"]
+    assert all(chosen_value <= bounds_math.maurer_bound(err, n, kl, delta_used) + 1e-12 for kl, err in points)
     if form == "lower":
         assert result.kind == "lower_bound" and result.length_code_bits == 0 and result.hparam_bits == 0
         assert x["floor_of"] == {"bound": "hessian", "forms": ["baseline", "diag"]}
@@ -252,13 +259,46 @@ def test_hessian_extras_describe_the_chosen_posterior(artifact, fresh_curvature,
     assert [result.kl_nats, min(1.0, e + x["estimated_loss_increase"])] in [pytest.approx(p) for p in points] \
         or any(p[0] <= result.kl_nats and p[1] <= e + x["estimated_loss_increase"] for p in points)
     assert result.posterior is not None and result.posterior.model is evaluated.model
+    specs = result.posterior.noise
+    assert specs.keys() == dict(evaluated.model.named_parameters()).keys()
+    if form == "baseline":  # isotropic, at the prior's scale: KL = ½‖θ − θ₀‖² / s², Δ = ½ s² Σ h
+        theta0 = dict(ctx.prior.make_model().named_parameters())
+        sq = sum(float(((q.detach().double() - theta0[k].detach().double()) ** 2).sum())
+                 for k, q in evaluated.model.named_parameters())
+        s1 = x["prior_std"]
+        assert x["kl_posterior_nats"] == pytest.approx(0.5 * sq / s1**2, rel=1e-9)
+        h = Hessian(form="baseline").curvature(evaluated, ctx)["h"]
+        assert x["estimated_loss_increase"] == pytest.approx(0.5 * s1**2 * sum(v.sum() for v in h.values()), rel=1e-9)
+        assert all(spec.basis is None and spec.std == s1 for spec in specs.values())
+    elif form == "diag":
+        assert all(spec.basis is None and np.ndim(spec.std) == 1 for spec in specs.values())
+    else:  # one block per Linear weight, the diagonal posterior for the rest
+        assert {k for k, spec in specs.items() if spec.basis is not None} == \
+            {k for k, q in evaluated.model.named_parameters() if q.dim() == 2}
+
+
+def test_hessian_monte_carlo_is_seeded_and_leaves_the_model_alone(artifact, fresh_curvature):
+    evaluated, ctx = artifact
+    frozen = __import__("copy").deepcopy(evaluated.model).requires_grad_(False)
+    mine = Evaluated(evaluated.compressed, frozen, evaluated.train_errors, evaluated.n_train, evaluated.train_err)
+    first = Hessian(form="diag", prior_std_grid=2, beta_grid=2).compute(mine, ctx)
+    assert not any(q.requires_grad for q in frozen.parameters())  # the decoded model is not modified
+    torch.manual_seed(1234)  # the global generator plays no part
+    again = Hessian(form="diag", prior_std_grid=2, beta_grid=2).compute(mine, ctx)
+    assert (first.mc_errors, first.mc_samples) == (again.mc_errors, again.mc_samples)
+
+
+def test_hessian_grids_are_geometric_between_the_ends():
+    priors, betas = Hessian(prior_std_min=0.01, prior_std_max=1.0, prior_std_grid=3, beta_min=1e-4, beta_max=1.0,
+                            beta_grid=5).grids()
+    assert np.allclose(priors, [0.01, 0.1, 1.0]) and np.allclose(betas, [1e-4, 1e-3, 1e-2, 1e-1, 1.0])
 
 
 def test_hessian_parameter_ranges_allow_equal_ends():
     Hessian(prior_std_min=0.1, prior_std_max=0.1, beta_min=1.0, beta_max=1.0)
-    with pytest.raises(ValueError, match="parameter 'prior_std_min' must be <= 'prior_std_max'"):
+    with pytest.raises(ValueError, match="^bound 'hessian': parameter 'prior_std_min' must be <= 'prior_std_max'$"):
         Hessian(prior_std_min=0.2, prior_std_max=0.1)
-    with pytest.raises(ValueError, match="parameter 'beta_min' must be <= 'beta_max'"):
+    with pytest.raises(ValueError, match="^bound 'hessian': parameter 'beta_min' must be <= 'beta_max'$"):
         Hessian(beta_min=2.0, beta_max=1.0)
 
 

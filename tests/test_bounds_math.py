@@ -471,3 +471,43 @@ def test_clopper_pearson_lower_limit_matches_its_definition():
         with pytest.raises(ValueError, match=message):
             bm.clopper_pearson_lower(*bad)
 
+
+
+# Every argument check names the argument it rejects, as the message's first word (a caller who
+# passes the wrong thing learns which one).
+GOOD = {"train_err": 0.1, "n": 1000, "kl_nats": 10.0, "delta": 0.05}
+ARGUMENT_CASES = [
+    (bm.binomial_logcdf, {"k": 3, "n": -1, "p": 0.1}, "n must be an integer >= 0, got -1"),
+    (bm.binomial_logcdf, {"k": True, "n": 10, "p": 0.1}, "k must be an integer, got True"),
+    (bm.binomial_logcdf, {"k": "3", "n": 10, "p": 0.1}, "k must be an integer, got '3'"),
+    (bm.binomial_logcdf, {"k": float("nan"), "n": 10, "p": 0.1}, "k must be an integer, got nan"),
+    (bm.binomial_logcdf, {"k": 2.5, "n": 10, "p": 0.1}, "k must be an integer, got 2.5"),
+    (bm.binomial_logcdf, {"k": 3, "n": 10, "p": 1.5}, "p must be in \\[0, 1\\], got 1.5"),
+    (bm.kl_bernoulli, {"q": -0.1, "p": 0.5}, "q must be in \\[0, 1\\], got -0.1"),
+    (bm.kl_bernoulli, {"q": 0.1, "p": 1.5}, "p must be in \\[0, 1\\], got 1.5"),
+    (bm.mc_error_upper_bound, {"err_mc": 1.5, "m": 10, "delta_prime": 0.05}, "err_mc must be in \\[0, 1\\]"),
+    (bm.mc_error_upper_bound, {"err_mc": 0.1, "m": 0, "delta_prime": 0.05}, "m must be an integer >= 1"),
+    (bm.mc_error_upper_bound, {"err_mc": 0.1, "m": 10, "delta_prime": 1.0}, "delta_prime must be in \\(0, 1\\)"),
+] + [
+    (bound, {**GOOD, name: bad}, message)
+    for bound in (bm.occam_kl_bound, bm.maurer_bound, bm.occam_binomial_bound)
+    for name, bad, message in (("train_err", 1.5, "train_err must be in \\[0, 1\\], got 1.5"),
+                               ("n", 0, "n must be an integer >= 1, got 0"),
+                               ("n", 2.5, "n must be an integer >= 1, got 2.5"),
+                               ("kl_nats", -1.0, "kl_nats must be a finite number >= 0, got -1.0"),
+                               ("delta", 0.0, "delta must be in \\(0, 1\\), got 0.0"))
+]
+
+
+@pytest.mark.parametrize("function,kwargs,message", ARGUMENT_CASES,
+                         ids=[f"{f.__name__}-{m.split()[0]}-{i}" for i, (f, _, m) in enumerate(ARGUMENT_CASES)])
+def test_argument_checks_name_the_argument(function, kwargs, message):
+    with pytest.raises(ValueError, match=f"^{message}"):
+        function(**kwargs)
+
+
+def test_binomial_logcdf_edges_of_k():
+    assert bm.binomial_logcdf(10, 10, 0.3) == 0.0 and bm.binomial_logcdf(11, 10, 0.3) == 0.0  # k >= n
+    assert bm.binomial_logcdf(9, 10, 0.3) < 0.0
+    assert bm.binomial_logcdf(-1, 10, 0.3) == -math.inf and bm.binomial_logcdf(float("-inf"), 10, 0.3) == -math.inf
+    assert bm.binomial_logcdf(0, 0, 0.3) == 0.0  # n = 0 is allowed
