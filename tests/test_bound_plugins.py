@@ -336,3 +336,56 @@ def test_robust_catoni_extras_account_for_every_nat(artifact, noise):
     else:
         assert result.posterior is None and result.mc_samples is None and result.mc_errors is None
         assert x["m"] == 0 and x["err_mc"] == evaluated.train_err
+
+
+def test_catoni_point_mass_result_states_what_it_used(artifact):
+    evaluated, ctx = artifact
+    result = Catoni(alpha=1.01).compute(evaluated, ctx)
+    assert result.message_bits == evaluated.compressed.bits and result.adjustment_nats == 0.0
+    assert result.delta == ctx.delta and result.target == "decoded" and result.form == "catoni"
+    assert result.alpha == 1.01 and result.posterior is None
+    assert result.extras == {"alpha": 1.01, "lambda": pytest.approx(result.extras["lambda"]),
+                             "length_code": "elias-delta(l+1)"} and result.extras["lambda"] > 0
+    expected = oracle.catoni_bound(oracle.mp.mpf(evaluated.train_errors) / evaluated.n_train, evaluated.n_train,
+                                   oracle.mp.mpf(result.kl_nats), oracle.mp.mpf(ctx.delta), oracle.mp.mpf("1.01"))
+    assert result.error_bound == pytest.approx(float(expected), rel=1e-9)
+
+
+@pytest.mark.parametrize("noise", ["always", "search"])
+def test_catoni_sigma_search_keeps_the_first_best_estimate(artifact, noise):
+    evaluated, ctx = artifact
+    bound = Catoni(robust=True, noise=noise, sigma_select_examples=500, sigma_grid=(0.05, 0.2), sigma_refine_rounds=1)
+    from bench_plugins.catoni import RobustKL
+    rkl = RobustKL(evaluated, ctx, bound.params)
+    best, trace = bound.choose_sigmas(evaluated, ctx, rkl)
+    scales = {layer.name: rkl.scale(layer) for layer in rkl.layers}
+    start = 0.0 if noise == "search" else 0.05
+    assert trace[0]["sigmas"] == pytest.approx({k: start * v for k, v in scales.items()})
+    assert [t["sigmas"] for t in trace[1:3]] == [pytest.approx({k: s * v for k, v in scales.items()}) for s in (0.05, 0.2)]
+    values = [t["estimate"] for t in trace]
+    assert best == trace[values.index(min(values))]["sigmas"]  # the first of the smallest estimates
+    if noise == "always":
+        assert all(v > 0 for t in trace for v in t["sigmas"].values())
+    again, _ = bound.choose_sigmas(evaluated, ctx, RobustKL(evaluated, ctx, bound.params))
+    assert again == best  # the selection subset and its noise come from the run's seeded streams
+
+
+def test_catoni_lambda_grid_and_layer_scale(artifact):
+    evaluated, ctx = artifact
+    from bench_plugins.catoni import RobustKL
+    rkl = RobustKL(evaluated, ctx, Catoni(robust=True, lambda_min=1e-3, lambda_max=1.0, lambda_grid=4).params)
+    assert np.allclose(rkl.grid, [1e-3, 1e-2, 1e-1, 1.0])
+    for layer in rkl.layers:
+        values = np.asarray(layer.codebook, dtype=np.float64)[np.asarray(layer.assignments)]
+        assert rkl.scale(layer) == pytest.approx(math.sqrt(float(np.mean(values ** 2))), rel=1e-12)
+        assert rkl.counts[layer.name].sum() == len(layer.assignments)
+        assert len(rkl.counts[layer.name]) == len(layer.codebook)
+
+
+def test_catoni_parameter_checks_are_one_line_each():
+    Catoni(lambda_min=0.5, lambda_max=0.6)
+    with pytest.raises(ValueError, match="^bound 'catoni': parameter 'lambda_min' must be below 'lambda_max'$"):
+        Catoni(lambda_min=1.0, lambda_max=1.0)
+    with pytest.raises(ValueError, match="^bound 'catoni': parameter 'sigma_grid' must be a non-empty list of "
+                                         "positive multiples$"):
+        Catoni(sigma_grid=())
