@@ -108,3 +108,39 @@ def test_codes_must_match_the_architecture():
     bad = [TensorCode(c.name, c.shape, np.arange(c.size), c.codebook, c.assignments) for c in codes]
     with pytest.raises(ValueError, match="positions given for a dense code"):
         encode_model(model, bad, False, "float16", "float16")
+
+
+# ------------------------------------------------------------------ the codebook's construction
+def test_nearest_is_the_brute_force_nearest_centroid():
+    from bench.kit.quantization import nearest
+    rng = np.random.default_rng(3)
+    codebook = np.sort(rng.normal(size=7)).astype(np.float32)
+    values = np.concatenate([rng.normal(size=500), codebook.astype(np.float64) + 1e-7])
+    brute = np.abs(values[:, None] - codebook.astype(np.float64)[None, :]).argmin(axis=1)
+    got = nearest(values, codebook)
+    assert got.dtype == np.int64 and np.array_equal(got, brute)
+    one = nearest(values[:5], codebook[:1])
+    assert one.dtype == np.int64 and one.shape == (5,) and not one.any()
+
+
+def test_kmeans_1d_edge_cases_and_seeding():
+    from bench.kit.quantization import kmeans_1d
+    codebook, assignments = kmeans_1d(np.zeros(0), 4, seed=0)
+    assert codebook.shape == (0,) and codebook.dtype == np.float32
+    assert assignments.shape == (0,) and assignments.dtype == np.int64
+    codebook, assignments = kmeans_1d(np.array([0.5, -1.0, 0.5, 2.0]), 3, seed=0)  # as many distinct values as levels
+    assert codebook.dtype == np.float32 and codebook.tolist() == [-1.0, 0.5, 2.0]
+    assert assignments.tolist() == [1, 0, 1, 2]
+    rng = np.random.default_rng(0)
+    values = np.concatenate([rng.normal(-2, 0.1, 300), rng.normal(0, 0.1, 300), rng.normal(3, 0.1, 300)])
+    for init in ("linear", "kmeans++"):
+        codebook, assignments = kmeans_1d(values, 3, seed=1, init=init)
+        assert codebook.dtype == np.float32 and np.allclose(codebook, [-2, 0, 3], atol=0.05)
+        assert np.array_equal(assignments, np.repeat([0, 1, 2], 300))
+    # fitting on a seeded subsample: the same seed gives the same codebook, and all values are assigned
+    from bench.kit.quantization import nearest
+    values = rng.normal(size=5000)
+    codebook, assignments = kmeans_1d(values, 8, seed=4, max_fit=1000)
+    again = kmeans_1d(values, 8, seed=4, max_fit=1000)
+    assert np.array_equal(codebook, again[0]) and np.array_equal(assignments, nearest(values, codebook))
+    assert codebook.shape == (8,) and np.all(np.diff(codebook) > 0)
