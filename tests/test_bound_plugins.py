@@ -389,3 +389,60 @@ def test_catoni_parameter_checks_are_one_line_each():
     with pytest.raises(ValueError, match="^bound 'catoni': parameter 'sigma_grid' must be a non-empty list of "
                                          "positive multiples$"):
         Catoni(sigma_grid=())
+
+
+def test_mi_result_decomposes_against_the_base_model(artifact):
+    import torch.nn.functional as F
+    evaluated, ctx = artifact
+    result = MutualInformation().compute(evaluated, ctx)
+    x, bits, n = result.extras, evaluated.compressed.bits, evaluated.n_train
+    train = ctx.task.data.train
+    base = ctx.base_model().eval()
+    with torch.no_grad():
+        base_errors = int((base(train.x).argmax(1) != train.y).sum())
+        ce = float(F.cross_entropy(evaluated.model(train.x).double(), train.y))
+        base_ce = float(F.cross_entropy(base(train.x).double(), train.y))
+    gen = math.sqrt(2 * 0.25 * bits * math.log(2) / n)
+    assert result.kind == "expectation" and result.message_bits == float(bits) and result.kl_nats == x["rate_nats"]
+    assert result.length_code_bits == 0.0 and result.adjustment_nats == 0.0 and result.hparam_bits == ctx.hparam_bits
+    assert x["rate_nats"] == pytest.approx(bits * math.log(2)) and x["sigma"] == 0.5
+    assert x["generalization_term"] == pytest.approx(gen, rel=1e-12)
+    assert x["uncapped_bound"] == pytest.approx(evaluated.train_err + gen, rel=1e-12)
+    assert result.error_bound == min(1.0, x["uncapped_bound"]) and result.empirical_term == evaluated.train_err
+    assert x["base_train_err"] == pytest.approx(base_errors / n, abs=1e-12)
+    assert x["distortion_01"] == pytest.approx(evaluated.train_err - base_errors / n, abs=1e-12)
+    assert x["train_ce"] == pytest.approx(ce, rel=1e-6) and x["base_train_ce"] == pytest.approx(base_ce, rel=1e-6)
+    assert x["distortion_ce"] == pytest.approx(ce - base_ce, rel=1e-6, abs=1e-9)
+    assert x["hparam_bits_charged"] is False and x["reference"] == "base model"
+
+
+def test_skip_reasons_name_what_is_missing(artifact):
+    import dataclasses
+    from types import SimpleNamespace
+    evaluated, ctx = artifact
+    regression = SimpleNamespace(task=SimpleNamespace(name="lin", data=SimpleNamespace(task_type="regression")))
+    for bound in (Occam(), Catoni(), Catoni(robust=True)):
+        assert bound.skip_reason(evaluated, regression) == \
+            "needs a classification task (0-1 loss); 'lin' is regression"
+        assert bound.skip_reason(evaluated, ctx) is None
+    assert Hessian().skip_reason(evaluated, regression) == "needs a classification task; 'lin' is regression"
+    assert MutualInformation().skip_reason(evaluated, regression) == (
+        "needs a bounded loss (0-1 loss, σ = 1/2); 'lin' is regression with the squared error, which is unbounded")
+    assert Hessian().skip_reason(evaluated, ctx) is None and MutualInformation().skip_reason(evaluated, ctx) is None
+    other = torch.nn.Sequential(torch.nn.Linear(64, 3))
+    assert Hessian().skip_reason(Evaluated(evaluated.compressed, other, 0, 1, 0.0), ctx).startswith(
+        "the decoded model's parameters do not match the initialization's")
+    c, robust = evaluated.compressed, Catoni(robust=True)
+
+    def without(**changes):
+        return Evaluated(dataclasses.replace(c, **changes), evaluated.model, evaluated.train_errors,
+                         evaluated.n_train, evaluated.train_err)
+    needs = "robust=true needs the per-layer (S, C, Q) and the message's section sizes"
+    assert robust.skip_reason(without(layers=[]), ctx) == needs and robust.skip_reason(without(sections=[]), ctx) == needs
+    assert Catoni().skip_reason(without(layers=[]), ctx) is None  # only the robust mode needs them
+    name = c.layers[0].name
+    assert robust.skip_reason(without(sections=[s for s in c.sections if s[0] != f"{name}.Q"]), ctx) == \
+        f"robust=true needs the size of each layer's Q section; missing for {name}"
+    renamed = dataclasses.replace(c.layers[0], name="nowhere.weight")
+    assert robust.skip_reason(without(layers=[renamed], sections=c.sections + [("nowhere.weight.Q", 8)]), ctx) == \
+        "robust=true: a layer of the code is not a parameter of the decoded model"
