@@ -446,3 +446,47 @@ def test_skip_reasons_name_what_is_missing(artifact):
     renamed = dataclasses.replace(c.layers[0], name="nowhere.weight")
     assert robust.skip_reason(without(layers=[renamed], sections=c.sections + [("nowhere.weight.Q", 8)]), ctx) == \
         "robust=true: a layer of the code is not a parameter of the decoded model"
+
+
+def test_layer_checks_at_their_edges(artifact):
+    from bench.kit.types import LayerCode
+    evaluated, _ = artifact
+    name, weight = next((k, q) for k, q in evaluated.model.named_parameters() if q.dim() == 2)
+    w = weight.detach().reshape(-1).numpy().astype(np.float32)
+    codebook, assignments = np.unique(w, return_inverse=True)
+    dense = LayerCode(name, w.size, np.arange(w.size), codebook, assignments.astype(np.int64), 0.0, 0.0)
+    check_layers([dense], evaluated.model, "p")  # every position, 0 and the last included, is fine
+    where = f"^compressor 'p': layer '{name}'"
+
+    def fails(message, **changes):
+        with pytest.raises(ContractError, match=where + message + "$"):
+            check_layers([LayerCode(**{**dense.__dict__, **changes})], evaluated.model, "p")
+    with pytest.raises(ContractError, match="^compressor 'p': layer 'nowhere.weight' is not a parameter of the decoded model$"):
+        check_layers([LayerCode(**{**dense.__dict__, "name": "nowhere.weight"})], evaluated.model, "p")
+    sizes = ": sizes of S, Q and the weight do not match"
+    fails(sizes, size=w.size + 1)
+    fails(sizes, assignments=dense.assignments[1:])
+    fails(sizes, positions=np.r_[-1, np.arange(1, w.size)])
+    fails(sizes, positions=np.r_[np.arange(w.size - 1), w.size])
+    two = dict(positions=np.array([5, 3]), assignments=dense.assignments[[5, 3]])
+    fails(": positions are not strictly increasing", **two)
+    fails(": positions are not strictly increasing", positions=np.array([3, 3]), assignments=dense.assignments[[3, 3]])
+    fails(": assignments point outside the codebook", assignments=np.r_[dense.assignments[:-1], len(codebook)])
+    fails(": assignments point outside the codebook", assignments=np.r_[-1, dense.assignments[1:]])
+
+
+def test_bound_columns_are_the_result_with_the_runs_defaults(artifact):
+    evaluated, ctx = artifact
+    result = BoundResult(kind="certificate", error_bound=VACUOUS, empirical_term=0.1, kl_nats=5.0, alpha=1.5,
+                         target="decoded", form="catoni", delta_prime=0.001, mc_samples=7, mc_errors=3,
+                         adjustment_nats=0.25, length_code_bits=9.0)
+    cols = bound_columns(result, evaluated, 1.25, 0.05, 3.0)
+    assert cols == {
+        "status": "ok", "error": None, "bound_kind": "certificate", "error_bound": VACUOUS, "empirical_term": 0.1,
+        "kl_nats": 5.0, "message_bits": float(evaluated.compressed.bits), "length_code_bits": 9.0,
+        "hparam_bits": 3.0, "adjustment_nats": 0.25, "delta": 0.05, "mc_samples": 7, "mc_errors": 3,
+        "is_vacuous": True, "bound_seconds": 1.25, "target": "decoded", "form": "catoni", "catoni_alpha": 1.5,
+        "delta_prime": 0.001}
+    stated = bound_columns(BoundResult(kind="certificate", error_bound=0.5, empirical_term=0.1, kl_nats=5.0,
+                                       message_bits=12.0, hparam_bits=4.0), evaluated, 0.0, 0.05, 3.0)
+    assert (stated["message_bits"], stated["hparam_bits"], stated["is_vacuous"]) == (12.0, 4.0, False)
