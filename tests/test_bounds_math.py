@@ -490,12 +490,41 @@ ARGUMENT_CASES = [
     (bm.mc_error_upper_bound, {"err_mc": 0.1, "m": 10, "delta_prime": 1.0}, "delta_prime must be in \\(0, 1\\)"),
 ] + [
     (bound, {**GOOD, name: bad}, message)
-    for bound in (bm.occam_kl_bound, bm.maurer_bound, bm.occam_binomial_bound)
+    for bound in (bm.occam_kl_bound, bm.maurer_bound, bm.occam_binomial_bound, bm.catoni_bound)
     for name, bad, message in (("train_err", 1.5, "train_err must be in \\[0, 1\\], got 1.5"),
                                ("n", 0, "n must be an integer >= 1, got 0"),
                                ("n", 2.5, "n must be an integer >= 1, got 2.5"),
                                ("kl_nats", -1.0, "kl_nats must be a finite number >= 0, got -1.0"),
                                ("delta", 0.0, "delta must be in \\(0, 1\\), got 0.0"))
+]
+
+
+ARGUMENT_CASES += [
+    (bm.catoni_objective, {"lam": 2.0, **GOOD, name: bad}, message)
+    for name, bad, message in (("train_err", 1.5, "train_err must be in \\[0, 1\\], got 1.5"),
+                               ("n", 0, "n must be an integer >= 1, got 0"),
+                               ("kl_nats", -1.0, "kl_nats must be a finite number >= 0, got -1.0"),
+                               ("delta", 1.0, "delta must be in \\(0, 1\\), got 1.0"),
+                               ("lam", 1.0, "lam must be a finite number > 1, got 1.0"),
+                               ("lam", float("inf"), "lam must be a finite number > 1, got inf"),
+                               ("lam", "x", "lam must be a real number, got 'x'"))
+] + [
+    (bm.catoni_bound, {**GOOD, "alpha": 1.0}, "alpha must be a finite number > 1, got 1.0"),
+    (bm.catoni_bound, {**GOOD, "alpha": float("inf")}, "alpha must be a finite number > 1, got inf"),
+    (bm.kl_inverse, {"q": 1.5, "c": 1.0}, "q must be in \\[0, 1\\], got 1.5"),
+    (bm.kl_inverse, {"q": 0.1, "c": -1.0}, "c must be >= 0, got -1.0"),
+    (bm.kl_inverse, {"q": 0.1, "c": float("nan")}, "c must not be NaN"),
+    (bm.errors_from_rate, {"train_err": 0.1, "n": 0}, "n must be an integer >= 1, got 0"),
+    (bm.errors_from_rate, {"train_err": 1.5, "n": 10}, "train_err must be in \\[0, 1\\], got 1.5"),
+    (bm.binomial_tail_inversion, {"k": -1, "n": 10, "log_threshold": -3.0}, "k must be an integer >= 0, got -1"),
+    (bm.binomial_tail_inversion, {"k": 3, "n": 0, "log_threshold": -3.0}, "n must be an integer >= 1, got 0"),
+    (bm.binomial_tail_inversion, {"k": 3, "n": 10, "log_threshold": 1.0},
+     "log_threshold must be <= 0 \\(a probability threshold\\), got 1.0"),
+    (bm.elias_delta_bits, {"n": 0}, "n must be an integer >= 1, got 0"),
+    (bm.elias_delta_bits, {"n": True}, "n must be an integer >= 1, got True"),
+    (bm.message_length_code_bits, {"message_bits": -1}, "message_bits must be a finite number >= 0, got -1"),
+    (bm.occam_kl_nats, {"message_bits": -1}, "message_bits must be a finite number >= 0, got -1"),
+    (bm.occam_kl_nats, {"message_bits": 10, "hparam_bits": -1.0}, "hparam_bits must be a finite number >= 0, got -1.0"),
 ]
 
 
