@@ -144,3 +144,52 @@ def test_kmeans_1d_edge_cases_and_seeding():
     again = kmeans_1d(values, 8, seed=4, max_fit=1000)
     assert np.array_equal(codebook, again[0]) and np.array_equal(assignments, nearest(values, codebook))
     assert codebook.shape == (8,) and np.all(np.diff(codebook) > 0)
+
+
+# ------------------------------------------- a network-wide codebook and vector quantization
+def _small() -> torch.nn.Module:
+    torch.manual_seed(0)
+    return torch.nn.Sequential(torch.nn.Flatten(), torch.nn.Linear(7, 5), torch.nn.BatchNorm1d(5), torch.nn.ReLU(),
+                               torch.nn.Linear(5, 3)).eval()
+
+
+@pytest.mark.parametrize("shared,block", [(True, 1), (False, 2), (True, 3)])
+def test_shared_codebook_and_blocks_round_trip_into_a_fresh_template(shared, block):
+    from bench.kit.kmeans import weighted_quantize_tensors
+    from bench.runner import models_agree
+    model = _small()
+    ones = {n: np.ones(tuple(p.shape)) for n, p in model.named_parameters() if p.dim() > 1}
+    codes = weighted_quantize_tensors(model, ones, 3, seed=0, scope="network" if shared else "layer", block=block,
+                                      beta=0.1)
+    encoded = encode_model(model, codes, False, "float16", "float32", shared_codebook=shared, block=block)
+    names = [name for name, _ in encoded.sections]
+    assert ("codebook" in names) == shared and any(name.endswith(".C") for name in names) != shared
+    template = torch.nn.Sequential(torch.nn.Flatten(), torch.nn.Linear(7, 5), torch.nn.BatchNorm1d(5),
+                                   torch.nn.ReLU(), torch.nn.Linear(5, 3)).eval()  # freshly seeded, not a copy
+    decoded = decode_model(encoded.message, template, False, "float16", "float32", shared_codebook=shared, block=block)
+    assert models_agree(encoded.model, decoded, torch.randn(4, 7)) is None
+    for a, b in zip(encoded.model.state_dict().values(), decoded.state_dict().values()):
+        assert torch.equal(a, b)
+    state = decoded.state_dict()
+    for layer in encoded.layers:
+        w = state[layer.name].flatten().numpy()
+        assert np.array_equal(w[layer.positions], layer.codebook[layer.assignments])
+    if shared:  # written once, counted once
+        assert [layer.codebook_bits > 0 for layer in encoded.layers] == [True, False]
+        assert np.array_equal(encoded.layers[0].codebook, encoded.layers[1].codebook)
+    with pytest.raises(coding.CorruptMessage):
+        decode_model(encoded.message[:-3], template, False, "float16", "float32", shared_codebook=shared, block=block)
+
+
+def test_encode_model_refuses_codes_it_cannot_lay_out():
+    from bench.kit.kmeans import weighted_quantize_tensors
+    model = _small()
+    ones = {n: np.ones(tuple(p.shape)) for n, p in model.named_parameters() if p.dim() > 1}
+    codes = weighted_quantize_tensors(model, ones, 3, seed=0, scope="layer", block=1, beta=0.1)
+    with pytest.raises(ValueError, match="^codes must cover exactly the coded tensors of the model, in order$"):
+        encode_model(model, codes[::-1], False, "float16", "float32")
+    with pytest.raises(ValueError, match="^every code must have block 2 and a whole number of codewords$"):
+        encode_model(model, codes, False, "float16", "float32", block=2)
+    different = [codes[0], TensorCode(**{**codes[1].__dict__, "codebook": codes[1].codebook + 1})]
+    with pytest.raises(ValueError, match="^shared_codebook needs the same codebook in every code$"):
+        encode_model(model, different, False, "float16", "float32", shared_codebook=True)
