@@ -193,3 +193,26 @@ def test_encode_model_refuses_codes_it_cannot_lay_out():
     different = [codes[0], TensorCode(**{**codes[1].__dict__, "codebook": codes[1].codebook + 1})]
     with pytest.raises(ValueError, match="^shared_codebook needs the same codebook in every code$"):
         encode_model(model, different, False, "float16", "float32", shared_codebook=True)
+
+
+def test_layer_bits_are_their_sections_and_the_rest_must_fit_exactly():
+    from bench.kit.quantization import quantize_tensors, section_names
+    model = _small()
+    codes = quantize_tensors(model, 4, 0, "linear")
+    encoded = encode_model(model, codes, False, "float16", "float32")
+    bits = dict(encoded.sections)
+    for layer in encoded.layers:
+        assert layer.positions_bits == 0.0 and layer.codebook_bits == bits[f"{layer.name}.C"] > 0
+    names = section_names(model, False)
+    sections = coding.unpack_sections(encoded.message, names)
+    rest = coding.decode_floats(sections["rest"], "float32")
+    for cut, word in ((rest[:-1], "shorter"), (np.r_[rest, 1.0].astype(np.float32), "longer")):
+        bad = coding.pack_sections({**sections, "rest": coding.encode_floats(cut, "float32")})
+        with pytest.raises(coding.CorruptMessage, match=f"^rest section is {word} than the architecture needs$"):
+            decode_model(bad, _small(), False, "float16", "float32")
+    wrong = {**sections, f"{codes[0].name}.Q": coding.encode_symbols(codes[0].assignments[:-1], 4)}
+    with pytest.raises(coding.CorruptMessage, match=f"^{codes[0].name}: assignments do not match the positions or "
+                                                    "the codebook$"):
+        decode_model(coding.pack_sections(wrong), _small(), False, "float16", "float32")
+    decoded = decode_model(encoded.message, _small(), False, "float16", "float32")
+    assert all(a.dtype == b.dtype for a, b in zip(model.state_dict().values(), decoded.state_dict().values()))
