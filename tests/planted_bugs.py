@@ -33,7 +33,7 @@ for what, path, old, new, tests in PLANTS:
     assert text.count(old) == 1, (what, old)
     f.write_text(text.replace(old, new))
     try:
-        out = subprocess.run([sys.executable, "-m", "pytest", "-q", "-x", "-p", "no:cacheprovider", *tests],
+        out = subprocess.run([sys.executable, "-m", "pytest", "-q", "-x", "-rf", "-p", "no:cacheprovider", *tests],
                              cwd=ROOT, capture_output=True, text=True)
         failed = [l for l in out.stdout.splitlines() if l.startswith("FAILED")]
         print(f"{'CAUGHT' if out.returncode else 'MISSED'}: {what} -> {failed[0] if failed else out.stdout.splitlines()[-1:]}", flush=True)
