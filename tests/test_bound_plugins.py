@@ -4,6 +4,7 @@ recomputed by the independent oracle. Contract checks of ``bench.rows`` by hand.
 
 from __future__ import annotations
 
+import copy
 import json
 import math
 
@@ -211,7 +212,7 @@ def test_hessian_curvature_is_the_decoded_models_on_the_training_set(artifact, f
     from bench.kit.curvature import diagonal_curvature_loop
     evaluated, ctx = artifact
     h = Hessian(form="diag", curvature_samples=2).curvature(evaluated, ctx)["h"]
-    model = __import__("copy").deepcopy(evaluated.model).requires_grad_(True)
+    model = copy.deepcopy(evaluated.model).requires_grad_(True)
     naive = diagonal_curvature_loop(model, ctx.task.data.train, "sampled", ctx.task.data.task_type, samples=2,
                                     generator=ctx.generator("hessian.curvature"))
     assert h.keys() == naive.keys()
@@ -256,8 +257,6 @@ def test_hessian_extras_describe_the_chosen_posterior(artifact, fresh_curvature,
     estimate = float(oracle.bound_of("maurer", oracle.mp.mpf(min(1.0, e + x["estimated_loss_increase"])), n,
                                      oracle.mp.mpf(result.kl_nats), oracle.mp.mpf(ctx.delta - result.delta_prime)))
     assert x["estimate"] == pytest.approx(estimate, rel=1e-9)  # the grid point was chosen by this estimate
-    assert [result.kl_nats, min(1.0, e + x["estimated_loss_increase"])] in [pytest.approx(p) for p in points] \
-        or any(p[0] <= result.kl_nats and p[1] <= e + x["estimated_loss_increase"] for p in points)
     assert result.posterior is not None and result.posterior.model is evaluated.model
     specs = result.posterior.noise
     assert specs.keys() == dict(evaluated.model.named_parameters()).keys()
@@ -279,7 +278,7 @@ def test_hessian_extras_describe_the_chosen_posterior(artifact, fresh_curvature,
 
 def test_hessian_monte_carlo_is_seeded_and_leaves_the_model_alone(artifact, fresh_curvature):
     evaluated, ctx = artifact
-    frozen = __import__("copy").deepcopy(evaluated.model).requires_grad_(False)
+    frozen = copy.deepcopy(evaluated.model).requires_grad_(False)
     mine = Evaluated(evaluated.compressed, frozen, evaluated.train_errors, evaluated.n_train, evaluated.train_err)
     first = Hessian(form="diag", prior_std_grid=2, beta_grid=2).compute(mine, ctx)
     assert not any(q.requires_grad for q in frozen.parameters())  # the decoded model is not modified

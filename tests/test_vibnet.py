@@ -139,29 +139,8 @@ def test_vibnet_through_the_runner_decodes_exactly_and_verifies(workspace, capsy
     assert capsys.readouterr().out.count("AGREES") == 2
 
 
-def test_decode_of_a_corrupted_message_fails_cleanly(workspace):
-    from bench.progress import progress
-    from bench.registry import load_registry
-    from bench.runner import build_context
-    from bench.tasks import BaseModels, instantiate_task, merge_task, prior_from_spec, prior_spec
-    from bench.cache import ModelCache, default_cache_dir
-    from bench.kit import coding
-
-    registry = load_registry()
-    task = instantiate_task(merge_task(None, {"dataset": "digits", "model": "mlp", "model_params": {"widths": [8]},
-                                              "recipe": {"epochs": 2}}, "v"), registry)
-    ctx = build_context(task, 0, torch.device("cpu"), BaseModels(ModelCache(default_cache_dir()), torch.device("cpu"),
-                                                                 progress), 0.05)
-    vib = VIBNet(epochs=1, levels=4)
-    compressed = vib.compress(ctx)
-    prior = prior_from_spec(prior_spec(task, 0, torch.device("cpu")), registry)
-    assert isinstance(vib.decode(compressed.message, prior), nn.Module)
-    for bad in (compressed.message[:-5], compressed.message + b"\x00"):
-        with pytest.raises(coding.CorruptMessage):
-            vib.decode(bad, prior)
-
-
-def test_a_grid_over_coding_parameters_trains_the_gates_once(workspace):
+def tiny_context():
+    """The registry, a digits task with an 8-unit MLP, and its run context (in this process)."""
     from bench.progress import progress
     from bench.registry import load_registry
     from bench.runner import build_context
@@ -173,6 +152,25 @@ def test_a_grid_over_coding_parameters_trains_the_gates_once(workspace):
                                               "recipe": {"epochs": 2}}, "v"), registry)
     ctx = build_context(task, 0, torch.device("cpu"), BaseModels(ModelCache(default_cache_dir()), torch.device("cpu"),
                                                                  progress), 0.05)
+    return registry, task, ctx
+
+
+def test_decode_of_a_corrupted_message_fails_cleanly(workspace):
+    from bench.tasks import prior_from_spec, prior_spec
+    from bench.kit import coding
+
+    registry, task, ctx = tiny_context()
+    vib = VIBNet(epochs=1, levels=4)
+    compressed = vib.compress(ctx)
+    prior = prior_from_spec(prior_spec(task, 0, torch.device("cpu")), registry)
+    assert isinstance(vib.decode(compressed.message, prior), nn.Module)
+    for bad in (compressed.message[:-5], compressed.message + b"\x00"):
+        with pytest.raises(coding.CorruptMessage):
+            vib.decode(bad, prior)
+
+
+def test_a_grid_over_coding_parameters_trains_the_gates_once(workspace):
+    _, _, ctx = tiny_context()
     first = VIBNet(epochs=2, gamma=0.01, levels=4).compress(ctx)
     second = VIBNet(epochs=2, gamma=0.01, levels=8, finetune_epochs=1).compress(ctx)
     other = VIBNet(epochs=2, gamma=0.02, levels=4).compress(ctx)
