@@ -169,13 +169,18 @@ def rate_risk(rows: pd.DataFrame) -> str | None:
     return _svg(fig)
 
 
+def _bound_extras(row: Any) -> dict[str, Any]:
+    """What the row's bound put in its extras (empty when the row has none)."""
+    return json.loads(row.extras).get("bound", {}) if isinstance(row.extras, str) else {}
+
+
 def curvature_tradeoff(rows: pd.DataFrame) -> str | None:
     """Seed 004 Figure 3: per form, the (KL, estimated training error) Pareto points of the grids, and
     each row's own point (its KL and empirical term) with its bound."""
     rows = rows[(rows["bound"] == "hessian") & (rows["status"] == "ok")]
     curves = []
     for r in rows.itertuples():
-        extras = json.loads(r.extras).get("bound", {}) if isinstance(r.extras, str) else {}
+        extras = _bound_extras(r)
         if extras.get("pareto"):
             curves.append((extras.get("form", "?"), r.compressor, np.array(extras["pareto"]), r))
     if not curves:
@@ -230,7 +235,7 @@ def drill_down(row: Any, meta: dict[str, Any] | None, results: Path, configs: in
     sections = meta.get("sections") if meta else None
     parts = "".join(f"<tr><td>{html.escape(str(n))}</td><td>{b}</td></tr>" for n, b in sections) if sections else \
         "<tr><td colspan=2>(the compressor declared no sections)</td></tr>"
-    extras = json.loads(row.extras).get("bound", {}) if isinstance(row.extras, str) else {}
+    extras = _bound_extras(row)
     fields = [
         ("target", row.target), ("error bound", f"{row.error_bound:.6f}"),
         ("target test error", f"{row.target_test_err:.6f}" + (f" ± {row.target_test_err_se:.6f}" if pd.notna(row.target_test_err_se) else "")),
