@@ -33,13 +33,15 @@ _alias_plugins_under_mutmut()
 FIXTURE_SITE = Path(__file__).parent / "fixtures" / "site"
 BENCH = Path(sys.executable).parent / "bench"
 
-WORKSPACE_TOML = """
+TINY_TASK_TOML = """
 [tasks.tiny]
 dataset = "digits"
 model = "mlp"
 model_params = { widths = [16] }
 recipe = { epochs = 5, batch_size = 128, lr = 0.01 }
+"""
 
+WORKSPACE_TOML = TINY_TASK_TOML + """
 [profiles.default]
 tasks = ["tiny"]
 seeds = [0]

@@ -13,6 +13,7 @@ import pytest
 
 from bench import report
 from bench.cli import main
+from conftest import TINY_TASK_TOML
 
 CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
 
@@ -40,12 +41,7 @@ def results(tmp_path_factory) -> Path:
     import os
 
     folder = tmp_path_factory.mktemp("report")
-    (folder / "bench.toml").write_text("""
-[tasks.tiny]
-dataset = "digits"
-model = "mlp"
-model_params = { widths = [16] }
-recipe = { epochs = 5, batch_size = 128, lr = 0.01 }
+    (folder / "bench.toml").write_text(TINY_TASK_TOML + """
 [profiles.default]
 tasks = ["tiny"]
 seeds = [0]
