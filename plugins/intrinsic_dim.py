@@ -1,18 +1,21 @@
 """Compressor ``id``: intrinsic-dimension subspace training, quantization and arithmetic coding (seed 000).
 
 θ = θ₀ + P·z with θ₀ the run's seeded initialization and P a seeded random projection (both prior
-knowledge: rebuilt by the decoder, never sent). z ∈ R^d is trained from 0 on the training set, then
-quantized to ``levels`` learned levels with a few epochs of quantization-aware training (straight-through
-gradients, learned codebook), and the message is::
+knowledge: rebuilt by the decoder, never sent). z ∈ R^d is trained from 0 on the training set (with
+``noise > 0``, against uniform noise on z, so that it lands where rounding is cheap), then quantized to
+``levels`` learned levels: each coordinate to its nearest level, or with ``quantizer = "gptq"`` in order of
+curvature, correcting the rest for each rounding error (bench.kit.gptq), then a few epochs of
+quantization-aware training (straight-through gradients, learned codebook). The message is::
 
-    z         the level of every coordinate, entropy-coded under its own counts (bench.kit.coding);
+    z         the level of every coordinate, entropy-coded under its own counts (bench.kit.coding), or
+              with ``symbol_code = "adaptive"`` under Laplace's sequential rule (no counts sent);
               with levels = 0, z itself at ``z_precision``
     codebook  the levels actually used, at ``codebook_precision``
     rest      the floating buffers the model needs (BatchNorm running statistics, recomputed on the
               training set for the final weights) at ``rest_precision``
 
 The last epoch is always kept (nothing is selected by any error). Subspace training depends only on
-(task, seed, dim, projector, optimizer, lr, epochs, batch size, schedule), so grid points that differ
+(task, seed, dim, projector, optimizer, lr, epochs, batch size, schedule, noise), so grid points that differ
 only in the quantization reuse it: it is cached on disk under ``$BENCH_CACHE_DIR/id-subspace``.
 """
 
@@ -28,6 +31,7 @@ from torch import nn
 
 from bench.kit import coding
 from bench.api import Between, Compressed, Compressor, Ge, Gt, Prior, RunContext, hookimpl, stream_seed
+from bench.kit.gptq import fisher_z, gptq_quantize
 from bench.kit.projectors import PROJECTORS
 from bench.kit.subspace import (Subspace, float_buffers, init_codebook, assign_levels, quantize_aware_train,
                             recalibrate_batchnorm, set_float_buffers, train_subspace)
@@ -51,9 +55,14 @@ class IntrinsicDimParams:
     batch_size: Annotated[int | None, Ge(1)] = None  # None: the task's recipe
     schedule: Literal["constant", "cosine"] | None = None  # None: the task's recipe
     weight_decay: Annotated[float, Ge(0)] = 0.0
+    noise: Annotated[float, Ge(0)] = 0.0  # > 0: subspace training sees z + uniform noise this many RMS(z) wide
     qat_epochs: Annotated[int, Ge(0)] = 2
     qat_lr: Annotated[float, Gt(0)] = 3e-3
+    quantizer: Literal["nearest", "gptq"] = "nearest"  # gptq: second-order, error-compensating level choice
+    hessian_examples: Annotated[int, Ge(1)] = 8192  # gptq: training points of the Fisher estimate
+    damp: Annotated[float, Ge(0)] = 0.01  # gptq: fraction of the mean curvature added to H's diagonal
     origin: Literal["init", "prior"] = "init"  # θ₀: the seeded initialization, or the data-dependent prior's model
+    symbol_code: Literal["table", "adaptive"] = "table"  # adaptive: no histogram sent (Laplace's rule)
     codebook_precision: Precision = "float16"
     z_precision: Precision = "float16"
     rest_precision: Precision = "float16"
@@ -63,6 +72,8 @@ class IntrinsicDimParams:
             raise ValueError(f"parameter 'projector' must be one of {', '.join(PROJECTORS)}")
         if self.levels == 1:
             raise ValueError("parameter 'levels' must be 0 (no quantization) or in [2, 65536]")
+        if self.quantizer == "gptq" and self.rate > 0:
+            raise ValueError("parameter 'rate' must be 0 with quantizer = 'gptq' (it chooses levels by curvature)")
 
 
 def projector_seed(prior: Prior | RunContext) -> int:
@@ -87,7 +98,7 @@ class IntrinsicDim(Compressor):
             "lr": p.lr if p.lr is not None else r.lr,
             "epochs": p.epochs if p.epochs is not None else r.epochs,
             "batch_size": p.batch_size or r.batch_size, "schedule": p.schedule or r.schedule,
-            "weight_decay": p.weight_decay, "momentum": r.momentum,
+            "weight_decay": p.weight_decay, "momentum": r.momentum, **({"noise": p.noise} if p.noise > 0 else {}),
             "code": SUBSPACE_CODE_VERSION, "torch": torch.__version__.split("+")[0],
             **({"origin": hashlib.sha256(ctx.prior.spec.prior_state).hexdigest()} if p.origin == "prior" else {}),
         }
@@ -113,7 +124,7 @@ class IntrinsicDim(Compressor):
                 space, ctx.task.data.train, optimizer=cfg["optimizer"], lr=cfg["lr"], epochs=cfg["epochs"],
                 batch_size=cfg["batch_size"], weight_decay=cfg["weight_decay"], momentum=cfg["momentum"],
                 schedule=cfg["schedule"], generator=ctx.generator("id.subspace"),
-                task_type=ctx.task.data.task_type, progress=ctx.progress)
+                task_type=ctx.task.data.task_type, progress=ctx.progress, noise=cfg.get("noise", 0.0))
             holder.z.copy_(z.cpu())
             holder.last.copy_(torch.tensor([stats["loss"], stats["err"]], dtype=torch.float64))
             cache.save(key, holder, cfg)
@@ -135,6 +146,10 @@ class IntrinsicDim(Compressor):
             sections["codebook"] = b""
         else:
             start = init_codebook(z.cpu().numpy(), p.levels, p.init, ctx.seed)
+            if p.quantizer == "gptq":
+                hessian = fisher_z(space, z, train, examples=p.hessian_examples, generator=ctx.generator("id.fisher"),
+                                   task_type=ctx.task.data.task_type)
+                z = torch.from_numpy(start[gptq_quantize(z.cpu().numpy(), hessian, start, p.damp)]).to(z.device)
             z, codebook, qat_stats = quantize_aware_train(
                 space, z, torch.from_numpy(start), train, lr=p.qat_lr, epochs=p.qat_epochs,
                 batch_size=batch_size, generator=ctx.generator("id.qat"),
@@ -146,7 +161,10 @@ class IntrinsicDim(Compressor):
             symbols = np.searchsorted(used, symbols)
             cb = cb[torch.from_numpy(used)]
             zq = cb[torch.from_numpy(symbols)]
-            sections["z"] = coding.encode_symbols(symbols, len(cb))
+            if p.symbol_code == "adaptive":
+                sections["z"] = coding.encode_symbols_adaptive(symbols, len(cb))
+            else:
+                sections["z"] = coding.encode_symbols(symbols, len(cb))
             sections["codebook"] = coding.encode_floats(cb.numpy(), p.codebook_precision)
             counts = np.bincount(symbols, minlength=len(cb))
             extras.update(levels_used=len(cb), codebook=cb.tolist(), counts=counts.tolist(),
@@ -176,8 +194,13 @@ class IntrinsicDim(Compressor):
                 raise coding.CorruptMessage(f"{z.size} values of z, the subspace has {space.d}")
             zq = torch.from_numpy(z)
         else:
-            symbols = coding.decode_symbols(sections["z"])
             cb = coding.decode_floats(sections["codebook"], p.codebook_precision)
+            if not 1 <= cb.size <= p.levels:
+                raise coding.CorruptMessage(f"{cb.size} codebook levels, at most {p.levels} allowed")
+            if p.symbol_code == "adaptive":
+                symbols = coding.decode_symbols_adaptive(sections["z"], space.d, cb.size)
+            else:
+                symbols = coding.decode_symbols(sections["z"])
             if symbols.size != space.d:
                 raise coding.CorruptMessage(f"{symbols.size} symbols, the subspace has {space.d}")
             if not 1 <= cb.size <= p.levels or symbols.max() >= cb.size:

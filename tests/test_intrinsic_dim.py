@@ -114,7 +114,8 @@ def test_init_row_scale_is_a_normalized_per_tensor_rms():
 def test_params_are_validated_by_name():
     for bad, key in [({"levels": 1}, "levels"), ({"dim": 0}, "dim"), ({"lr": -1.0}, "lr"),
                      ({"qat_epochs": -1}, "qat_epochs"), ({"projector": "nope"}, "projector"),
-                     ({"rate": -0.1}, "rate"), ({"scale": "nope"}, "scale")]:
+                     ({"rate": -0.1}, "rate"), ({"scale": "nope"}, "scale"), ({"noise": -1.0}, "noise"),
+                     ({"quantizer": "gptq", "rate": 0.1}, "rate"), ({"symbol_code": "nope"}, "symbol_code")]:
         with pytest.raises(ConfigError, match=key):
             IntrinsicDim(**bad)
 
@@ -164,6 +165,38 @@ def test_batchnorm_parameters_are_in_theta_and_statistics_in_the_message():
     again = comp.decode(out.message, ctx.prior)
     recalibrate_batchnorm(again, ctx.task.data.train, 128, ctx.device)
     assert torch.allclose(again.get_buffer("1.running_mean"), decoded.get_buffer("1.running_mean"), atol=1e-3)
+
+
+def test_noise_gptq_and_adaptive_codes_decode_exactly_into_a_fresh_prior():
+    """The three quantization-side options change what is sent, never what the decoder can rebuild."""
+    ctx = context()
+    plain = IntrinsicDim(**FAST).compress(ctx)
+    for extra in ({"quantizer": "gptq", "hessian_examples": 300},
+                  {"quantizer": "gptq", "hessian_examples": 300, "qat_epochs": 0, "symbol_code": "adaptive"},
+                  {"noise": 0.5, "symbol_code": "adaptive"}):
+        comp = IntrinsicDim(**{**FAST, **extra})
+        out = comp.compress(ctx)
+        decoded = IntrinsicDim(**{**FAST, **extra}).decode(out.message, context().prior)
+        assert models_agree(out.model, decoded, ctx.task.data.train.x[:256]) is None, extra
+        assert out.message != plain.message, extra
+        if extra.get("symbol_code") == "adaptive":  # no histogram in the message: shorter than the table
+            table = IntrinsicDim(**{**FAST, **extra, "symbol_code": "table"}).compress(ctx)
+            assert out.extras["counts"] == table.extras["counts"]
+            assert out.extras["section_bits"]["z"] < table.extras["section_bits"]["z"]
+    noisy = IntrinsicDim(**{**FAST, "noise": 0.5})
+    assert noisy.training_config(ctx) != IntrinsicDim(**FAST).training_config(ctx)  # its own cached z
+    assert "noise" not in IntrinsicDim(**FAST).training_config(ctx)  # old caches stay valid
+
+
+def test_gptq_loses_less_training_loss_than_nearest_rounding():
+    ctx = context()
+    losses = {}
+    for quantizer in ("nearest", "gptq"):
+        comp = IntrinsicDim(**{**FAST, "levels": 3, "qat_epochs": 0, "quantizer": quantizer})
+        out = comp.compress(ctx)
+        losses[quantizer] = float(torch.nn.functional.cross_entropy(
+            out.model(ctx.task.data.train.x), ctx.task.data.train.y))
+    assert losses["gptq"] < losses["nearest"], losses
 
 
 def test_corrupted_messages_fail_cleanly():

@@ -111,11 +111,23 @@ def _run_epochs(step_params: list[torch.Tensor], forward: Callable[[torch.Tensor
 
 def train_subspace(space: Subspace, train: Split, *, optimizer: str, lr: float, epochs: int, batch_size: int,
                    weight_decay: float, momentum: float, schedule: str, generator: torch.Generator,
-                   task_type: str, progress: Callable | None = None) -> tuple[torch.Tensor, dict]:
-    """Train z from 0 (θ = θ₀) for ``epochs``; the last epoch's z is the result (no selection)."""
+                   task_type: str, progress: Callable | None = None, noise: float = 0.0) -> tuple[torch.Tensor, dict]:
+    """Train z from 0 (θ = θ₀) for ``epochs``; the last epoch's z is the result (no selection).
+
+    ``noise > 0`` trains against quantization: every forward pass sees z plus uniform noise of width
+    ``noise`` times z's current RMS (the step of a lattice that many RMS wide), so training settles where
+    rounding z to such a lattice costs little training loss: a flat region, cheap to code."""
     z = torch.zeros(space.d, device=space.device, requires_grad=True)
+
+    def forward(x: torch.Tensor) -> torch.Tensor:
+        if noise <= 0:
+            return space(z, x)
+        width = noise * z.detach().pow(2).mean().sqrt()
+        jitter = (torch.rand(space.d, generator=generator) - 0.5).to(space.device)
+        return space(z + width * jitter, x)
+
     space.model.train()
-    stats = _run_epochs([z], lambda x: space(z, x), train, optimizer=optimizer, lr=lr, epochs=epochs,
+    stats = _run_epochs([z], forward, train, optimizer=optimizer, lr=lr, epochs=epochs,
                         batch_size=batch_size, weight_decay=weight_decay, momentum=momentum, schedule=schedule,
                         generator=generator, task_type=task_type, device=space.device, progress=progress,
                         desc=f"subspace d={space.d}")
