@@ -33,7 +33,7 @@ from bench.kit import coding
 from bench.api import Between, Compressed, Compressor, Ge, Gt, Prior, RunContext, hookimpl, stream_seed
 from bench.kit.gptq import fisher_z, gptq_quantize
 from bench.kit.projectors import PROJECTORS
-from bench.kit.subspace import (Subspace, float_buffers, init_codebook, assign_levels, quantize_aware_train,
+from bench.kit.subspace import (Subspace, float_buffers, init_codebook, assign_levels, lattice_levels, quantize_aware_train,
                             recalibrate_batchnorm, set_float_buffers, train_subspace)
 
 Precision = Literal["float16", "float32"]
@@ -62,6 +62,7 @@ class IntrinsicDimParams:
     hessian_examples: Annotated[int, Ge(1)] = 8192  # gptq: training points of the Fisher estimate
     damp: Annotated[float, Ge(0)] = 0.01  # gptq: fraction of the mean curvature added to H's diagonal
     origin: Literal["init", "prior"] = "init"  # θ₀: the seeded initialization, or the data-dependent prior's model
+    codebook: Literal["learned", "lattice"] = "learned"  # lattice: evenly spaced levels, only the step is sent
     symbol_code: Literal["table", "adaptive"] = "table"  # adaptive: no histogram sent (Laplace's rule)
     codebook_precision: Precision = "float16"
     z_precision: Precision = "float16"
@@ -145,7 +146,10 @@ class IntrinsicDim(Compressor):
             sections["z"] = coding.encode_floats(zq.numpy(), p.z_precision)
             sections["codebook"] = b""
         else:
-            start = init_codebook(z.cpu().numpy(), p.levels, p.init, ctx.seed)
+            if p.codebook == "lattice":  # the uniform init's bin centres: 2·max|z|/L apart
+                start = lattice_levels(2 * float(z.abs().max()) / p.levels, p.levels)
+            else:
+                start = init_codebook(z.cpu().numpy(), p.levels, p.init, ctx.seed)
             if p.quantizer == "gptq":
                 hessian = fisher_z(space, z, train, examples=p.hessian_examples, generator=ctx.generator("id.fisher"),
                                    task_type=ctx.task.data.task_type)
@@ -153,19 +157,27 @@ class IntrinsicDim(Compressor):
             z, codebook, qat_stats = quantize_aware_train(
                 space, z, torch.from_numpy(start), train, lr=p.qat_lr, epochs=p.qat_epochs,
                 batch_size=batch_size, generator=ctx.generator("id.qat"),
-                task_type=ctx.task.data.task_type, progress=ctx.progress, rate=p.rate)
+                task_type=ctx.task.data.task_type, progress=ctx.progress, rate=p.rate,
+                lattice=p.codebook == "lattice")
             extras["qat_last_epoch"] = qat_stats
-            cb = torch.from_numpy(coding.round_to_precision(codebook.cpu().numpy(), p.codebook_precision))
-            symbols = assign_levels(z.cpu(), cb, p.rate).numpy()
-            used = np.unique(symbols)  # drop levels no coordinate uses; keep the order
-            symbols = np.searchsorted(used, symbols)
-            cb = cb[torch.from_numpy(used)]
+            if p.codebook == "lattice":
+                step = coding.round_to_precision(codebook[-1:].cpu().numpy() * 2 / (p.levels - 1), p.codebook_precision)
+                cb = torch.from_numpy(lattice_levels(float(step[0]), p.levels))
+                symbols = assign_levels(z.cpu(), cb, p.rate).numpy()
+                sent = step
+            else:
+                cb = torch.from_numpy(coding.round_to_precision(codebook.cpu().numpy(), p.codebook_precision))
+                symbols = assign_levels(z.cpu(), cb, p.rate).numpy()
+                used = np.unique(symbols)  # drop levels no coordinate uses; keep the order
+                symbols = np.searchsorted(used, symbols)
+                cb = cb[torch.from_numpy(used)]
+                sent = cb.numpy()
             zq = cb[torch.from_numpy(symbols)]
             if p.symbol_code == "adaptive":
                 sections["z"] = coding.encode_symbols_adaptive(symbols, len(cb))
             else:
                 sections["z"] = coding.encode_symbols(symbols, len(cb))
-            sections["codebook"] = coding.encode_floats(cb.numpy(), p.codebook_precision)
+            sections["codebook"] = coding.encode_floats(sent, p.codebook_precision)
             counts = np.bincount(symbols, minlength=len(cb))
             extras.update(levels_used=len(cb), codebook=cb.tolist(), counts=counts.tolist(),
                           entropy_bits=float(-(counts * np.log2(np.maximum(counts, 1) / len(symbols))).sum()))
@@ -195,6 +207,10 @@ class IntrinsicDim(Compressor):
             zq = torch.from_numpy(z)
         else:
             cb = coding.decode_floats(sections["codebook"], p.codebook_precision)
+            if p.codebook == "lattice":
+                if cb.size != 1:
+                    raise coding.CorruptMessage(f"a lattice codebook is one step, got {cb.size} values")
+                cb = lattice_levels(float(cb[0]), p.levels)
             if not 1 <= cb.size <= p.levels:
                 raise coding.CorruptMessage(f"{cb.size} codebook levels, at most {p.levels} allowed")
             if p.symbol_code == "adaptive":

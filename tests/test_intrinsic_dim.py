@@ -173,7 +173,8 @@ def test_noise_gptq_and_adaptive_codes_decode_exactly_into_a_fresh_prior():
     plain = IntrinsicDim(**FAST).compress(ctx)
     for extra in ({"quantizer": "gptq", "hessian_examples": 300},
                   {"quantizer": "gptq", "hessian_examples": 300, "qat_epochs": 0, "symbol_code": "adaptive"},
-                  {"noise": 0.5, "symbol_code": "adaptive"}):
+                  {"noise": 0.5, "symbol_code": "adaptive"},
+                  {"codebook": "lattice", "quantizer": "gptq", "hessian_examples": 300, "symbol_code": "adaptive"}):
         comp = IntrinsicDim(**{**FAST, **extra})
         out = comp.compress(ctx)
         decoded = IntrinsicDim(**{**FAST, **extra}).decode(out.message, context().prior)
@@ -183,6 +184,10 @@ def test_noise_gptq_and_adaptive_codes_decode_exactly_into_a_fresh_prior():
             table = IntrinsicDim(**{**FAST, **extra, "symbol_code": "table"}).compress(ctx)
             assert out.extras["counts"] == table.extras["counts"]
             assert out.extras["section_bits"]["z"] < table.extras["section_bits"]["z"]
+        if extra.get("codebook") == "lattice":  # one float16 step; the levels are its multiples
+            assert out.extras["section_bits"]["codebook"] == 16
+            cb = np.array(out.extras["codebook"])
+            assert len(cb) == 5 and np.allclose(np.diff(cb), cb[3] - cb[2]) and cb[2] == 0
     noisy = IntrinsicDim(**{**FAST, "noise": 0.5})
     assert noisy.training_config(ctx) != IntrinsicDim(**FAST).training_config(ctx)  # its own cached z
     assert "noise" not in IntrinsicDim(**FAST).training_config(ctx)  # old caches stay valid

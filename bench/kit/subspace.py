@@ -27,7 +27,7 @@ from bench.kit.projectors import Projector, make_projector
 from bench.kit.training import Hooks, make_optimizer, make_scheduler, train_loop
 
 __all__ = ["Subspace", "train_subspace", "quantize_aware_train", "nearest_level", "assign_levels", "init_codebook",
-           "recalibrate_batchnorm", "float_buffers", "set_float_buffers"]
+           "recalibrate_batchnorm", "float_buffers", "set_float_buffers", "lattice_levels"]
 
 
 def trainable_parameters(model: nn.Module) -> list[tuple[str, nn.Parameter]]:
@@ -200,21 +200,36 @@ def init_codebook(z: np.ndarray, levels: int, init: str, seed: int) -> np.ndarra
     return np.where(counts > 0, sums / np.maximum(counts, 1), centres).astype(np.float32)
 
 
+def lattice_levels(step: float, levels: int) -> np.ndarray:
+    """``levels`` points ``step`` apart, symmetric about 0 (float32, computed the same way everywhere)."""
+    return (np.arange(levels, dtype=np.float32) - np.float32((levels - 1) / 2)) * np.float32(step)
+
+
 def quantize_aware_train(space: Subspace, z: torch.Tensor, codebook: torch.Tensor, train: Split, *, lr: float,
                          epochs: int, batch_size: int, generator: torch.Generator, task_type: str,
-                         progress: Callable | None = None, rate: float = 0.0) -> tuple[torch.Tensor, torch.Tensor, dict]:
-    """Adam on (z, codebook) with the quantized z in the forward pass; returns the last epoch's pair."""
+                         progress: Callable | None = None, rate: float = 0.0,
+                         lattice: bool = False) -> tuple[torch.Tensor, torch.Tensor, dict]:
+    """Adam on (z, codebook) with the quantized z in the forward pass; returns the last epoch's pair.
+    ``lattice``: the codebook stays a symmetric lattice (``codebook`` must be one) and only its step
+    trains, so the message needs one number instead of one per level."""
     z = z.detach().clone().requires_grad_(True)
-    codebook = codebook.detach().clone().to(space.device).requires_grad_(True)
+    codebook = codebook.detach().clone().to(space.device)
+    if lattice:
+        offsets = torch.from_numpy(lattice_levels(1.0, len(codebook))).to(space.device)
+        step = (codebook[-1] - codebook[0]).div(max(len(codebook) - 1, 1)).reshape(1).requires_grad_(True)
+        trained, levels = [z, step], lambda: step * offsets
+    else:
+        codebook.requires_grad_(True)
+        trained, levels = [z, codebook], lambda: codebook
     stats = {}
     if epochs > 0:
         space.model.train()
-        stats = _run_epochs([z, codebook], lambda x: space(quantize_ste(z, codebook, rate), x), train,
+        stats = _run_epochs(trained, lambda x: space(quantize_ste(z, levels(), rate), x), train,
                             optimizer="adam", lr=lr, epochs=epochs, batch_size=batch_size, weight_decay=0.0,
                             momentum=0.9, schedule="constant", generator=generator, task_type=task_type,
                             device=space.device, progress=progress, desc=f"quantization-aware L={len(codebook)}")
         space.model.eval()
-    return z.detach(), codebook.detach(), stats
+    return z.detach(), levels().detach(), stats
 
 
 # ------------------------------------------------------------------------------------ buffers
