@@ -52,7 +52,7 @@ class LeNet300100(ModelFamily):
 
 
 class LeNet5Net(nn.Module):
-    def __init__(self, in_channels: int, spatial: tuple[int, int], num_classes: int) -> None:
+    def __init__(self, in_channels: int, spatial: tuple[int, int], num_classes: int, fc: int = 500) -> None:
         super().__init__()
         self.features = nn.Sequential(
             nn.Conv2d(in_channels, 20, 5), nn.ReLU(), nn.MaxPool2d(2),
@@ -63,21 +63,27 @@ class LeNet5Net(nn.Module):
         if h < 1 or w < 1:
             raise ValueError(f"lenet5 needs inputs of at least 16x16, got {spatial[0]}x{spatial[1]}")
         self.classifier = nn.Sequential(
-            nn.Flatten(), nn.Linear(50 * h * w, 500), nn.ReLU(), nn.Linear(500, num_classes)
+            nn.Flatten(), nn.Linear(50 * h * w, fc), nn.ReLU(), nn.Linear(fc, num_classes)
         )
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return self.classifier(self.features(x))
 
 
+@dataclass(frozen=True)
+class LeNet5Params:
+    fc: Annotated[int, Ge(1)] = 500  # width of the hidden fully connected layer (most of the weights)
+
+
 class LeNet5(ModelFamily):
     name: ClassVar[str] = "lenet5"
-    description: ClassVar[str] = "LeNet-5 (Caffe variant, conv 20-50, fc 500), as in the seeds"
+    description: ClassVar[str] = "LeNet-5 (Caffe variant, conv 20-50, fc 500 or `fc`), as in the seeds"
+    Params = LeNet5Params
 
     def build(self, input_shape, num_classes):
         if len(input_shape) != 3:
             raise ValueError(f"lenet5 needs image inputs (C, H, W), got shape {input_shape}")
-        return LeNet5Net(input_shape[0], input_shape[1:], num_classes)
+        return LeNet5Net(input_shape[0], input_shape[1:], num_classes, self.params.fc)
 
 
 @dataclass(frozen=True)

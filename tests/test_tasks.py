@@ -94,6 +94,9 @@ def test_models_build_for_the_dataset(registry, model, params, shape, classes):
 def test_lenet5_has_the_seeds_parameter_count(registry):
     net = registry.get("models", "lenet5")().build((1, 28, 28), 10)
     assert sum(p.numel() for p in net.parameters()) == 431_080
+    # fc = 64: conv 520 + 25 050, hidden 800·64 + 64 = 51 264, output 64·10 + 10 = 650
+    narrow = registry.get("models", "lenet5")(fc=64).build((1, 28, 28), 10)
+    assert sum(p.numel() for p in narrow.parameters()) == 77_484
 
 
 def test_seeded_initialization_ignores_global_rng(registry):
