@@ -160,15 +160,14 @@ class IntrinsicDim(Compressor):
                 task_type=ctx.task.data.task_type, progress=ctx.progress, rate=p.rate,
                 lattice=p.codebook == "lattice")
             extras["qat_last_epoch"] = qat_stats
-            if p.codebook == "lattice":
-                step = coding.round_to_precision(codebook[-1:].cpu().numpy() * 2 / (p.levels - 1), p.codebook_precision)
-                cb = torch.from_numpy(lattice_levels(float(step[0]), p.levels))
-                symbols = assign_levels(z.cpu(), cb, p.rate).numpy()
-                sent = step
+            if p.codebook == "lattice":  # one step is sent; every level stays in the alphabet
+                sent = coding.round_to_precision(codebook[-1:].cpu().numpy() * 2 / (p.levels - 1), p.codebook_precision)
+                cb = torch.from_numpy(lattice_levels(float(sent[0]), p.levels))
             else:
                 cb = torch.from_numpy(coding.round_to_precision(codebook.cpu().numpy(), p.codebook_precision))
-                symbols = assign_levels(z.cpu(), cb, p.rate).numpy()
-                used = np.unique(symbols)  # drop levels no coordinate uses; keep the order
+            symbols = assign_levels(z.cpu(), cb, p.rate).numpy()
+            if p.codebook == "learned":  # drop levels no coordinate uses; keep the order
+                used = np.unique(symbols)
                 symbols = np.searchsorted(used, symbols)
                 cb = cb[torch.from_numpy(used)]
                 sent = cb.numpy()
@@ -219,7 +218,7 @@ class IntrinsicDim(Compressor):
                 symbols = coding.decode_symbols(sections["z"])
             if symbols.size != space.d:
                 raise coding.CorruptMessage(f"{symbols.size} symbols, the subspace has {space.d}")
-            if not 1 <= cb.size <= p.levels or symbols.max() >= cb.size:
+            if symbols.max() >= cb.size:
                 raise coding.CorruptMessage("symbols do not match the codebook")
             zq = torch.from_numpy(cb)[torch.from_numpy(symbols)]
         model = space.load(zq)

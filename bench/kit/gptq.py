@@ -17,18 +17,19 @@ import numpy as np
 import torch
 from torch.func import functional_call, grad, vmap
 
+from bench.kit.evaluation import loss_fn
 from bench.kit.types import Split
 
 __all__ = ["fisher_z", "gptq_quantize"]
 
 
-def _per_example_loss(model, names, task_type: str):
-    def loss(params: dict, x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
-        out = functional_call(model, params, (x[None],), strict=False)
-        if task_type == "classification":
-            return torch.nn.functional.cross_entropy(out, y[None])
-        return 0.5 * (out.reshape(-1) - y.reshape(-1)).pow(2).sum()
-    return loss
+def _per_example_loss(model, task_type: str):
+    """The task's training loss of one example, as a function of the parameters (for ``vmap(grad)``)."""
+    loss = loss_fn(task_type)
+
+    def one(params: dict, x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
+        return loss(functional_call(model, params, (x[None],), strict=False), y[None])
+    return one
 
 
 def fisher_z(space, z: torch.Tensor, train: Split, *, examples: int, generator: torch.Generator,
@@ -43,7 +44,7 @@ def fisher_z(space, z: torch.Tensor, train: Split, *, examples: int, generator: 
     model.eval()  # a fixed function of θ: per-example gradients need no batch statistics
     params = {k: v.detach() for k, v in space.params(z.detach().to(space.device)).items()}
     names = list(params)
-    per_example = vmap(grad(_per_example_loss(model, names, task_type)), in_dims=(None, 0, 0))
+    per_example = vmap(grad(_per_example_loss(model, task_type)), in_dims=(None, 0, 0))
     count = min(int(examples), len(train))
     order = torch.randperm(len(train), generator=generator)[:count]
     fisher = torch.zeros(space.d, space.d, dtype=torch.float64)
