@@ -4,7 +4,8 @@
 knowledge: rebuilt by the decoder, never sent). z ∈ R^d is trained from 0 on the training set (with
 ``noise > 0``, against uniform noise on z, so that it lands where rounding is cheap), then quantized to
 ``levels`` learned levels: each coordinate to its nearest level, or with ``quantizer = "gptq"`` in order of
-curvature, correcting the rest for each rounding error (bench.kit.gptq), then a few epochs of
+curvature, correcting the rest for each rounding error (bench.kit.gptq), or with ``quantizer =
+"progressive"`` a growing share at a time, retraining the rest in between, then a few epochs of
 quantization-aware training (straight-through gradients, learned codebook). The message is::
 
     z         the level of every coordinate, entropy-coded under its own counts (bench.kit.coding), or
@@ -33,8 +34,9 @@ from bench.kit import coding
 from bench.api import Between, Compressed, Compressor, Ge, Gt, Prior, RunContext, hookimpl, stream_seed
 from bench.kit.gptq import fisher_z, gptq_quantize
 from bench.kit.projectors import PROJECTORS
-from bench.kit.subspace import (Subspace, float_buffers, init_codebook, assign_levels, lattice_levels, quantize_aware_train,
-                            recalibrate_batchnorm, set_float_buffers, train_subspace)
+from bench.kit.subspace import (Subspace, float_buffers, init_codebook, assign_levels, lattice_levels,
+                            progressive_quantize, quantize_aware_train, recalibrate_batchnorm, set_float_buffers,
+                            train_subspace)
 
 Precision = Literal["float16", "float32"]
 SECTIONS = ("z", "codebook", "rest")
@@ -58,7 +60,11 @@ class IntrinsicDimParams:
     noise: Annotated[float, Ge(0)] = 0.0  # > 0: subspace training sees z + uniform noise this many RMS(z) wide
     qat_epochs: Annotated[int, Ge(0)] = 2
     qat_lr: Annotated[float, Gt(0)] = 3e-3
-    quantizer: Literal["nearest", "gptq"] = "nearest"  # gptq: second-order, error-compensating level choice
+    quantizer: Literal["nearest", "gptq", "progressive"] = "nearest"  # gptq: second-order, error-compensating
+    # level choice; progressive: fix a growing share of z to levels, retraining the rest in between
+    progressive_stages: Annotated[int, Ge(1)] = 4  # progressive: 1/2, 3/4, ... fixed after each stage, then all
+    progressive_epochs: Annotated[int, Ge(0)] = 1  # progressive: retraining epochs per stage
+    progressive_lr: Annotated[float, Gt(0)] = 0.01  # progressive: Adam's rate for the free coordinates (cosine)
     hessian_examples: Annotated[int, Ge(1)] = 8192  # gptq: training points of the Fisher estimate
     damp: Annotated[float, Ge(0)] = 0.01  # gptq: fraction of the mean curvature added to H's diagonal
     origin: Literal["init", "prior"] = "init"  # θ₀: the seeded initialization, or the data-dependent prior's model
@@ -73,8 +79,8 @@ class IntrinsicDimParams:
             raise ValueError(f"parameter 'projector' must be one of {', '.join(PROJECTORS)}")
         if self.levels == 1:
             raise ValueError("parameter 'levels' must be 0 (no quantization) or in [2, 65536]")
-        if self.quantizer == "gptq" and self.rate > 0:
-            raise ValueError("parameter 'rate' must be 0 with quantizer = 'gptq' (it chooses levels by curvature)")
+        if self.quantizer != "nearest" and self.rate > 0:
+            raise ValueError(f"parameter 'rate' must be 0 with quantizer = {self.quantizer!r} (it chooses the levels)")
 
 
 def projector_seed(prior: Prior | RunContext) -> int:
@@ -154,6 +160,12 @@ class IntrinsicDim(Compressor):
                 hessian = fisher_z(space, z, train, examples=p.hessian_examples, generator=ctx.generator("id.fisher"),
                                    task_type=ctx.task.data.task_type)
                 z = torch.from_numpy(start[gptq_quantize(z.cpu().numpy(), hessian, start, p.damp)]).to(z.device)
+            elif p.quantizer == "progressive":
+                z, extras["progressive_stages"] = progressive_quantize(
+                    space, z, torch.from_numpy(start), train, stages=p.progressive_stages,
+                    epochs=p.progressive_epochs, lr=p.progressive_lr, batch_size=batch_size,
+                    generator=ctx.generator("id.progressive"), task_type=ctx.task.data.task_type,
+                    progress=ctx.progress)
             z, codebook, qat_stats = quantize_aware_train(
                 space, z, torch.from_numpy(start), train, lr=p.qat_lr, epochs=p.qat_epochs,
                 batch_size=batch_size, generator=ctx.generator("id.qat"),

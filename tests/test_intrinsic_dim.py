@@ -19,8 +19,8 @@ from bench.params import ConfigError
 from bench.progress import progress
 from bench.registry import load_registry
 from bench.runner import build_context, models_agree
-from bench.kit.subspace import (Subspace, assign_levels, init_codebook, nearest_level, quantize_ste,
-                            recalibrate_batchnorm, row_scale)
+from bench.kit.subspace import (Subspace, assign_levels, init_codebook, nearest_level, progressive_fractions,
+                            progressive_quantize, quantize_ste, recalibrate_batchnorm, row_scale)
 from bench.tasks import BaseModels, instantiate_task, merge_task
 from bench.cache import ModelCache, default_cache_dir
 from bench_plugins.intrinsic_dim import IntrinsicDim
@@ -115,7 +115,9 @@ def test_params_are_validated_by_name():
     for bad, key in [({"levels": 1}, "levels"), ({"dim": 0}, "dim"), ({"lr": -1.0}, "lr"),
                      ({"qat_epochs": -1}, "qat_epochs"), ({"projector": "nope"}, "projector"),
                      ({"rate": -0.1}, "rate"), ({"scale": "nope"}, "scale"), ({"noise": -1.0}, "noise"),
-                     ({"quantizer": "gptq", "rate": 0.1}, "rate"), ({"symbol_code": "nope"}, "symbol_code")]:
+                     ({"quantizer": "gptq", "rate": 0.1}, "rate"), ({"symbol_code": "nope"}, "symbol_code"),
+                     ({"quantizer": "progressive", "rate": 0.1}, "rate"), ({"progressive_stages": 0}, "progressive_stages"),
+                     ({"progressive_lr": 0.0}, "progressive_lr")]:
         with pytest.raises(ConfigError, match=key):
             IntrinsicDim(**bad)
 
@@ -174,7 +176,8 @@ def test_noise_gptq_and_adaptive_codes_decode_exactly_into_a_fresh_prior():
     for extra in ({"quantizer": "gptq", "hessian_examples": 300},
                   {"quantizer": "gptq", "hessian_examples": 300, "qat_epochs": 0, "symbol_code": "adaptive"},
                   {"noise": 0.5, "symbol_code": "adaptive"},
-                  {"codebook": "lattice", "quantizer": "gptq", "hessian_examples": 300, "symbol_code": "adaptive"}):
+                  {"codebook": "lattice", "quantizer": "gptq", "hessian_examples": 300, "symbol_code": "adaptive"},
+                  {"codebook": "lattice", "quantizer": "progressive", "progressive_stages": 2, "qat_epochs": 0}):
         comp = IntrinsicDim(**{**FAST, **extra})
         out = comp.compress(ctx)
         decoded = IntrinsicDim(**{**FAST, **extra}).decode(out.message, context().prior)
@@ -202,6 +205,56 @@ def test_gptq_loses_less_training_loss_than_nearest_rounding():
         losses[quantizer] = float(torch.nn.functional.cross_entropy(
             out.model(ctx.task.data.train.x), ctx.task.data.train.y))
     assert losses["gptq"] < losses["nearest"], losses
+
+
+def test_progressive_shares_by_hand():
+    assert progressive_fractions(3) == [0.5, 0.75, 0.875, 1.0]
+    assert progressive_fractions(1) == [0.5, 1.0]
+
+
+def progressive_setup():
+    ctx = context()
+    comp = IntrinsicDim(**FAST)
+    space = comp.space(ctx)
+    z, _ = comp.trained_z(space, ctx)
+    codebook = torch.linspace(-1, 1, 3) * float(z.abs().max())
+    return ctx, space, z, codebook
+
+
+def test_progressive_without_retraining_is_nearest_rounding():
+    """With nothing retrained every stage fixes coordinates of the same z: the result is plain rounding."""
+    ctx, space, z, codebook = progressive_setup()
+    out, history = progressive_quantize(space, z, codebook, ctx.task.data.train, stages=3, epochs=0, lr=0.01,
+                                        batch_size=64, generator=torch.Generator().manual_seed(0),
+                                        task_type="classification")
+    assert history == []
+    assert torch.equal(out, codebook[nearest_level(z, codebook)])
+
+
+def test_progressive_fixes_every_coordinate_to_a_level_and_retrains_the_rest():
+    ctx, space, z, codebook = progressive_setup()
+    out, history = progressive_quantize(space, z, codebook, ctx.task.data.train, stages=2, epochs=2, lr=0.3,
+                                        batch_size=64, generator=torch.Generator().manual_seed(0),
+                                        task_type="classification")
+    assert len(history) == 2 and all(math.isfinite(h["loss"]) for h in history)
+    assert bool(torch.isin(out, codebook).all())
+    # the first half is fixed before any retraining, nearest the levels first: those coordinates are rounded
+    gap = (z - codebook[nearest_level(z, codebook)]).abs()
+    first = torch.argsort(gap, stable=True)[: space.d // 2]
+    assert torch.equal(out[first], codebook[nearest_level(z, codebook)][first])
+    # the rest moved while the first half was held: some land on another level than plain rounding's
+    assert not torch.equal(out, codebook[nearest_level(z, codebook)])
+
+
+def test_progressive_loses_less_training_loss_than_nearest_rounding():
+    ctx = context()
+    losses = {}
+    for quantizer in ("nearest", "progressive"):
+        comp = IntrinsicDim(**{**FAST, "levels": 3, "qat_epochs": 0, "quantizer": quantizer})
+        out = comp.compress(ctx)
+        losses[quantizer] = float(torch.nn.functional.cross_entropy(
+            out.model(ctx.task.data.train.x), ctx.task.data.train.y))
+    assert losses["progressive"] < losses["nearest"], losses
 
 
 def test_corrupted_messages_fail_cleanly():

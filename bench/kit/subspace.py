@@ -27,7 +27,8 @@ from bench.kit.projectors import Projector, make_projector
 from bench.kit.training import Hooks, make_optimizer, make_scheduler, train_loop
 
 __all__ = ["Subspace", "train_subspace", "quantize_aware_train", "nearest_level", "assign_levels", "init_codebook",
-           "recalibrate_batchnorm", "float_buffers", "set_float_buffers", "lattice_levels"]
+           "recalibrate_batchnorm", "float_buffers", "set_float_buffers", "lattice_levels",
+           "progressive_quantize", "progressive_fractions"]
 
 
 def trainable_parameters(model: nn.Module) -> list[tuple[str, nn.Parameter]]:
@@ -230,6 +231,45 @@ def quantize_aware_train(space: Subspace, z: torch.Tensor, codebook: torch.Tenso
                             device=space.device, progress=progress, desc=f"quantization-aware L={len(codebook)}")
         space.model.eval()
     return z.detach(), levels().detach(), stats
+
+
+def progressive_fractions(stages: int) -> list[float]:
+    """The share of z fixed after each stage: 1/2, 3/4, 7/8, ... (``stages`` of them), then all of it."""
+    return [1 - 0.5 ** k for k in range(1, stages + 1)] + [1.0]
+
+
+def progressive_quantize(space: Subspace, z: torch.Tensor, codebook: torch.Tensor, train: Split, *, stages: int,
+                         epochs: int, lr: float, batch_size: int, generator: torch.Generator, task_type: str,
+                         progress: Callable | None = None) -> tuple[torch.Tensor, list[dict]]:
+    """Incremental quantization (Zhou et al. 2017, INQ, in z-space): fix a growing share of the coordinates
+    to their nearest level (those nearest a level first, so each fixing costs least) and retrain the rest
+    on the real training loss to absorb the error, ``epochs`` each (Adam, cosine from ``lr``); the last
+    share is rounded with nothing left to compensate. One-shot rounding of all of z at once (even GPTQ's,
+    which compensates only through a quadratic model) loses far more at a coarse codebook.
+
+    Returns z with every coordinate on a level of ``codebook`` and each stage's last-epoch statistics."""
+    codebook = codebook.detach().to(space.device)
+    free = z.detach().clone().requires_grad_(True)
+    fixed = torch.zeros(space.d, dtype=torch.bool, device=space.device)
+    values = torch.zeros(space.d, device=space.device)
+    history = []
+    for share in progressive_fractions(stages):
+        target = space.d if share >= 1 else int(round(share * space.d))
+        with torch.no_grad():
+            level = codebook[nearest_level(free.detach(), codebook)]
+            gap = (free.detach() - level).abs().masked_fill(fixed, float("inf"))
+            order = torch.argsort(gap, stable=True)[: target - int(fixed.sum())]
+            values[order] = level[order]
+            fixed[order] = True
+        if share >= 1 or epochs == 0:
+            continue
+        space.model.train()
+        history.append(_run_epochs([free], lambda x: space(torch.where(fixed, values, free), x), train,
+                                   optimizer="adam", lr=lr, epochs=epochs, batch_size=batch_size, weight_decay=0.0,
+                                   momentum=0.9, schedule="cosine", generator=generator, task_type=task_type,
+                                   device=space.device, progress=progress, desc=f"progressive {share:.3f} fixed"))
+        space.model.eval()
+    return values.detach(), history
 
 
 # ------------------------------------------------------------------------------------ buffers
