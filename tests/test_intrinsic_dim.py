@@ -196,15 +196,16 @@ def test_noise_gptq_and_adaptive_codes_decode_exactly_into_a_fresh_prior():
     assert "noise" not in IntrinsicDim(**FAST).training_config(ctx)  # old caches stay valid
 
 
-def test_gptq_loses_less_training_loss_than_nearest_rounding():
+@pytest.mark.parametrize("quantizer", ["gptq", "progressive"])
+def test_quantizer_loses_less_training_loss_than_nearest_rounding(quantizer):
     ctx = context()
     losses = {}
-    for quantizer in ("nearest", "gptq"):
-        comp = IntrinsicDim(**{**FAST, "levels": 3, "qat_epochs": 0, "quantizer": quantizer})
+    for name in ("nearest", quantizer):
+        comp = IntrinsicDim(**{**FAST, "levels": 3, "qat_epochs": 0, "quantizer": name})
         out = comp.compress(ctx)
-        losses[quantizer] = float(torch.nn.functional.cross_entropy(
+        losses[name] = float(torch.nn.functional.cross_entropy(
             out.model(ctx.task.data.train.x), ctx.task.data.train.y))
-    assert losses["gptq"] < losses["nearest"], losses
+    assert losses[quantizer] < losses["nearest"], losses
 
 
 def test_progressive_shares_by_hand():
@@ -244,17 +245,6 @@ def test_progressive_fixes_every_coordinate_to_a_level_and_retrains_the_rest():
     assert torch.equal(out[first], codebook[nearest_level(z, codebook)][first])
     # the rest moved while the first half was held: some land on another level than plain rounding's
     assert not torch.equal(out, codebook[nearest_level(z, codebook)])
-
-
-def test_progressive_loses_less_training_loss_than_nearest_rounding():
-    ctx = context()
-    losses = {}
-    for quantizer in ("nearest", "progressive"):
-        comp = IntrinsicDim(**{**FAST, "levels": 3, "qat_epochs": 0, "quantizer": quantizer})
-        out = comp.compress(ctx)
-        losses[quantizer] = float(torch.nn.functional.cross_entropy(
-            out.model(ctx.task.data.train.x), ctx.task.data.train.y))
-    assert losses["progressive"] < losses["nearest"], losses
 
 
 def test_corrupted_messages_fail_cleanly():
