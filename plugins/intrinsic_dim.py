@@ -48,6 +48,7 @@ class IntrinsicDimParams:
     dim: Annotated[int, Ge(1)] = 250
     projector: Literal["dense", "sparse", "fastfood", "kron"] = "kron"
     scale: Literal["none", "init"] = "none"  # init: P·z's rows scaled by each tensor's RMS at θ₀
+    scale_power: Annotated[float, Ge(0)] = 1.0  # init: the RMS raised to this power (> 1: more on the convolutions)
     levels: Annotated[int, Between(0, 65536, closed=True)] = 7  # 0: no quantization (z stored at z_precision)
     init: Literal["uniform", "kmeans"] = "uniform"
     rate: Annotated[float, Ge(0)] = 0.0  # > 0: entropy-constrained level assignment (fewer bits, more distortion)
@@ -81,6 +82,8 @@ class IntrinsicDimParams:
             raise ValueError("parameter 'levels' must be 0 (no quantization) or in [2, 65536]")
         if self.quantizer != "nearest" and self.rate > 0:
             raise ValueError(f"parameter 'rate' must be 0 with quantizer = {self.quantizer!r} (it chooses the levels)")
+        if self.scale_power != 1.0 and self.scale != "init":
+            raise ValueError("parameter 'scale_power' applies only with scale = 'init'")
 
 
 def projector_seed(prior: Prior | RunContext) -> int:
@@ -101,6 +104,7 @@ class IntrinsicDim(Compressor):
         return {
             "task": ctx.task.config, "seed": ctx.seed, "device": ctx.device.type, "dim": p.dim,
             "projector": p.projector, **({"scale": p.scale} if p.scale != "none" else {}),
+            **({"scale_power": p.scale_power} if p.scale != "none" and p.scale_power != 1.0 else {}),
             "optimizer": p.optimizer or r.optimizer,
             "lr": p.lr if p.lr is not None else r.lr,
             "epochs": p.epochs if p.epochs is not None else r.epochs,
@@ -116,7 +120,7 @@ class IntrinsicDim(Compressor):
         p = self.params
         source = prior if isinstance(prior, Prior) else prior.prior
         start = source.prior_model() if p.origin == "prior" else source.make_model()
-        return Subspace(start, p.projector, p.dim, projector_seed(prior), prior.device, p.scale)
+        return Subspace(start, p.projector, p.dim, projector_seed(prior), prior.device, p.scale, p.scale_power)
 
     def trained_z(self, space: Subspace, ctx: RunContext) -> tuple[torch.Tensor, dict]:
         """z after subspace training: from the cache, or trained now (once, even across workers)."""

@@ -109,6 +109,9 @@ def test_init_row_scale_is_a_normalized_per_tensor_rms():
     assert torch.allclose(scale, (raw / raw.pow(2).mean().sqrt()).float())
     assert float(scale.pow(2).mean()) == pytest.approx(1.0)
     assert torch.equal(row_scale(params, "none"), torch.ones(100))
+    squared = raw.pow(2)  # power 2: the same RMS squared, before normalizing: 9 : floor² : floor²
+    assert torch.allclose(row_scale(params, "init", 2.0), (squared / squared.pow(2).mean().sqrt()).float())
+    assert torch.equal(row_scale(params, "init", 1.0), scale)
 
 
 def test_params_are_validated_by_name():
@@ -117,7 +120,8 @@ def test_params_are_validated_by_name():
                      ({"rate": -0.1}, "rate"), ({"scale": "nope"}, "scale"), ({"noise": -1.0}, "noise"),
                      ({"quantizer": "gptq", "rate": 0.1}, "rate"), ({"symbol_code": "nope"}, "symbol_code"),
                      ({"quantizer": "progressive", "rate": 0.1}, "rate"), ({"progressive_stages": 0}, "progressive_stages"),
-                     ({"progressive_lr": 0.0}, "progressive_lr")]:
+                     ({"progressive_lr": 0.0}, "progressive_lr"),
+                     ({"scale_power": 2.0}, "scale_power"), ({"scale": "init", "scale_power": -1.0}, "scale_power")]:
         with pytest.raises(ConfigError, match=key):
             IntrinsicDim(**bad)
 
@@ -149,6 +153,15 @@ def test_unquantized_levels_zero():
     out = comp.compress(ctx)
     assert out.extras["section_bits"]["z"] == 40 * 16
     assert models_agree(out.model, comp.decode(out.message, ctx.prior), ctx.task.data.train.x[:64]) is None
+
+
+def test_scale_power_decodes_exactly_and_changes_the_model():
+    ctx = context()
+    comp = IntrinsicDim(**{**FAST, "scale": "init", "scale_power": 2.0})
+    out = comp.compress(ctx)
+    assert models_agree(out.model, comp.decode(out.message, ctx.prior), ctx.task.data.train.x[:64]) is None
+    plain = IntrinsicDim(**{**FAST, "scale": "init"})  # the same message under power 1: another model
+    assert models_agree(out.model, plain.decode(out.message, ctx.prior), ctx.task.data.train.x[:64]) is not None
 
 
 def test_batchnorm_parameters_are_in_theta_and_statistics_in_the_message():

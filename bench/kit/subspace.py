@@ -40,7 +40,7 @@ class Subspace:
     """θ = θ₀ + P·z over every trainable parameter of ``model`` (whose current weights are θ₀)."""
 
     def __init__(self, model: nn.Module, projector: str, dim: int, seed: int, device: torch.device,
-                 scale: str = "none") -> None:
+                 scale: str = "none", scale_power: float = 1.0) -> None:
         self.model = model
         params = trainable_parameters(model)
         if not params:
@@ -51,7 +51,7 @@ class Subspace:
         self.numels = [p.numel() for _, p in params]
         self.theta0 = torch.cat([p.detach().reshape(-1).float() for _, p in params]).to(device)
         self.D = int(self.theta0.numel())
-        self.row_scale = row_scale([p for _, p in params], scale).to(device)  # None-like: all ones
+        self.row_scale = row_scale([p for _, p in params], scale, scale_power).to(device)  # None-like: all ones
         self.projector: Projector = make_projector(projector, self.D, dim, seed, device)
         self.d = self.projector.d
         self.device = device
@@ -79,9 +79,11 @@ class Subspace:
         return self.model
 
 
-def row_scale(params: list[torch.Tensor], scale: str) -> torch.Tensor:
+def row_scale(params: list[torch.Tensor], scale: str, power: float = 1.0) -> torch.Tensor:
     """Per-coordinate scale of P·z: ``none`` (all ones) or ``init`` (each tensor's RMS at θ₀, at least
-    the RMS of all of θ₀, normalized to a mean square of 1: a fixed preconditioner, part of the prior)."""
+    the RMS of all of θ₀, raised to ``power``, normalized to a mean square of 1: a fixed preconditioner,
+    part of the prior). A power above 1 moves more of every direction onto the small tensors with large
+    initial weights (the convolutions), whose few weights a random direction otherwise barely touches."""
     sizes = [p.numel() for p in params]
     if scale == "none":
         return torch.ones(sum(sizes))
@@ -89,7 +91,7 @@ def row_scale(params: list[torch.Tensor], scale: str) -> torch.Tensor:
         raise ValueError(f"parameter 'scale' must be 'none' or 'init', got {scale!r}")
     flat = torch.cat([p.detach().reshape(-1).double() for p in params])
     floor = float(flat.pow(2).mean().sqrt()) or 1.0
-    per = torch.tensor([max(float(p.detach().double().pow(2).mean().sqrt()), floor) for p in params])
+    per = torch.tensor([max(float(p.detach().double().pow(2).mean().sqrt()), floor) ** power for p in params])
     out = torch.repeat_interleave(per, torch.tensor(sizes))
     return (out / out.pow(2).mean().sqrt()).float()
 
