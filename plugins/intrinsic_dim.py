@@ -48,7 +48,7 @@ class IntrinsicDimParams:
     dim: Annotated[int, Ge(1)] = 250
     projector: Literal["dense", "sparse", "fastfood", "kron"] = "kron"
     scale: Literal["none", "init"] = "none"  # init: P·z's rows scaled by each tensor's RMS at θ₀
-    scale_power: Annotated[float, Ge(0)] = 1.0  # init: the RMS raised to this power (> 1: more on the convolutions)
+    scale_power: Annotated[float, Ge(0)] = 1.0  # init: the RMS raised to this power (> 1: more on small fan-in tensors)
     levels: Annotated[int, Between(0, 65536, closed=True)] = 7  # 0: no quantization (z stored at z_precision)
     init: Literal["uniform", "kmeans"] = "uniform"
     rate: Annotated[float, Ge(0)] = 0.0  # > 0: entropy-constrained level assignment (fewer bits, more distortion)

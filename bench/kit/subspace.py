@@ -82,8 +82,9 @@ class Subspace:
 def row_scale(params: list[torch.Tensor], scale: str, power: float = 1.0) -> torch.Tensor:
     """Per-coordinate scale of P·z: ``none`` (all ones) or ``init`` (each tensor's RMS at θ₀, at least
     the RMS of all of θ₀, raised to ``power``, normalized to a mean square of 1: a fixed preconditioner,
-    part of the prior). A power above 1 moves more of every direction onto the small tensors with large
-    initial weights (the convolutions), whose few weights a random direction otherwise barely touches."""
+    part of the prior). A power above 1 moves more of every direction onto the tensors with large initial
+    weights (small fan-in, such as a first convolution), whose few weights a random direction otherwise
+    barely touches."""
     sizes = [p.numel() for p in params]
     if scale == "none":
         return torch.ones(sum(sizes))
