@@ -104,7 +104,7 @@ class IntrinsicDim(Compressor):
         return {
             "task": ctx.task.config, "seed": ctx.seed, "device": ctx.device.type, "dim": p.dim,
             "projector": p.projector, **({"scale": p.scale} if p.scale != "none" else {}),
-            **({"scale_power": p.scale_power} if p.scale != "none" and p.scale_power != 1.0 else {}),
+            **({"scale_power": p.scale_power} if p.scale_power != 1.0 else {}),  # ≠ 1 only with init
             "optimizer": p.optimizer or r.optimizer,
             "lr": p.lr if p.lr is not None else r.lr,
             "epochs": p.epochs if p.epochs is not None else r.epochs,
