@@ -52,8 +52,10 @@ class LeNet300100(ModelFamily):
 
 
 class LeNet5Net(nn.Module):
-    def __init__(self, in_channels: int, spatial: tuple[int, int], num_classes: int, fc: int = 500) -> None:
+    def __init__(self, in_channels: int, spatial: tuple[int, int], num_classes: int, fc: int = 500,
+                 flip: bool = False) -> None:
         super().__init__()
+        self.flip = flip
         self.features = nn.Sequential(
             nn.Conv2d(in_channels, 20, 5), nn.ReLU(), nn.MaxPool2d(2),
             nn.Conv2d(20, 50, 5), nn.ReLU(), nn.MaxPool2d(2),
@@ -67,12 +69,16 @@ class LeNet5Net(nn.Module):
         )
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return self.classifier(self.features(x))
+        logits = self.classifier(self.features(x))
+        if self.flip:  # a mirror-invariant classifier: every filter is also seen mirrored, at no weight's cost
+            logits = (logits + self.classifier(self.features(x.flip(-1)))) / 2
+        return logits
 
 
 @dataclass(frozen=True)
 class LeNet5Params:
     fc: Annotated[int, Ge(1)] = 500  # width of the hidden fully connected layer (most of the weights)
+    flip: bool = False  # average the logits of the image and its left-right mirror (twice the compute)
 
 
 class LeNet5(ModelFamily):
@@ -83,7 +89,7 @@ class LeNet5(ModelFamily):
     def build(self, input_shape, num_classes):
         if len(input_shape) != 3:
             raise ValueError(f"lenet5 needs image inputs (C, H, W), got shape {input_shape}")
-        return LeNet5Net(input_shape[0], input_shape[1:], num_classes, self.params.fc)
+        return LeNet5Net(input_shape[0], input_shape[1:], num_classes, self.params.fc, self.params.flip)
 
 
 @dataclass(frozen=True)
