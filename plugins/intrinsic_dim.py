@@ -9,7 +9,8 @@ curvature, correcting the rest for each rounding error (bench.kit.gptq), or with
 quantization-aware training (straight-through gradients, learned codebook). The message is::
 
     z         the level of every coordinate, entropy-coded under its own counts (bench.kit.coding), or
-              with ``symbol_code = "adaptive"`` under Laplace's sequential rule (no counts sent);
+              with ``symbol_code = "adaptive"`` under Laplace's sequential rule (no counts sent), or with
+              ``"gaussian"`` (lattice only) under a discrete Gaussian whose width is one byte;
               with levels = 0, z itself at ``z_precision``
     codebook  the levels actually used, at ``codebook_precision``
     rest      the floating buffers the model needs (BatchNorm running statistics, recomputed on the
@@ -70,7 +71,8 @@ class IntrinsicDimParams:
     damp: Annotated[float, Ge(0)] = 0.01  # gptq: fraction of the mean curvature added to H's diagonal
     origin: Literal["init", "prior"] = "init"  # θ₀: the seeded initialization, or the data-dependent prior's model
     codebook: Literal["learned", "lattice"] = "learned"  # lattice: evenly spaced levels, only the step is sent
-    symbol_code: Literal["table", "adaptive"] = "table"  # adaptive: no histogram sent (Laplace's rule)
+    symbol_code: Literal["table", "adaptive", "gaussian"] = "table"  # adaptive: no histogram sent (Laplace's
+    # rule); gaussian: a discrete Gaussian of one byte's width (lattice only)
     codebook_precision: Precision = "float16"
     z_precision: Precision = "float16"
     rest_precision: Precision = "float16"
@@ -82,6 +84,8 @@ class IntrinsicDimParams:
             raise ValueError("parameter 'levels' must be 0 (no quantization) or in [2, 65536]")
         if self.quantizer != "nearest" and self.rate > 0:
             raise ValueError(f"parameter 'rate' must be 0 with quantizer = {self.quantizer!r} (it chooses the levels)")
+        if self.symbol_code == "gaussian" and self.codebook != "lattice":
+            raise ValueError("parameter 'symbol_code' = 'gaussian' needs codebook = 'lattice' (evenly spaced levels)")
         if self.scale_power != 1.0 and self.scale != "init":
             raise ValueError("parameter 'scale_power' applies only with scale = 'init'")
 
@@ -190,6 +194,8 @@ class IntrinsicDim(Compressor):
             zq = cb[torch.from_numpy(symbols)]
             if p.symbol_code == "adaptive":
                 sections["z"] = coding.encode_symbols_adaptive(symbols, len(cb))
+            elif p.symbol_code == "gaussian":
+                sections["z"] = coding.encode_symbols_gaussian(symbols, len(cb))
             else:
                 sections["z"] = coding.encode_symbols(symbols, len(cb))
             sections["codebook"] = coding.encode_floats(sent, p.codebook_precision)
@@ -230,6 +236,8 @@ class IntrinsicDim(Compressor):
                 raise coding.CorruptMessage(f"{cb.size} codebook levels, at most {p.levels} allowed")
             if p.symbol_code == "adaptive":
                 symbols = coding.decode_symbols_adaptive(sections["z"], space.d, cb.size)
+            elif p.symbol_code == "gaussian":
+                symbols = coding.decode_symbols_gaussian(sections["z"], space.d, cb.size)
             else:
                 symbols = coding.decode_symbols(sections["z"])
             if symbols.size != space.d:

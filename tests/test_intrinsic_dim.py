@@ -120,7 +120,7 @@ def test_params_are_validated_by_name():
                      ({"rate": -0.1}, "rate"), ({"scale": "nope"}, "scale"), ({"noise": -1.0}, "noise"),
                      ({"quantizer": "gptq", "rate": 0.1}, "rate"), ({"symbol_code": "nope"}, "symbol_code"),
                      ({"quantizer": "progressive", "rate": 0.1}, "rate"), ({"progressive_stages": 0}, "progressive_stages"),
-                     ({"progressive_lr": 0.0}, "progressive_lr"),
+                     ({"progressive_lr": 0.0}, "progressive_lr"), ({"symbol_code": "gaussian"}, "symbol_code"),
                      ({"scale_power": 2.0}, "scale_power"), ({"scale": "init", "scale_power": -1.0}, "scale_power")]:
         with pytest.raises(ConfigError, match=key):
             IntrinsicDim(**bad)
@@ -190,12 +190,24 @@ def test_noise_gptq_and_adaptive_codes_decode_exactly_into_a_fresh_prior():
                   {"quantizer": "gptq", "hessian_examples": 300, "qat_epochs": 0, "symbol_code": "adaptive"},
                   {"noise": 0.5, "symbol_code": "adaptive"},
                   {"codebook": "lattice", "quantizer": "gptq", "hessian_examples": 300, "symbol_code": "adaptive"},
+                  {"codebook": "lattice", "quantizer": "gptq", "hessian_examples": 300, "symbol_code": "gaussian"},
                   {"codebook": "lattice", "quantizer": "progressive", "progressive_stages": 2, "qat_epochs": 0}):
         comp = IntrinsicDim(**{**FAST, **extra})
         out = comp.compress(ctx)
         decoded = IntrinsicDim(**{**FAST, **extra}).decode(out.message, context().prior)
         assert models_agree(out.model, decoded, ctx.task.data.train.x[:256]) is None, extra
         assert out.message != plain.message, extra
+        if extra.get("symbol_code") == "gaussian":  # the same symbols as under Laplace's rule, other bytes
+            adaptive = IntrinsicDim(**{**FAST, **extra, "symbol_code": "adaptive"}).compress(ctx)
+            assert out.extras["counts"] == adaptive.extras["counts"]
+            assert out.extras["section_bits"]["z"] != adaptive.extras["section_bits"]["z"]
+            wrong = IntrinsicDim(**{**FAST, **extra, "symbol_code": "adaptive"})  # decode must read the width
+            try:
+                misread = wrong.decode(out.message, context().prior)
+            except coding.CorruptMessage:
+                pass
+            else:
+                assert models_agree(out.model, misread, ctx.task.data.train.x[:256]) is not None
         if extra.get("symbol_code") == "adaptive":  # no histogram in the message: shorter than the table
             table = IntrinsicDim(**{**FAST, **extra, "symbol_code": "table"}).compress(ctx)
             assert out.extras["counts"] == table.extras["counts"]

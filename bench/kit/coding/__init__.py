@@ -4,6 +4,8 @@
   categorical model (the histogram travels in the message).
 * ``encode_symbols_adaptive``/``decode_symbols_adaptive``: a known number of symbols over a known
   alphabet under Laplace's sequential rule (no histogram sent: short sequences, small alphabets).
+* ``encode_symbols_gaussian``/``decode_symbols_gaussian``: the same, under a discrete Gaussian whose
+  width is one byte of the message (symbols on an evenly spaced lattice, such as a rounded z).
 * ``encode_positions``/``decode_positions``: sparse kept indices as entropy-coded gaps.
 * ``encode_floats``/``decode_floats``/``round_to_precision``: float16/float32 values.
 * ``pack_sections``/``unpack_sections``: named sections in one self-delimiting message.
@@ -16,6 +18,7 @@ from .adaptive import decode_symbols_adaptive, encode_symbols_adaptive
 from .bits import BitReader, BitWriter, CorruptMessage, elias_delta_bits
 from .container import pack_sections, section_lengths, unpack_sections
 from .floats import PRECISIONS, decode_floats, encode_floats, round_to_precision
+from .gaussian import decode_symbols_gaussian, encode_symbols_gaussian
 from .symbols import decode_positions, decode_symbols, encode_positions, encode_symbols
 
 __all__ = [
@@ -27,11 +30,13 @@ __all__ = [
     "decode_positions",
     "decode_symbols",
     "decode_symbols_adaptive",
+    "decode_symbols_gaussian",
     "elias_delta_bits",
     "encode_floats",
     "encode_positions",
     "encode_symbols",
     "encode_symbols_adaptive",
+    "encode_symbols_gaussian",
     "pack_sections",
     "round_to_precision",
     "section_lengths",
