@@ -52,7 +52,8 @@ class IntrinsicDimParams:
     scale_power: Annotated[float, Ge(0)] = 1.0  # init: the RMS raised to this power (> 1: more on small fan-in tensors)
     levels: Annotated[int, Between(0, 65536, closed=True)] = 7  # 0: no quantization (z stored at z_precision)
     init: Literal["uniform", "kmeans"] = "uniform"
-    rate: Annotated[float, Ge(0)] = 0.0  # > 0: entropy-constrained level assignment (fewer bits, more distortion)
+    rate: Annotated[float, Ge(0)] = 0.0  # > 0: entropy-constrained level assignment (fewer bits, more distortion;
+    # with progressive, at each fixing)
     optimizer: Literal["adam", "adamw", "sgd"] | None = None  # None: the task's recipe
     lr: Annotated[float | None, Gt(0)] = 0.1  # for z (unit-norm columns need far larger steps than θ); None: the recipe's
     epochs: Annotated[int | None, Ge(0)] = None  # None: the task's recipe
@@ -82,7 +83,7 @@ class IntrinsicDimParams:
             raise ValueError(f"parameter 'projector' must be one of {', '.join(PROJECTORS)}")
         if self.levels == 1:
             raise ValueError("parameter 'levels' must be 0 (no quantization) or in [2, 65536]")
-        if self.quantizer != "nearest" and self.rate > 0:
+        if self.quantizer == "gptq" and self.rate > 0:
             raise ValueError(f"parameter 'rate' must be 0 with quantizer = {self.quantizer!r} (it chooses the levels)")
         if self.symbol_code == "gaussian" and self.codebook != "lattice":
             raise ValueError("parameter 'symbol_code' = 'gaussian' needs codebook = 'lattice' (evenly spaced levels)")
@@ -173,7 +174,7 @@ class IntrinsicDim(Compressor):
                     space, z, torch.from_numpy(start), train, stages=p.progressive_stages,
                     epochs=p.progressive_epochs, lr=p.progressive_lr, batch_size=batch_size,
                     generator=ctx.generator("id.progressive"), task_type=ctx.task.data.task_type,
-                    progress=ctx.progress)
+                    progress=ctx.progress, rate=p.rate)
             z, codebook, qat_stats = quantize_aware_train(
                 space, z, torch.from_numpy(start), train, lr=p.qat_lr, epochs=p.qat_epochs,
                 batch_size=batch_size, generator=ctx.generator("id.qat"),
@@ -185,7 +186,9 @@ class IntrinsicDim(Compressor):
                 cb = torch.from_numpy(lattice_levels(float(sent[0]), p.levels))
             else:
                 cb = torch.from_numpy(coding.round_to_precision(codebook.cpu().numpy(), p.codebook_precision))
-            symbols = assign_levels(z.cpu(), cb, p.rate).numpy()
+            # progressive without QAT leaves every coordinate on the level its fixing chose: keep it there
+            final_rate = 0.0 if p.quantizer == "progressive" and p.qat_epochs == 0 else p.rate
+            symbols = assign_levels(z.cpu(), cb, final_rate).numpy()
             if p.codebook == "learned":  # drop levels no coordinate uses; keep the order
                 used = np.unique(symbols)
                 symbols = np.searchsorted(used, symbols)

@@ -119,7 +119,7 @@ def test_params_are_validated_by_name():
                      ({"qat_epochs": -1}, "qat_epochs"), ({"projector": "nope"}, "projector"),
                      ({"rate": -0.1}, "rate"), ({"scale": "nope"}, "scale"), ({"noise": -1.0}, "noise"),
                      ({"quantizer": "gptq", "rate": 0.1}, "rate"), ({"symbol_code": "nope"}, "symbol_code"),
-                     ({"quantizer": "progressive", "rate": 0.1}, "rate"), ({"progressive_stages": 0}, "progressive_stages"),
+                     ({"progressive_stages": 0}, "progressive_stages"),
                      ({"progressive_lr": 0.0}, "progressive_lr"), ({"symbol_code": "gaussian"}, "symbol_code"),
                      ({"scale_power": 2.0}, "scale_power"), ({"scale": "init", "scale_power": -1.0}, "scale_power")]:
         with pytest.raises(ConfigError, match=key):
@@ -270,6 +270,55 @@ def test_progressive_fixes_every_coordinate_to_a_level_and_retrains_the_rest():
     assert torch.equal(out[first], codebook[nearest_level(z, codebook)][first])
     # the rest moved while the first half was held: some land on another level than plain rounding's
     assert not torch.equal(out, codebook[nearest_level(z, codebook)])
+
+
+def test_progressive_with_a_rate_fixes_to_the_entropy_constrained_levels():
+    """Without retraining, the first stage fixes half of z to ``assign_levels`` at that rate (those nearest
+    their level first); in all, more coordinates land on the frequent middle level than by rounding."""
+    ctx, space, z, _ = progressive_setup()
+    codebook = torch.linspace(-1, 1, 5) * float(z.abs().max())
+    common = dict(stages=3, epochs=0, lr=0.01, batch_size=64, task_type="classification")
+    out, _ = progressive_quantize(space, z, codebook, ctx.task.data.train, generator=torch.Generator().manual_seed(0),
+                                  rate=0.5, **common)
+    assert bool(torch.isin(out, codebook).all())
+    constrained = codebook[assign_levels(z, codebook, 0.5)]
+    first = torch.argsort((z - constrained).abs(), stable=True)[: space.d // 2]
+    assert torch.equal(out[first], constrained[first])
+    nearest = codebook[nearest_level(z, codebook)]
+    assert int((out == 0).sum()) > int((nearest == 0).sum())
+    plain, _ = progressive_quantize(space, z, codebook, ctx.task.data.train,
+                                    generator=torch.Generator().manual_seed(0), **common)
+    assert torch.equal(plain, nearest)  # rate 0 is the nearest level, as before
+
+
+def test_progressive_rate_reaches_the_message_and_decodes_exactly():
+    ctx = context()
+    extra = {"codebook": "lattice", "quantizer": "progressive", "progressive_stages": 2, "qat_epochs": 0,
+             "symbol_code": "gaussian"}
+    plain = IntrinsicDim(**{**FAST, **extra}).compress(ctx)
+    comp = IntrinsicDim(**{**FAST, **extra, "rate": 2.0})
+    out = comp.compress(ctx)
+    middle = len(out.extras["counts"]) // 2
+    assert out.extras["counts"][middle] > plain.extras["counts"][middle]  # more coordinates on 0
+    decoded = IntrinsicDim(**{**FAST, **extra, "rate": 2.0}).decode(out.message, context().prior)
+    assert models_agree(out.model, decoded, ctx.task.data.train.x[:256]) is None
+
+
+def test_progressive_levels_reach_the_message_unchanged_at_any_rate(monkeypatch):
+    """Without QAT the model was fitted to the levels each fixing chose: the final assignment must not move
+    them (an entropy-constrained reassignment would pull the outer levels inward)."""
+    import bench_plugins.intrinsic_dim as plugin
+
+    def rare_outer_levels(space, z, codebook, *args, **kwargs):  # two coordinates on each end, the rest on 0
+        out = torch.full((space.d,), float(codebook[len(codebook) // 2]))
+        out[:2], out[2:4] = codebook[0], codebook[-1]
+        return out.to(z.dtype), []
+
+    monkeypatch.setattr(plugin, "progressive_quantize", rare_outer_levels)
+    ctx = context()
+    extra = {"codebook": "lattice", "quantizer": "progressive", "qat_epochs": 0, "rate": 5.0}
+    out = IntrinsicDim(**{**FAST, **extra}).compress(ctx)
+    assert out.extras["counts"] == [2, 0, 36, 0, 2]
 
 
 def test_corrupted_messages_fail_cleanly():

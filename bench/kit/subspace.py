@@ -243,12 +243,16 @@ def progressive_fractions(stages: int) -> list[float]:
 
 def progressive_quantize(space: Subspace, z: torch.Tensor, codebook: torch.Tensor, train: Split, *, stages: int,
                          epochs: int, lr: float, batch_size: int, generator: torch.Generator, task_type: str,
-                         progress: Callable | None = None) -> tuple[torch.Tensor, list[dict]]:
+                         progress: Callable | None = None, rate: float = 0.0) -> tuple[torch.Tensor, list[dict]]:
     """Incremental quantization (Zhou et al. 2017, INQ, in z-space): fix a growing share of the coordinates
     to their nearest level (those nearest a level first, so each fixing costs least) and retrain the rest
     on the real training loss to absorb the error, ``epochs`` each (Adam, cosine from ``lr``); the last
     share is rounded with nothing left to compensate. One-shot rounding of all of z at once (even GPTQ's,
     which compensates only through a quadratic model) loses far more at a coarse codebook.
+
+    ``rate > 0``: each fixing takes the entropy-constrained level (``assign_levels`` over all of z, fixed
+    and free) instead of the nearest, so coordinates between levels go to the more frequent, cheaper one
+    (mostly 0) and the retraining absorbs the larger error; the order is still by distance to that level.
 
     Returns z with every coordinate on a level of ``codebook`` and each stage's last-epoch statistics."""
     codebook = codebook.detach().to(space.device)
@@ -259,7 +263,10 @@ def progressive_quantize(space: Subspace, z: torch.Tensor, codebook: torch.Tenso
     for share in progressive_fractions(stages):
         target = space.d if share >= 1 else int(round(share * space.d))
         with torch.no_grad():
-            level = codebook[nearest_level(free.detach(), codebook)]
+            if rate > 0:
+                level = codebook[assign_levels(torch.where(fixed, values, free.detach()), codebook, rate)]
+            else:
+                level = codebook[nearest_level(free.detach(), codebook)]
             gap = (free.detach() - level).abs().masked_fill(fixed, float("inf"))
             order = torch.argsort(gap, stable=True)[: target - int(fixed.sum())]
             values[order] = level[order]
