@@ -18,10 +18,10 @@ shortest payload (ties: the smaller byte).
 
 from __future__ import annotations
 
-import constriction
 import numpy as np
 
 from .bits import CorruptMessage
+from .symbols import _ans_payload, _decode_ans
 
 __all__ = ["encode_symbols_gaussian", "decode_symbols_gaussian", "gaussian_weights", "WIDTHS"]
 
@@ -75,10 +75,7 @@ def encode_symbols_gaussian(symbols: np.ndarray, alphabet: int) -> bytes:
     counts = np.bincount(x, minlength=alphabet)
     # the ideal length picks the byte; ANS adds the same few bits of flush to every candidate
     width = min(range(WIDTHS), key=lambda b: (_code_bits(counts, gaussian_weights(b, alphabet)), b))
-    coder = constriction.stream.stack.AnsCoder()
-    model = constriction.stream.model.Categorical(gaussian_weights(width, alphabet), perfect=False)
-    coder.encode_reverse(x.astype(np.int32), model)
-    return bytes([width]) + coder.get_compressed().astype("<u4").tobytes().rstrip(b"\0")
+    return bytes([width]) + _ans_payload(x, gaussian_weights(width, alphabet))
 
 
 def decode_symbols_gaussian(data: bytes, count: int, alphabet: int) -> np.ndarray:
@@ -91,14 +88,5 @@ def decode_symbols_gaussian(data: bytes, count: int, alphabet: int) -> np.ndarra
         return np.zeros(count, dtype=np.int64)
     if len(data) < 2 or data[-1:] == b"\0":
         raise CorruptMessage("a Gaussian payload needs a width byte and an ANS payload not ending in a zero byte")
-    body = data[1:]
-    words = np.frombuffer(body + bytes(-len(body) % 4), dtype="<u4").astype(np.uint32)
-    model = constriction.stream.model.Categorical(gaussian_weights(data[0], alphabet), perfect=False)
-    try:
-        coder = constriction.stream.stack.AnsCoder(words)
-        out = np.asarray(coder.decode(model, count), dtype=np.int64)
-    except (ValueError, RuntimeError, AssertionError) as error:
-        raise CorruptMessage(f"invalid ANS payload: {error}") from error
-    if not coder.is_empty():
-        raise CorruptMessage("ANS payload has leftover data")
-    return out
+    ranks = _decode_ans(data[1:], gaussian_weights(data[0], alphabet), count, is_histogram=False)
+    return np.asarray(ranks, dtype=np.int64)

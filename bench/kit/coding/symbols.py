@@ -39,12 +39,17 @@ def _categorical(weights: np.ndarray) -> constriction.stream.model.Categorical:
     return constriction.stream.model.Categorical(np.asarray(weights, dtype=np.float64), perfect=False)
 
 
-def _write_ans(writer: BitWriter, ranks: np.ndarray, weights: np.ndarray) -> None:
-    """Code ``ranks`` (in ``0..len(weights)-1``, 2 <= len(weights)) as byte length + bytes."""
+def _ans_payload(ranks: np.ndarray, weights: np.ndarray) -> bytes:
+    """The ANS bytes of ``ranks`` (in ``0..len(weights)-1``, 2 <= len(weights)) under ``Categorical(weights)``."""
     coder = constriction.stream.stack.AnsCoder()
     coder.encode_reverse(np.ascontiguousarray(ranks, dtype=np.int32), _categorical(weights))
     # The last (top) word is never zero, so trailing zero bytes carry nothing: drop them.
-    payload = coder.get_compressed().astype("<u4").tobytes().rstrip(b"\0")
+    return coder.get_compressed().astype("<u4").tobytes().rstrip(b"\0")
+
+
+def _write_ans(writer: BitWriter, ranks: np.ndarray, weights: np.ndarray) -> None:
+    """Code ``ranks`` as byte length + :func:`_ans_payload`."""
+    payload = _ans_payload(ranks, weights)
     writer.write_elias_delta(len(payload) + 1)
     writer.write_bytes(payload)
 
