@@ -68,6 +68,8 @@ class IntrinsicDimParams:
     progressive_stages: Annotated[int, Ge(1)] = 4  # progressive: 1/2, 3/4, ... fixed after each stage, then all
     progressive_epochs: Annotated[int, Ge(0)] = 1  # progressive: retraining epochs per stage
     progressive_lr: Annotated[float, Gt(0)] = 0.01  # progressive: Adam's rate for the free coordinates (cosine)
+    progressive_branches: Annotated[int, Ge(1)] = 1  # progressive: retrain each stage this many times, keep the
+    # branch whose rounded z makes the fewest training errors (free in bits: the code does not change)
     hessian_examples: Annotated[int, Ge(1)] = 8192  # gptq: training points of the Fisher estimate
     damp: Annotated[float, Ge(0)] = 0.01  # gptq: fraction of the mean curvature added to H's diagonal
     origin: Literal["init", "prior"] = "init"  # θ₀: the seeded initialization, or the data-dependent prior's model
@@ -174,7 +176,7 @@ class IntrinsicDim(Compressor):
                     space, z, torch.from_numpy(start), train, stages=p.progressive_stages,
                     epochs=p.progressive_epochs, lr=p.progressive_lr, batch_size=batch_size,
                     generator=ctx.generator("id.progressive"), task_type=ctx.task.data.task_type,
-                    progress=ctx.progress, rate=p.rate)
+                    progress=ctx.progress, rate=p.rate, branches=p.progressive_branches)
             z, codebook, qat_stats = quantize_aware_train(
                 space, z, torch.from_numpy(start), train, lr=p.qat_lr, epochs=p.qat_epochs,
                 batch_size=batch_size, generator=ctx.generator("id.qat"),

@@ -19,6 +19,7 @@ from bench.params import ConfigError
 from bench.progress import progress
 from bench.registry import load_registry
 from bench.runner import build_context, models_agree
+from bench.kit.evaluation import error_count
 from bench.kit.subspace import (Subspace, assign_levels, init_codebook, nearest_level, progressive_fractions,
                             progressive_quantize, quantize_ste, recalibrate_batchnorm, row_scale)
 from bench.tasks import BaseModels, instantiate_task, merge_task
@@ -270,6 +271,42 @@ def test_progressive_fixes_every_coordinate_to_a_level_and_retrains_the_rest():
     assert torch.equal(out[first], codebook[nearest_level(z, codebook)][first])
     # the rest moved while the first half was held: some land on another level than plain rounding's
     assert not torch.equal(out, codebook[nearest_level(z, codebook)])
+
+
+def test_progressive_branches_keep_the_fewest_rounded_errors_and_end_on_them():
+    """Each stage keeps the branch whose rounded z errs least; the last fixing rounds every free
+    coordinate to its nearest level, so the returned z makes exactly the last stage's kept errors,
+    counted here on the decoder's float64 weights, not by the code under test."""
+    ctx, space, z, codebook = progressive_setup()
+    train = ctx.task.data.train
+    common = dict(stages=2, epochs=1, lr=0.3, batch_size=64, task_type="classification")
+    out, history = progressive_quantize(space, z, codebook, train, generator=torch.Generator().manual_seed(0),
+                                        branches=3, **common)
+    assert len(history) == 2
+    for stage in history:
+        assert len(stage["branch_errors"]) == 3 and stage["kept_errors"] == min(stage["branch_errors"])
+    assert len({tuple(s["branch_errors"]) for s in history}) == 2  # the branches really differ
+    assert bool(torch.isin(out, codebook).all())
+    assert error_count(space.load(out), train) == history[-1]["kept_errors"]
+    single, plain = progressive_quantize(space, z, codebook, train, generator=torch.Generator().manual_seed(0),
+                                         **common)
+    assert "branch_errors" not in plain[0]  # one branch: no evaluation, the old path
+    first, _ = progressive_quantize(space, z, codebook, train, generator=torch.Generator().manual_seed(0),
+                                    branches=1, **common)
+    assert torch.equal(first, single)
+    with pytest.raises(ValueError, match="classification"):
+        progressive_quantize(space, z, codebook, train, generator=torch.Generator().manual_seed(0), branches=2,
+                             **{**common, "task_type": "regression"})
+
+
+def test_progressive_branches_decode_exactly_and_cost_no_bits_of_code():
+    ctx = context()
+    extra = {"codebook": "lattice", "quantizer": "progressive", "progressive_stages": 2, "qat_epochs": 0,
+             "symbol_code": "gaussian", "progressive_branches": 2}
+    out = IntrinsicDim(**{**FAST, **extra}).compress(ctx)
+    assert [len(s["branch_errors"]) for s in out.extras["progressive_stages"]] == [2, 2]
+    decoded = IntrinsicDim(**{**FAST, **extra, "progressive_branches": 1}).decode(out.message, context().prior)
+    assert models_agree(out.model, decoded, ctx.task.data.train.x[:256]) is None
 
 
 def test_progressive_with_a_rate_fixes_to_the_entropy_constrained_levels():
