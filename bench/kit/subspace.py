@@ -302,7 +302,7 @@ def progressive_quantize(space: Subspace, z: torch.Tensor, codebook: torch.Tenso
                 kept = (0, free.detach().clone(), stats)
                 break
             rounded = torch.where(fixed, values, codebook[nearest_level(free.detach(), codebook)])
-            errors = subspace_error_count(space, rounded, train, batch_size)
+            errors = subspace_error_count(space, rounded, train, max(batch_size, 1000))
             tried.append(errors)
             if kept is None or errors < kept[0]:
                 kept = (errors, free.detach().clone(), stats)
@@ -317,9 +317,10 @@ def progressive_quantize(space: Subspace, z: torch.Tensor, codebook: torch.Tenso
 def subspace_error_count(space: Subspace, z: torch.Tensor, split: Split, batch_size: int) -> int:
     """Misclassified examples of ``split`` by θ₀ + P·z (float32, as in training; eval mode)."""
     space.model.eval()
+    params = space.params(z)  # once, not per batch
     errors = 0
     for i in range(0, len(split), batch_size):
-        out = space(z, split.x[i : i + batch_size].to(space.device))
+        out = functional_call(space.model, params, (split.x[i : i + batch_size].to(space.device),), strict=False)
         errors += int((out.argmax(dim=1) != split.y[i : i + batch_size].to(space.device)).sum())
     return errors
 
