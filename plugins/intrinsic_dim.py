@@ -74,6 +74,9 @@ class IntrinsicDimParams:
     damp: Annotated[float, Ge(0)] = 0.01  # gptq: fraction of the mean curvature added to H's diagonal
     origin: Literal["init", "prior"] = "init"  # θ₀: the seeded initialization, or the data-dependent prior's model
     codebook: Literal["learned", "lattice"] = "learned"  # lattice: evenly spaced levels, only the step is sent
+    lattice_step: Literal["max", "rms"] = "max"  # lattice: step 2·max|z|/levels, or RMS(z)/rms_steps (then
+    # `levels` only bounds the alphabet: an outlier of z no longer coarsens every other coordinate's step)
+    rms_steps: Annotated[float, Gt(0)] = 1.43  # lattice_step = rms: RMS(z) in steps (the frontier's 9 levels: 1.43)
     symbol_code: Literal["table", "adaptive", "gaussian"] = "table"  # adaptive: no histogram sent (Laplace's
     # rule); gaussian: a discrete Gaussian of one byte's width (lattice only)
     codebook_precision: Precision = "float16"
@@ -89,8 +92,17 @@ class IntrinsicDimParams:
             raise ValueError(f"parameter 'rate' must be 0 with quantizer = {self.quantizer!r} (it chooses the levels)")
         if self.symbol_code == "gaussian" and self.codebook != "lattice":
             raise ValueError("parameter 'symbol_code' = 'gaussian' needs codebook = 'lattice' (evenly spaced levels)")
+        if self.lattice_step == "rms" and self.codebook != "lattice":
+            raise ValueError("parameter 'lattice_step' = 'rms' needs codebook = 'lattice'")
         if self.scale_power != 1.0 and self.scale != "init":
             raise ValueError("parameter 'scale_power' applies only with scale = 'init'")
+
+
+def lattice_step(z: torch.Tensor, p: IntrinsicDimParams) -> float:
+    """The lattice's step before it is rounded to the sent precision."""
+    if p.lattice_step == "rms":
+        return float(z.double().pow(2).mean().sqrt()) / p.rms_steps
+    return 2 * float(z.abs().max()) / p.levels
 
 
 def projector_seed(prior: Prior | RunContext) -> int:
@@ -163,8 +175,8 @@ class IntrinsicDim(Compressor):
             sections["z"] = coding.encode_floats(zq.numpy(), p.z_precision)
             sections["codebook"] = b""
         else:
-            if p.codebook == "lattice":  # the uniform init's bin centres: 2·max|z|/L apart
-                start = lattice_levels(2 * float(z.abs().max()) / p.levels, p.levels)
+            if p.codebook == "lattice":  # the uniform init's bin centres: 2·max|z|/L apart, or RMS(z)/rms_steps
+                start = lattice_levels(lattice_step(z, p), p.levels)
             else:
                 start = init_codebook(z.cpu().numpy(), p.levels, p.init, ctx.seed)
             if p.quantizer == "gptq":

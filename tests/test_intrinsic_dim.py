@@ -309,6 +309,27 @@ def test_progressive_branches_decode_exactly_and_cost_no_bits_of_code():
     assert models_agree(out.model, decoded, ctx.task.data.train.x[:256]) is None
 
 
+def test_rms_lattice_step_ignores_an_outlier_and_decodes_exactly():
+    """lattice_step = rms: the step is RMS(z)/rms_steps, whatever z's largest coordinate; `levels` only
+    bounds the alphabet. Checked against the step computed here from the cached z."""
+    ctx = context()
+    extra = {"codebook": "lattice", "quantizer": "progressive", "progressive_stages": 1, "progressive_epochs": 0,
+             "qat_epochs": 0, "symbol_code": "gaussian", "levels": 15, "lattice_step": "rms", "rms_steps": 2.0}
+    comp = IntrinsicDim(**{**FAST, **extra})
+    z, _ = comp.trained_z(comp.space(ctx), ctx)
+    out = comp.compress(ctx)
+    step = float(np.float16(float(z.double().pow(2).mean().sqrt()) / 2.0))
+    cb = np.array(out.extras["codebook"])
+    assert len(cb) == 15 and cb[8] - cb[7] == pytest.approx(step, rel=1e-6)
+    by_max = IntrinsicDim(**{**FAST, **extra, "lattice_step": "max"}).compress(ctx)
+    assert np.diff(by_max.extras["codebook"])[0] == pytest.approx(float(np.float16(2 * float(z.abs().max()) / 15)),
+                                                                  rel=1e-6)
+    decoded = IntrinsicDim(**{**FAST, **extra}).decode(out.message, context().prior)
+    assert models_agree(out.model, decoded, ctx.task.data.train.x[:256]) is None
+    with pytest.raises(ConfigError, match="lattice_step"):
+        IntrinsicDim(**{**FAST, "lattice_step": "rms"})
+
+
 def test_progressive_with_a_rate_fixes_to_the_entropy_constrained_levels():
     """Without retraining, the first stage fixes half of z to ``assign_levels`` at that rate (those nearest
     their level first); in all, more coordinates land on the frequent middle level than by rounding."""
