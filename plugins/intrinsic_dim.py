@@ -44,6 +44,9 @@ SECTIONS = ("z", "codebook", "rest")
 SUBSPACE_CODE_VERSION = "2"  # bump when subspace training changes the z it produces (2: sparse rows)
 
 
+RMS_STEPS = 1.43  # RMS(z) in lattice steps at the data-free frontier (d = 1000, 9 levels by 2·max|z|/levels)
+
+
 @dataclass(frozen=True)
 class IntrinsicDimParams:
     dim: Annotated[int, Ge(1)] = 250
@@ -76,7 +79,7 @@ class IntrinsicDimParams:
     codebook: Literal["learned", "lattice"] = "learned"  # lattice: evenly spaced levels, only the step is sent
     lattice_step: Literal["max", "rms"] = "max"  # lattice: step 2·max|z|/levels, or RMS(z)/rms_steps (then
     # `levels` only bounds the alphabet: an outlier of z no longer coarsens every other coordinate's step)
-    rms_steps: Annotated[float, Gt(0)] = 1.43  # lattice_step = rms: RMS(z) in steps (the frontier's 9 levels: 1.43)
+    rms_steps: Annotated[float, Gt(0)] = RMS_STEPS  # lattice_step = rms: RMS(z) in steps (the frontier's 9 levels: 1.43)
     symbol_code: Literal["table", "adaptive", "gaussian"] = "table"  # adaptive: no histogram sent (Laplace's
     # rule); gaussian: a discrete Gaussian of one byte's width (lattice only)
     codebook_precision: Precision = "float16"
@@ -94,6 +97,10 @@ class IntrinsicDimParams:
             raise ValueError("parameter 'symbol_code' = 'gaussian' needs codebook = 'lattice' (evenly spaced levels)")
         if self.lattice_step == "rms" and self.codebook != "lattice":
             raise ValueError("parameter 'lattice_step' = 'rms' needs codebook = 'lattice'")
+        if self.rms_steps != RMS_STEPS and self.lattice_step != "rms":
+            raise ValueError("parameter 'rms_steps' applies only with lattice_step = 'rms'")
+        if self.progressive_branches > 1 and self.quantizer != "progressive":
+            raise ValueError("parameter 'progressive_branches' applies only with quantizer = 'progressive'")
         if self.scale_power != 1.0 and self.scale != "init":
             raise ValueError("parameter 'scale_power' applies only with scale = 'init'")
 

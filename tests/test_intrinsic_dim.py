@@ -122,7 +122,11 @@ def test_params_are_validated_by_name():
                      ({"quantizer": "gptq", "rate": 0.1}, "rate"), ({"symbol_code": "nope"}, "symbol_code"),
                      ({"progressive_stages": 0}, "progressive_stages"),
                      ({"progressive_lr": 0.0}, "progressive_lr"), ({"symbol_code": "gaussian"}, "symbol_code"),
-                     ({"scale_power": 2.0}, "scale_power"), ({"scale": "init", "scale_power": -1.0}, "scale_power")]:
+                     ({"scale_power": 2.0}, "scale_power"), ({"scale": "init", "scale_power": -1.0}, "scale_power"),
+                     ({"progressive_branches": 0}, "progressive_branches"),
+                     ({"progressive_branches": 2}, "progressive_branches"), ({"lattice_step": "nope"}, "lattice_step"),
+                     ({"lattice_step": "rms"}, "lattice_step"), ({"rms_steps": 2.0}, "rms_steps"),
+                     ({"codebook": "lattice", "lattice_step": "rms", "rms_steps": 0.0}, "rms_steps")]:
         with pytest.raises(ConfigError, match=key):
             IntrinsicDim(**bad)
 
@@ -321,7 +325,7 @@ def test_rms_lattice_step_ignores_an_outlier_and_decodes_exactly():
     step = float(np.float16(float(z.double().pow(2).mean().sqrt()) / 2.0))
     cb = np.array(out.extras["codebook"])
     assert len(cb) == 15 and cb[8] - cb[7] == pytest.approx(step, rel=1e-6)
-    by_max = IntrinsicDim(**{**FAST, **extra, "lattice_step": "max"}).compress(ctx)
+    by_max = IntrinsicDim(**{**FAST, **extra, "lattice_step": "max", "rms_steps": 1.43}).compress(ctx)
     assert np.diff(by_max.extras["codebook"])[0] == pytest.approx(float(np.float16(2 * float(z.abs().max()) / 15)),
                                                                   rel=1e-6)
     decoded = IntrinsicDim(**{**FAST, **extra}).decode(out.message, context().prior)
