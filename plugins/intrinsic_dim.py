@@ -79,7 +79,7 @@ class IntrinsicDimParams:
     codebook: Literal["learned", "lattice"] = "learned"  # lattice: evenly spaced levels, only the step is sent
     lattice_step: Literal["max", "rms"] = "max"  # lattice: step 2·max|z|/levels, or RMS(z)/rms_steps (then
     # `levels` only bounds the alphabet: an outlier of z no longer coarsens every other coordinate's step)
-    rms_steps: Annotated[float, Gt(0)] = RMS_STEPS  # lattice_step = rms: RMS(z) in steps (the frontier's 9 levels: 1.43)
+    rms_steps: Annotated[float, Gt(0)] = RMS_STEPS  # lattice_step = rms: RMS(z) in lattice steps
     symbol_code: Literal["table", "adaptive", "gaussian"] = "table"  # adaptive: no histogram sent (Laplace's
     # rule); gaussian: a discrete Gaussian of one byte's width (lattice only)
     codebook_precision: Precision = "float16"

@@ -279,8 +279,8 @@ def test_progressive_fixes_every_coordinate_to_a_level_and_retrains_the_rest():
 
 def test_progressive_branches_keep_the_fewest_rounded_errors_and_end_on_them():
     """Each stage keeps the branch whose rounded z errs least; the last fixing rounds every free
-    coordinate to its nearest level, so the returned z makes exactly the last stage's kept errors,
-    counted here on the decoder's float64 weights, not by the code under test."""
+    coordinate to its nearest level, so the returned z makes exactly the last stage's kept errors
+    (recounted here on the weights a decoder rebuilds from the returned z)."""
     ctx, space, z, codebook = progressive_setup()
     train = ctx.task.data.train
     common = dict(stages=2, epochs=1, lr=0.3, batch_size=64, task_type="classification")

@@ -22,13 +22,13 @@ from torch import nn
 from torch.func import functional_call
 
 from bench.kit.types import Split
-from bench.kit.evaluation import loss_fn, minibatches
+from bench.kit.evaluation import error_count, loss_fn, minibatches
 from bench.kit.projectors import Projector, make_projector
 from bench.kit.training import Hooks, make_optimizer, make_scheduler, train_loop
 
 __all__ = ["Subspace", "train_subspace", "quantize_aware_train", "nearest_level", "assign_levels", "init_codebook",
            "recalibrate_batchnorm", "float_buffers", "set_float_buffers", "lattice_levels",
-           "progressive_quantize", "progressive_fractions", "subspace_error_count"]
+           "progressive_quantize", "progressive_fractions"]
 
 
 def trainable_parameters(model: nn.Module) -> list[tuple[str, nn.Parameter]]:
@@ -285,44 +285,36 @@ def progressive_quantize(space: Subspace, z: torch.Tensor, codebook: torch.Tenso
             fixed[order] = True
         if share >= 1 or epochs == 0:
             continue
-        start = free.detach().clone()
-        kept: tuple[int, torch.Tensor, dict] | None = None
-        tried = []
-        for branch in range(branches):
-            with torch.no_grad():
-                free.copy_(start)
+
+        def retrain(label: str = "") -> dict:
             space.model.train()
             stats = _run_epochs([free], lambda x: space(torch.where(fixed, values, free), x), train,
                                 optimizer="adam", lr=lr, epochs=epochs, batch_size=batch_size, weight_decay=0.0,
                                 momentum=0.9, schedule="cosine", generator=generator, task_type=task_type,
-                                device=space.device, progress=progress,
-                                desc=f"progressive {share:.3f} fixed" + (f" ({branch + 1}/{branches})" if branches > 1 else ""))
+                                device=space.device, progress=progress, desc=f"progressive {share:.3f} fixed{label}")
             space.model.eval()
-            if branches == 1:
-                kept = (0, free.detach().clone(), stats)
-                break
+            return stats
+
+        if branches == 1:
+            history.append(retrain())
+            continue
+        start = free.detach().clone()
+        best: tuple[int, torch.Tensor, dict] | None = None  # (rounded errors, free z, stats)
+        tried = []
+        for branch in range(branches):
+            with torch.no_grad():
+                free.copy_(start)
+            stats = retrain(f" ({branch + 1}/{branches})")
             rounded = torch.where(fixed, values, codebook[nearest_level(free.detach(), codebook)])
-            errors = subspace_error_count(space, rounded, train, max(batch_size, 1000))
+            errors = error_count(space.load(rounded), train)  # on the weights a decoder rebuilds from it
             tried.append(errors)
-            if kept is None or errors < kept[0]:
-                kept = (errors, free.detach().clone(), stats)
-        assert kept is not None
+            if best is None or errors < best[0]:
+                best = (errors, free.detach().clone(), stats)
+        assert best is not None
         with torch.no_grad():
-            free.copy_(kept[1])
-        history.append(kept[2] if branches == 1 else {**kept[2], "branch_errors": tried, "kept_errors": kept[0]})
+            free.copy_(best[1])
+        history.append({**best[2], "branch_errors": tried, "kept_errors": best[0]})
     return values.detach(), history
-
-
-@torch.no_grad()
-def subspace_error_count(space: Subspace, z: torch.Tensor, split: Split, batch_size: int) -> int:
-    """Misclassified examples of ``split`` by θ₀ + P·z (float32, as in training; eval mode)."""
-    space.model.eval()
-    params = space.params(z)  # once, not per batch
-    errors = 0
-    for i in range(0, len(split), batch_size):
-        out = functional_call(space.model, params, (split.x[i : i + batch_size].to(space.device),), strict=False)
-        errors += int((out.argmax(dim=1) != split.y[i : i + batch_size].to(space.device)).sum())
-    return errors
 
 
 # ------------------------------------------------------------------------------------ buffers
