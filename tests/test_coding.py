@@ -22,6 +22,7 @@ from bench.kit.coding import (
     encode_symbols,
     pack_sections,
     round_to_precision,
+    split_known_lengths,
     unpack_sections,
 )
 
@@ -413,6 +414,18 @@ def test_container_detects_truncation_and_trailing_data() -> None:
     assert pack_sections({}) == b"" and unpack_sections(b"", []) == {}
     with pytest.raises(CorruptMessage):
         unpack_sections(b"\x00", [])
+
+
+def test_split_known_lengths_gives_the_unknown_section_what_the_others_leave() -> None:
+    message = b"ab" + b"0123456789" + b"XYZ"
+    assert split_known_lengths(message, {"head": 2, "body": None, "tail": 3}) == {
+        "head": b"ab", "body": b"0123456789", "tail": b"XYZ"}
+    assert split_known_lengths(b"XYZ", {"body": None, "tail": 3}) == {"body": b"", "tail": b"XYZ"}
+    with pytest.raises(CorruptMessage):  # the fixed sections do not fit
+        split_known_lengths(b"abXY", {"head": 2, "body": None, "tail": 3})
+    for lengths in ({"a": 1, "b": 2}, {"a": None, "b": None}, {"a": -1, "b": None}):
+        with pytest.raises(ValueError):
+            split_known_lengths(message, lengths)
 
 
 # --- corruption of coded messages -----------------------------------------------------------

@@ -383,6 +383,38 @@ def test_progressive_levels_reach_the_message_unchanged_at_any_rate(monkeypatch)
     assert out.extras["counts"] == [2, 0, 36, 0, 2]
 
 
+@pytest.mark.parametrize("task, symbol_code, levels", [("digits-mlp", "gaussian", 5), ("tiny-bn", "adaptive", 5),
+                                                        ("tiny-bn", "gaussian", 0)])
+def test_implied_layout_is_the_sections_without_their_header_and_decodes_exactly(task, symbol_code, levels):
+    """layout = implied: the same three sections back to back, nothing else (the header's bytes saved), and
+    a fresh prior decodes them: the codebook's and the rest's lengths come from the prior, z is the rest."""
+    ctx = context() if task == "digits-mlp" else context(task, BN_TASK)
+    extra = {"codebook": "lattice", "quantizer": "progressive", "progressive_stages": 2, "qat_epochs": 0,
+             "symbol_code": symbol_code, "levels": levels}
+    if levels == 0:
+        extra = {"levels": 0, "qat_epochs": 0}
+    framed = IntrinsicDim(**{**FAST, **extra}).compress(ctx)
+    bare = IntrinsicDim(**{**FAST, **extra, "layout": "implied"}).compress(ctx)
+    sections = coding.unpack_sections(framed.message, ["z", "codebook", "rest"])
+    assert bare.message == sections["z"] + sections["codebook"] + sections["rest"]
+    header, _ = coding.section_lengths(framed.message, 3)
+    assert header >= 1 and len(bare.message) == len(framed.message) - header
+    if task == "tiny-bn":
+        assert len(sections["rest"]) > 0  # BatchNorm statistics: the decoder must know their length
+    assert bare.sections is None and bare.extras["section_bits"] == framed.extras["section_bits"]
+    fresh = context() if task == "digits-mlp" else context(task, BN_TASK)
+    decoded = IntrinsicDim(**{**FAST, **extra, "layout": "implied"}).decode(bare.message, fresh.prior)
+    assert models_agree(bare.model, decoded, ctx.task.data.train.x[:256]) is None
+    for broken in (bare.message[:-1], bare.message + b"\x01", bare.message[1:]):
+        try:
+            wrong = IntrinsicDim(**{**FAST, **extra, "layout": "implied"}).decode(broken, fresh.prior)
+        except coding.CorruptMessage:
+            continue
+        assert models_agree(bare.model, wrong, ctx.task.data.train.x[:256]) is not None
+    with pytest.raises(ConfigError, match="layout"):
+        IntrinsicDim(**{**FAST, "layout": "implied"})  # a learned codebook's length is not known
+
+
 def test_corrupted_messages_fail_cleanly():
     ctx = context()
     comp = IntrinsicDim(**FAST)

@@ -8,7 +8,8 @@
   width is one byte of the message (symbols on an evenly spaced lattice, such as a rounded z).
 * ``encode_positions``/``decode_positions``: sparse kept indices as entropy-coded gaps.
 * ``encode_floats``/``decode_floats``/``round_to_precision``: float16/float32 values.
-* ``pack_sections``/``unpack_sections``: named sections in one self-delimiting message.
+* ``pack_sections``/``unpack_sections``: named sections in one self-delimiting message;
+  ``split_known_lengths``: a plain concatenation whose lengths the decoder knows, but one.
 * ``BitWriter``/``BitReader``/``elias_delta_bits``: the bit-level layer underneath.
 
 Every decoder raises :class:`CorruptMessage` on truncated, overlong or inconsistent input.
@@ -16,7 +17,7 @@ Every decoder raises :class:`CorruptMessage` on truncated, overlong or inconsist
 
 from .adaptive import decode_symbols_adaptive, encode_symbols_adaptive
 from .bits import BitReader, BitWriter, CorruptMessage, elias_delta_bits
-from .container import pack_sections, section_lengths, unpack_sections
+from .container import pack_sections, section_lengths, split_known_lengths, unpack_sections
 from .floats import PRECISIONS, decode_floats, encode_floats, round_to_precision
 from .gaussian import decode_symbols_gaussian, encode_symbols_gaussian
 from .symbols import decode_positions, decode_symbols, encode_positions, encode_symbols
@@ -40,5 +41,6 @@ __all__ = [
     "pack_sections",
     "round_to_precision",
     "section_lengths",
+    "split_known_lengths",
     "unpack_sections",
 ]
