@@ -18,9 +18,9 @@ quantization-aware training (straight-through gradients, learned codebook). The 
 
 With ``layout = "sections"`` the three are packed behind a header of their lengths
 (``bench.kit.coding.pack_sections``). With ``layout = "implied"`` (lattice or unquantized only) there is no
-header: the decoder knows the codebook's length (one step, or nothing), the rest's (the model's float
-buffers) and, for an unquantized z, z's; a lattice's z is whatever the other two leave. That saves the
-header's three bytes, about a hundredth of the data-free frontier's message.
+header: the decoder knows the codebook's length (one step, or nothing) and the rest's (the model's float
+buffers), and z's section is whatever those two leave (an unquantized z must then be exactly d values).
+That saves the header's three bytes, about a hundredth of the data-free frontier's message.
 
 The last epoch is always kept (nothing is selected by any error). Subspace training depends only on
 (task, seed, dim, projector, optimizer, lr, epochs, batch size, schedule, noise), so grid points that differ
