@@ -245,12 +245,10 @@ class IntrinsicDim(Compressor):
         sections["rest"] = coding.encode_floats(rest, p.rest_precision)
         sections = {name: sections[name] for name in SECTIONS}
         extras["section_bits"] = {k: 8 * len(v) for k, v in sections.items()}
-        if p.layout == "implied":  # no header: the harness cannot check a layout it cannot see
-            return Compressed(message=b"".join(sections.values()), model=model.eval(), layers=None,
-                              stats={"n_params_kept": space.d}, extras=extras)
-        return Compressed(message=coding.pack_sections(sections), model=model.eval(), layers=None,
-                          stats={"n_params_kept": space.d}, extras=extras,
-                          sections=list(extras["section_bits"].items()))
+        implied = p.layout == "implied"  # no header: the harness cannot check a layout it cannot see
+        return Compressed(message=b"".join(sections.values()) if implied else coding.pack_sections(sections),
+                          model=model.eval(), layers=None, stats={"n_params_kept": space.d}, extras=extras,
+                          sections=None if implied else list(extras["section_bits"].items()))
 
     # -------------------------------------------------------------------------------- decode
     def decode(self, message: bytes, prior: Prior) -> nn.Module:
@@ -295,12 +293,11 @@ class IntrinsicDim(Compressor):
         p = self.params
         if p.layout == "sections":
             return coding.unpack_sections(message, SECTIONS)
-        width = {name: dtype.itemsize for name, dtype in coding.PRECISIONS.items()}
         buffers = sum(b.numel() for _, b in float_buffers(space.model))
         # z is the remainder (its decoder refuses bytes it cannot account for)
         return coding.split_known_lengths(message, {
-            "z": None, "codebook": width[p.codebook_precision] if p.levels > 0 else 0,
-            "rest": buffers * width[p.rest_precision]})
+            "z": None, "codebook": coding.PRECISIONS[p.codebook_precision].itemsize if p.levels > 0 else 0,
+            "rest": buffers * coding.PRECISIONS[p.rest_precision].itemsize})
 
 
 def _buffer_values(model: nn.Module) -> np.ndarray:

@@ -63,9 +63,9 @@ def split_known_lengths(message: bytes, lengths: Mapping[str, int | None]) -> di
     unknown = [name for name, length in lengths.items() if length is None]
     if len(unknown) != 1:
         raise ValueError(f"exactly one section may have an unknown length, got {unknown}")
-    known = sum(length for length in lengths.values() if length is not None)
     if any(length is not None and length < 0 for length in lengths.values()):
         raise ValueError(f"negative section length in {dict(lengths)}")
+    known = sum(length for length in lengths.values() if length is not None)
     if known > len(message):
         raise CorruptMessage(f"the fixed sections need {known} bytes but the message has {len(message)}")
     sections, start = {}, 0
