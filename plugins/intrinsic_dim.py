@@ -83,9 +83,11 @@ class IntrinsicDimParams:
     damp: Annotated[float, Ge(0)] = 0.01  # gptq: fraction of the mean curvature added to H's diagonal
     origin: Literal["init", "prior"] = "init"  # θ₀: the seeded initialization, or the data-dependent prior's model
     codebook: Literal["learned", "lattice"] = "learned"  # lattice: evenly spaced levels, only the step is sent
-    lattice_step: Literal["max", "rms"] = "max"  # lattice: step 2·max|z|/levels, or RMS(z)/rms_steps (then
-    # `levels` only bounds the alphabet: an outlier of z no longer coarsens every other coordinate's step)
+    lattice_step: Literal["max", "rms", "fixed"] = "max"  # lattice: step 2·max|z|/levels, or RMS(z)/rms_steps
+    # (then `levels` only bounds the alphabet: an outlier of z no longer coarsens every other coordinate's
+    # step), or `step` itself: a hyperparameter, so the decoder has it from the prior and nothing is sent
     rms_steps: Annotated[float, Gt(0)] = RMS_STEPS  # lattice_step = rms: RMS(z) in lattice steps
+    step: Annotated[float | None, Gt(0)] = None  # lattice_step = fixed: the step (in z's units)
     symbol_code: Literal["table", "adaptive", "gaussian"] = "table"  # adaptive: no histogram sent (Laplace's
     # rule); gaussian: a discrete Gaussian of one byte's width (lattice only)
     codebook_precision: Precision = "float16"
@@ -107,6 +109,13 @@ class IntrinsicDimParams:
             raise ValueError("parameter 'lattice_step' = 'rms' needs codebook = 'lattice'")
         if self.rms_steps != RMS_STEPS and self.lattice_step != "rms":
             raise ValueError("parameter 'rms_steps' applies only with lattice_step = 'rms'")
+        if self.lattice_step == "fixed" and (self.codebook != "lattice" or self.step is None):
+            raise ValueError("parameter 'lattice_step' = 'fixed' needs codebook = 'lattice' and a 'step'")
+        if self.step is not None and self.lattice_step != "fixed":
+            raise ValueError("parameter 'step' applies only with lattice_step = 'fixed'")
+        if self.lattice_step == "fixed" and self.qat_epochs > 0:
+            raise ValueError("parameter 'qat_epochs' must be 0 with lattice_step = 'fixed' (QAT would move the "
+                             "step, which the decoder takes from the prior)")
         if self.progressive_branches > 1 and self.quantizer != "progressive":
             raise ValueError("parameter 'progressive_branches' applies only with quantizer = 'progressive'")
         if self.layout == "implied" and self.levels > 0 and self.codebook != "lattice":
@@ -118,6 +127,8 @@ class IntrinsicDimParams:
 
 def lattice_step(z: torch.Tensor, p: IntrinsicDimParams) -> float:
     """The lattice's step before it is rounded to the sent precision."""
+    if p.lattice_step == "fixed":
+        return float(p.step)
     if p.lattice_step == "rms":
         return float(z.double().pow(2).mean().sqrt()) / p.rms_steps
     return 2 * float(z.abs().max()) / p.levels
@@ -213,7 +224,10 @@ class IntrinsicDim(Compressor):
                 task_type=ctx.task.data.task_type, progress=ctx.progress, rate=p.rate,
                 lattice=p.codebook == "lattice")
             extras["qat_last_epoch"] = qat_stats
-            if p.codebook == "lattice":  # one step is sent; every level stays in the alphabet
+            if p.lattice_step == "fixed":  # the decoder has the step from the prior: nothing is sent
+                sent = np.zeros(0, np.float32)
+                cb = torch.from_numpy(lattice_levels(lattice_step(z, p), p.levels))
+            elif p.codebook == "lattice":  # one step is sent; every level stays in the alphabet
                 sent = coding.round_to_precision(codebook[-1:].cpu().numpy() * 2 / (p.levels - 1), p.codebook_precision)
                 cb = torch.from_numpy(lattice_levels(float(sent[0]), p.levels))
             else:
@@ -264,7 +278,11 @@ class IntrinsicDim(Compressor):
             zq = torch.from_numpy(z)
         else:
             cb = coding.decode_floats(sections["codebook"], p.codebook_precision)
-            if p.codebook == "lattice":
+            if p.lattice_step == "fixed":
+                if cb.size:
+                    raise coding.CorruptMessage("a step in a message whose step the prior fixes")
+                cb = lattice_levels(float(p.step), p.levels)
+            elif p.codebook == "lattice":
                 if cb.size != 1:
                     raise coding.CorruptMessage(f"a lattice codebook is one step, got {cb.size} values")
                 cb = lattice_levels(float(cb[0]), p.levels)
@@ -289,6 +307,13 @@ class IntrinsicDim(Compressor):
             raise coding.CorruptMessage(str(exc)) from None
         return model.eval()
 
+    def _codebook_bytes(self) -> int:
+        """The codebook section's length under ``layout = implied``: one sent step, or none."""
+        p = self.params
+        if p.levels == 0 or p.lattice_step == "fixed":
+            return 0
+        return coding.PRECISIONS[p.codebook_precision].itemsize
+
     def _sections(self, message: bytes, space: Subspace) -> dict[str, bytes]:
         p = self.params
         if p.layout == "sections":
@@ -296,7 +321,7 @@ class IntrinsicDim(Compressor):
         buffers = sum(b.numel() for _, b in float_buffers(space.model))
         # z is the remainder (its decoder refuses bytes it cannot account for)
         return coding.split_known_lengths(message, {
-            "z": None, "codebook": coding.PRECISIONS[p.codebook_precision].itemsize if p.levels > 0 else 0,
+            "z": None, "codebook": self._codebook_bytes(),
             "rest": buffers * coding.PRECISIONS[p.rest_precision].itemsize})
 
 

@@ -334,6 +334,37 @@ def test_rms_lattice_step_ignores_an_outlier_and_decodes_exactly():
         IntrinsicDim(**{**FAST, "lattice_step": "rms"})
 
 
+@pytest.mark.parametrize("layout", ["sections", "implied"])
+def test_fixed_lattice_step_is_not_sent_and_decodes_exactly(layout):
+    """lattice_step = fixed: the step is a hyperparameter, so the codebook section is empty and the decoder
+    takes the step from its own parameters; a decoder with another step gets another model."""
+    ctx = context()
+    z_comp = IntrinsicDim(**{**FAST, "qat_epochs": 0})
+    z, _ = z_comp.trained_z(z_comp.space(ctx), ctx)
+    step = float(z.double().pow(2).mean().sqrt()) / 1.7  # a step no float16 rounding reproduces exactly
+    extra = {"codebook": "lattice", "quantizer": "progressive", "progressive_stages": 2, "qat_epochs": 0,
+             "symbol_code": "gaussian", "levels": 15, "lattice_step": "fixed", "step": step, "layout": layout}
+    out = IntrinsicDim(**{**FAST, **extra}).compress(ctx)
+    assert out.extras["section_bits"]["codebook"] == 0
+    assert out.extras["codebook"] == pytest.approx(((np.arange(15) - 7) * np.float32(step)).tolist(), rel=1e-6)
+    fresh = context()
+    decoded = IntrinsicDim(**{**FAST, **extra}).decode(out.message, fresh.prior)
+    assert models_agree(out.model, decoded, ctx.task.data.train.x[:256]) is None
+    other = IntrinsicDim(**{**FAST, **extra, "step": step * 1.01}).decode(out.message, fresh.prior)
+    assert models_agree(out.model, other, ctx.task.data.train.x[:256]) is not None
+    if layout == "sections":  # a step smuggled into the message is refused, not silently used
+        sections = coding.unpack_sections(out.message, ["z", "codebook", "rest"])
+        smuggled = coding.pack_sections({**sections, "codebook": coding.encode_floats(np.ones(1, np.float32),
+                                                                                    "float16")})
+        with pytest.raises(coding.CorruptMessage, match="step"):
+            IntrinsicDim(**{**FAST, **extra}).decode(smuggled, fresh.prior)
+    for bad, key in [({"lattice_step": "fixed"}, "lattice_step"), ({"step": 0.5}, "step"),
+                     ({**extra, "qat_epochs": 1}, "qat_epochs"), ({**extra, "step": 0.0}, "step"),
+                     ({**extra, "codebook": "learned", "symbol_code": "table"}, "lattice_step")]:
+        with pytest.raises(ConfigError, match=key):
+            IntrinsicDim(**{**FAST, **bad})
+
+
 def test_progressive_with_a_rate_fixes_to_the_entropy_constrained_levels():
     """Without retraining, the first stage fixes half of z to ``assign_levels`` at that rate (those nearest
     their level first); in all, more coordinates land on the frequent middle level than by rounding."""
