@@ -38,7 +38,7 @@ import torch
 from torch import nn
 
 from bench.kit import coding
-from bench.api import Between, Compressed, Compressor, Ge, Gt, Prior, RunContext, hookimpl, stream_seed
+from bench.api import Between, Compressed, Compressor, Ge, Gt, Lt, Prior, RunContext, hookimpl, stream_seed
 from bench.kit.gptq import fisher_z, gptq_quantize
 from bench.kit.projectors import PROJECTORS
 from bench.kit.subspace import (Subspace, float_buffers, init_codebook, assign_levels, lattice_levels,
@@ -75,6 +75,8 @@ class IntrinsicDimParams:
     quantizer: Literal["nearest", "gptq", "progressive"] = "nearest"  # gptq: second-order, error-compensating
     # level choice; progressive: fix a growing share of z to levels, retraining the rest in between
     progressive_stages: Annotated[int, Ge(1)] = 4  # progressive: 1/2, 3/4, ... fixed after each stage, then all
+    progressive_share: Annotated[float, Gt(0), Lt(1)] = 0.5  # progressive: share of the free coordinates each
+    # stage fixes (smaller: only the nearest few each time, so smaller rounding errors, but more stages)
     progressive_epochs: Annotated[int, Ge(0)] = 1  # progressive: retraining epochs per stage
     progressive_lr: Annotated[float, Gt(0)] = 0.01  # progressive: Adam's rate for the free coordinates (cosine)
     progressive_branches: Annotated[int, Ge(1)] = 1  # progressive: retrain each stage this many times, keep the
@@ -116,6 +118,8 @@ class IntrinsicDimParams:
         if self.lattice_step == "fixed" and self.qat_epochs > 0:
             raise ValueError("parameter 'qat_epochs' must be 0 with lattice_step = 'fixed' (QAT would move the "
                              "step, which the decoder takes from the prior)")
+        if self.progressive_share != 0.5 and self.quantizer != "progressive":
+            raise ValueError("parameter 'progressive_share' applies only with quantizer = 'progressive'")
         if self.progressive_branches > 1 and self.quantizer != "progressive":
             raise ValueError("parameter 'progressive_branches' applies only with quantizer = 'progressive'")
         if self.layout == "implied" and self.levels > 0 and self.codebook != "lattice":
@@ -217,7 +221,7 @@ class IntrinsicDim(Compressor):
                     space, z, torch.from_numpy(start), train, stages=p.progressive_stages,
                     epochs=p.progressive_epochs, lr=p.progressive_lr, batch_size=batch_size,
                     generator=ctx.generator("id.progressive"), task_type=ctx.task.data.task_type,
-                    progress=ctx.progress, rate=p.rate, branches=p.progressive_branches)
+                    progress=ctx.progress, rate=p.rate, branches=p.progressive_branches, share=p.progressive_share)
             z, codebook, qat_stats = quantize_aware_train(
                 space, z, torch.from_numpy(start), train, lr=p.qat_lr, epochs=p.qat_epochs,
                 batch_size=batch_size, generator=ctx.generator("id.qat"),

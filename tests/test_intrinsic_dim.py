@@ -125,6 +125,9 @@ def test_params_are_validated_by_name():
                      ({"scale_power": 2.0}, "scale_power"), ({"scale": "init", "scale_power": -1.0}, "scale_power"),
                      ({"progressive_branches": 0}, "progressive_branches"),
                      ({"progressive_branches": 2}, "progressive_branches"), ({"lattice_step": "nope"}, "lattice_step"),
+                     ({"progressive_share": 0.25}, "progressive_share"),
+                     ({"quantizer": "progressive", "progressive_share": 1.0}, "progressive_share"),
+                     ({"quantizer": "progressive", "progressive_share": 0.0}, "progressive_share"),
                      ({"lattice_step": "rms"}, "lattice_step"), ({"rms_steps": 2.0}, "rms_steps"),
                      ({"codebook": "lattice", "lattice_step": "rms", "rms_steps": 0.0}, "rms_steps")]:
         with pytest.raises(ConfigError, match=key):
@@ -241,6 +244,10 @@ def test_quantizer_loses_less_training_loss_than_nearest_rounding(quantizer):
 def test_progressive_shares_by_hand():
     assert progressive_fractions(3) == [0.5, 0.75, 0.875, 1.0]
     assert progressive_fractions(1) == [0.5, 1.0]
+    assert progressive_fractions(3, 0.25) == [0.25, 0.4375, 0.578125, 1.0]  # 1 - (3/4)^k
+    for bad in (0.0, 1.0, -0.5):
+        with pytest.raises(ValueError, match="share"):
+            progressive_fractions(2, bad)
 
 
 def progressive_setup():
@@ -262,17 +269,21 @@ def test_progressive_without_retraining_is_nearest_rounding():
     assert torch.equal(out, codebook[nearest_level(z, codebook)])
 
 
-def test_progressive_fixes_every_coordinate_to_a_level_and_retrains_the_rest():
+@pytest.mark.parametrize("share", [0.5, 0.25])
+def test_progressive_fixes_every_coordinate_to_a_level_and_retrains_the_rest(share):
     ctx, space, z, codebook = progressive_setup()
     out, history = progressive_quantize(space, z, codebook, ctx.task.data.train, stages=2, epochs=2, lr=0.3,
                                         batch_size=64, generator=torch.Generator().manual_seed(0),
-                                        task_type="classification")
+                                        task_type="classification", share=share)
     assert len(history) == 2 and all(math.isfinite(h["loss"]) for h in history)
     assert bool(torch.isin(out, codebook).all())
-    # the first half is fixed before any retraining, nearest the levels first: those coordinates are rounded
+    # the first share is fixed before any retraining, nearest the levels first: those coordinates are rounded
     gap = (z - codebook[nearest_level(z, codebook)]).abs()
-    first = torch.argsort(gap, stable=True)[: space.d // 2]
+    first = torch.argsort(gap, stable=True)[: round(space.d * share)]
     assert torch.equal(out[first], codebook[nearest_level(z, codebook)][first])
+    if share < 0.5:  # the next nearest up to half were still free in the first retraining: some moved
+        nxt = torch.argsort(gap, stable=True)[round(space.d * share): space.d // 2]
+        assert not torch.equal(out[nxt], codebook[nearest_level(z, codebook)][nxt])
     # the rest moved while the first half was held: some land on another level than plain rounding's
     assert not torch.equal(out, codebook[nearest_level(z, codebook)])
 
