@@ -345,6 +345,17 @@ def test_rms_lattice_step_ignores_an_outlier_and_decodes_exactly():
         IntrinsicDim(**{**FAST, "lattice_step": "rms"})
 
 
+def test_weight_decay_is_a_gaussian_prior_on_z_that_shrinks_it_and_keys_its_cache():
+    """weight_decay pulls z towards 0 during subspace training (the code's Gaussian prior, as a penalty), so
+    at a fixed lattice step z needs fewer bits; it trains its own cached z."""
+    ctx = context()
+    plain, decayed = IntrinsicDim(**FAST), IntrinsicDim(**{**FAST, "weight_decay": 0.05})
+    assert plain.training_config(ctx) != decayed.training_config(ctx)
+    z0, _ = plain.trained_z(plain.space(ctx), ctx)
+    z1, _ = decayed.trained_z(decayed.space(ctx), ctx)
+    assert float(z1.pow(2).mean()) < 0.8 * float(z0.pow(2).mean())
+
+
 @pytest.mark.parametrize("layout", ["sections", "implied"])
 def test_fixed_lattice_step_is_not_sent_and_decodes_exactly(layout):
     """lattice_step = fixed: the step is a hyperparameter, so the codebook section is empty and the decoder
