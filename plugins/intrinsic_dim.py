@@ -19,13 +19,15 @@ quantization-aware training (straight-through gradients, learned codebook). The 
 
 With ``layout = "sections"`` the three are packed behind a header of their lengths
 (``bench.kit.coding.pack_sections``). With ``layout = "implied"`` (lattice or unquantized only) there is no
-header: the decoder knows the codebook's length (one step, or nothing: unquantized or a fixed step) and the rest's (the model's float
-buffers), and z's section is whatever those two leave (an unquantized z must then be exactly d values).
+header: the decoder knows the codebook's length (one step, or nothing: unquantized or a fixed step) and
+the rest's (the model's float buffers), and z's section is whatever those two leave (an unquantized z must
+then be exactly d values).
 That saves the header's three bytes, about a hundredth of the data-free frontier's message.
 
-The last epoch is always kept (nothing is selected by any error). Subspace training depends only on
-(task, seed, dim, projector, optimizer, lr, epochs, batch size, schedule, noise), so grid points that differ
-only in the quantization reuse it: it is cached on disk under ``$BENCH_CACHE_DIR/id-subspace``.
+The last epoch is always kept (nothing is selected by any error). Subspace training depends only on what
+``IntrinsicDim.training_config`` lists (task, seed, dim, projector and its scale, the optimizer's settings,
+weight decay, noise), so grid points that differ only in the quantization reuse it: it is cached on disk
+under ``$BENCH_CACHE_DIR/id-subspace``.
 """
 
 from __future__ import annotations
@@ -140,7 +142,8 @@ class IntrinsicDimParams:
 
 
 def lattice_step(z: torch.Tensor, p: IntrinsicDimParams) -> float:
-    """The lattice's step before it is rounded to the sent precision."""
+    """The lattice's step before it is rounded to the sent precision (a fixed step is never sent, so never
+    rounded: compress and decode both use the parameter itself)."""
     if p.lattice_step == "fixed":
         return float(p.step)
     if p.lattice_step == "rms":
