@@ -1,10 +1,16 @@
-"""Helper processes of the harness: started fresh with ``python -m bench.children ROLE FD`` (never
-forked, so they inherit no data, models or threads) and talking to their parent over a socket pair.
+"""Helper processes of the harness: started fresh with ``python -m bench.children ROLE FD`` (so they
+inherit no data, models or threads) or forked from a *zygote*, and talking to their parent over a
+socket pair.
 
-Two roles use them: the job worker (``bench.supervisor``), which runs a run's jobs where it can be
-killed when a plugin overruns its time limit, and the decoder (``bench.sandbox``), which decodes
-messages from the prior alone. A child dies with its parent (``PR_SET_PDEATHSIG`` where Linux offers
-it, and a watch on the parent's pid everywhere), so a killed ``bench run`` leaves nothing behind.
+The roles: the job worker (``bench.supervisor``), which runs a run's jobs where it can be killed when a
+plugin overruns its time limit; the compressor (``bench.compressing``), which runs one ``compress`` in a
+process of its own, so that nothing it leaves behind (module state, files it keeps open) exists where
+the decoded model is evaluated; the decoder (``bench.sandbox``), which decodes one message from the
+prior alone; and the zygote, a process that has loaded the plugins and done nothing else, from which
+compressors and decoders are forked in milliseconds, each from the same clean state (a process that
+has run torch's thread pool must not fork: the team does not survive). A child dies with its parent
+(``PR_SET_PDEATHSIG`` where Linux offers it, and a watch on the parent's pid everywhere), so a killed
+``bench run`` leaves nothing behind.
 """
 
 from __future__ import annotations
@@ -20,7 +26,8 @@ import time
 from multiprocessing.connection import Connection
 from typing import Any
 
-ROLES = {"decoder": "bench.sandbox:serve", "worker": "bench.supervisor:serve"}
+ROLES = {"decoder": "bench.sandbox:serve", "worker": "bench.supervisor:serve",
+         "compressor": "bench.compressing:serve", "zygote": "bench.children:serve_zygote"}
 
 
 class ChildDied(RuntimeError):
@@ -55,6 +62,33 @@ class _Forked:
             pass
 
 
+class _Adopted:
+    """The ``Popen`` methods ``Child`` uses, for a process a zygote forked (the zygote reaps it, so once
+    it has ended its exit status is unknown here)."""
+
+    def __init__(self, pid: int) -> None:
+        self.pid, self.returncode = pid, None
+
+    def poll(self) -> int | None:
+        if self.returncode is None:
+            try:
+                os.kill(self.pid, 0)
+                with open(f"/proc/{self.pid}/stat", "rb") as f:  # a zombie awaiting its reaper has ended
+                    if f.read().rsplit(b")", 1)[-1].split()[0] == b"Z":
+                        self.returncode = -1
+            except (ProcessLookupError, FileNotFoundError):
+                self.returncode = -1
+            except (PermissionError, OSError, IndexError):
+                pass
+        return self.returncode
+
+    def wait(self, timeout: float | None = None) -> int:
+        return _Forked.wait(self, timeout)  # type: ignore[arg-type]
+
+    def kill(self) -> None:
+        _Forked.kill(self)  # type: ignore[arg-type]
+
+
 class Child:
     """One helper process and the parent's end of its connection.
 
@@ -81,6 +115,13 @@ class Child:
         self.conn = Connection(ours.detach())
         self.conn.send({"sys_path": list(sys.path), "parent": os.getpid(), "payload": payload})
 
+    @classmethod
+    def adopted(cls, role: str, pid: int, conn: Connection) -> "Child":
+        """The parent's handle on a process a zygote forked for it."""
+        child = cls.__new__(cls)
+        child.role, child.proc, child.conn = role, _Adopted(pid), conn
+        return child
+
     def alive(self) -> bool:
         return self.proc.poll() is None
 
@@ -88,6 +129,8 @@ class Child:
         code = self.proc.poll()
         if code is None:
             return "still running"
+        if isinstance(self.proc, _Adopted):
+            return "ended"
         if code < 0:
             return f"killed by signal {signal.Signals(-code).name}"
         return f"exit code {code}"
@@ -117,6 +160,81 @@ class Child:
         except (OSError, subprocess.TimeoutExpired):
             pass
         self.kill()
+
+
+class Zygote:
+    """The parent's side of a zygote: ``spawn(role, payload)`` forks a fresh process of ``role`` from it
+    and returns the ``Child`` to talk to. ``fork``: the zygote itself is a fork of the caller (only
+    while the caller has run no torch computation and holds no data), else a fresh process."""
+
+    def __init__(self, prepare: list[str], fork: bool = False) -> None:
+        self.child = Child("zygote", {"prepare": prepare}, fork=fork)
+        self.lock = threading.Lock()
+
+    def spawn(self, role: str, payload: Any, env: dict[str, str] | None = None) -> Child:
+        if role not in ROLES or role in ("zygote", "worker"):
+            raise ValueError(f"a zygote does not fork {role!r} processes")
+        from multiprocessing.reduction import send_handle
+
+        ours, theirs = socket.socketpair()
+        try:
+            with self.lock:
+                self.child.conn.send((role, payload, env or {}))
+                send_handle(self.child.conn, theirs.fileno(), self.child.proc.pid)
+                got, pid = self.child.receive(STARTUP_TIMEOUT)
+        finally:
+            theirs.close()
+        if not got:
+            raise ChildDied("the zygote did not answer")
+        return Child.adopted(role, pid, Connection(ours.detach()))
+
+    def alive(self) -> bool:
+        return self.child.alive()
+
+    def close(self) -> None:
+        self.child.close()
+
+
+STARTUP_TIMEOUT = 600.0  # seconds a helper may take to start (imports, plugins): not any plugin's time
+
+
+def serve_zygote(conn: Connection, payload: dict[str, Any]) -> None:
+    """The zygote: run the ``prepare`` steps (imports, the plugin registry), then fork one fresh process
+    per request, hand it the connection its requester sent, and answer with its pid. It computes
+    nothing itself, so every process it forks starts from the same clean state."""
+    from multiprocessing.reduction import recv_handle
+
+    for step in payload.get("prepare", []):
+        module, func = step.split(":")
+        getattr(importlib.import_module(module), func)()
+    signal.signal(signal.SIGCHLD, signal.SIG_IGN)  # ended children are reaped by the kernel
+    me = os.getpid()
+    while True:
+        role, child_payload, env = conn.recv()
+        fd = recv_handle(conn)
+        sys.stdout.flush()
+        sys.stderr.flush()
+        pid = os.fork()
+        if pid == 0:
+            code = 0
+            try:
+                conn.close()
+                signal.signal(signal.SIGCHLD, signal.SIG_DFL)
+                os.environ.update(env)
+                _die_with_parent(me)
+                module, func = ROLES[role].split(":")
+                getattr(importlib.import_module(module), func)(Connection(fd), child_payload)
+            except (EOFError, KeyboardInterrupt):
+                pass
+            except BaseException:  # noqa: BLE001  (report, never return into the zygote's loop)
+                import traceback
+
+                traceback.print_exc()
+                code = 1
+            finally:
+                os._exit(code)
+        os.close(fd)
+        conn.send(pid)
 
 
 def _die_with_parent(parent: int) -> None:

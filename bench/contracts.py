@@ -32,6 +32,28 @@ class NoParams:
     """For registered objects without parameters."""
 
 
+class DecoderParams:
+    """A compressor's parameters as ``decode`` sees them: the decoder-side ones only. Reading an
+    encoder-side parameter is an ``AttributeError`` that names it, so a decoder that needs an
+    undeclared parameter fails its own round-trip tests instead of silently reading a default."""
+
+    def __init__(self, params: Any, visible: tuple[str, ...], owner: str) -> None:
+        object.__setattr__(self, "_params", params)
+        object.__setattr__(self, "_visible", frozenset(visible))
+        object.__setattr__(self, "_owner", owner)
+
+    def __getattr__(self, name: str) -> Any:
+        if name.startswith("__"):
+            raise AttributeError(name)
+        if name in self._visible:
+            return getattr(self._params, name)
+        raise AttributeError(f"compressor '{self._owner}': parameter '{name}' is encoder-side, so decode does "
+                             f"not receive it (declare it in decoder_params if the decoder needs it)")
+
+    def __setattr__(self, name: str, value: Any) -> None:
+        raise AttributeError("parameters are frozen")
+
+
 class Registered:
     """Base of every registered class: a name, a version, a one-line description and ``Params``.
 
@@ -54,6 +76,13 @@ class Registered:
 
     def params_json(self) -> dict[str, Any]:
         return params_dict(self.params)
+
+    @classmethod
+    def paid_params(cls) -> tuple[str, ...] | None:
+        """The parameters the configuration code charges for (``bench.configcode``): ``None``, every
+        parameter. Compressors narrow it to what their decoder needs, bounds to what their prior
+        depends on, datasets to what shapes the sample."""
+        return None
 
 
 # --------------------------------------------------------------------------------------------- data
@@ -109,9 +138,17 @@ class DataBundle:
 
 
 class Dataset(Registered):
-    """A dataset with one fixed, deterministic train/test split."""
+    """A dataset with one fixed, deterministic train/test split.
+
+    ``sample_params``: the parameters that shape the sample or the prior (``None``: all of them), which
+    every certificate's configuration code pays for."""
 
     kind: ClassVar[str] = "dataset"
+    sample_params: ClassVar[tuple[str, ...] | None] = None
+
+    @classmethod
+    def paid_params(cls) -> tuple[str, ...] | None:
+        return cls.sample_params
 
     def load(self, data_dir: "Path | None", download: bool) -> DataBundle:
         raise NotImplementedError
@@ -300,7 +337,8 @@ def stream_offset(name: str) -> int:
 
 @dataclass
 class RunContext:
-    """What a compressor or a bound may use. Shared by both; bounds also get ``delta`` and hparam bits.
+    """What a compressor or a bound may use. Shared by both; bounds also get ``delta`` and the
+    configuration bits ``config_bits`` they must pay (``bench.configcode``).
 
     ``task.data.test`` is withheld: only the harness evaluates on test data. A bound's training set is
     ``S_bound`` (with a data-dependent prior, the part of the training set the prior did not see)."""
@@ -314,8 +352,13 @@ class RunContext:
     progress: ProgressFactory
     cache: Callable[[str], ModelCache]  # cache(namespace): where a plugin keeps what it trained
     delta: float = 0.05
-    hparam_bits: float = 0.0  # log2 of the number of configurations swept for this cell
+    config_bits: float = 0.0  # bounds: L(c), the length of the cell's configuration under the configuration code
     prior: Prior | None = None  # what decode will get
+
+    @property
+    def hparam_bits(self) -> float:
+        """The old name of ``config_bits`` (kept for plugins written against it)."""
+        return self.config_bits
 
     def generator(self, name: str) -> torch.Generator:
         """A CPU torch generator of the run's seed and the stream ``name``: the same name gives the
@@ -345,10 +388,36 @@ class Compressed:
 class Compressor(Registered):
     """``compress`` produces a message; ``decode`` is a pure function of the message and the prior.
 
-    The harness runs ``decode`` in a separate process that has no training data, no trained model and
-    an empty cache, and checks that the decoded model is bit-identical to ``Compressed.model``."""
+    The harness runs ``decode`` in a fresh process that has no training data, no trained model and an
+    empty cache, and checks that the decoded model is bit-identical to ``Compressed.model``.
+
+    ``decoder_params`` declares the parameters ``decode`` needs (``None``: all of them). They are the
+    decoder-side part of the configuration, which every certificate pays for (``bench.configcode``);
+    the others are encoder-side and free, and ``decode`` never sees them: it runs on an instance made
+    by ``for_decoding``, where reading one is an ``AttributeError`` that names it."""
 
     kind: ClassVar[str] = "compressor"
+    decoder_params: ClassVar[tuple[str, ...] | None] = None
+
+    @classmethod
+    def paid_params(cls) -> tuple[str, ...] | None:
+        return cls.decoder_params
+
+    @classmethod
+    def decoder_side(cls, params: dict[str, Any]) -> dict[str, Any]:
+        """The part of a (validated, canonical) parameter table that ``decode`` receives."""
+        names = cls.decoder_params
+        return dict(params) if names is None else {k: v for k, v in params.items() if k in names}
+
+    @classmethod
+    def for_decoding(cls, params: dict[str, Any]) -> "Compressor":
+        """An instance whose ``params`` hold the decoder-side values only (``decoder_side``): what the
+        harness decodes with. Cross-field rules are not re-checked (they involve encoder-side
+        parameters the decoder does not have); the values were validated when the run was built."""
+        obj = cls.__new__(cls)
+        full = build_params(cls.Params, params, owner=f"{cls.kind} '{cls.name}'", check=False)
+        obj.params = full if cls.decoder_params is None else DecoderParams(full, cls.decoder_params, cls.name)
+        return obj
 
     def skip_reason(self, ctx: RunContext) -> str | None:
         """Why this compressor does not apply to the task (``None``: it does); its cells are skipped."""
@@ -388,9 +457,9 @@ class BoundResult:
     error_bound: float
     empirical_term: float
     kl_nats: float | None = None
-    message_bits: float | None = None
-    length_code_bits: float | None = None
-    hparam_bits: float | None = None
+    message_bits: float | None = None  # informational: a row's message bits are the artifact's
+    length_code_bits: float | None = None  # informational: a row's length code is the artifact's
+    config_bits: float | None = None  # the configuration bits the KL pays (at least ctx.config_bits)
     adjustment_nats: float | None = None  # negative: nats gained back (robustness adjustment)
     delta: float | None = None
     mc_samples: int | None = None  # m: Monte-Carlo predictions behind a stochastic empirical term
@@ -401,8 +470,11 @@ class BoundResult:
     form: str | None = None  # binomial | kl | maurer | catoni (bench.kit.bounds.error_bound)
     alpha: float | None = None  # Catoni's α, for form = "catoni"
     delta_prime: float = 0.0  # the part of δ spent on a Monte-Carlo estimate; the bound uses δ − δ'
+    hparam_bits: float | None = None  # the old name of config_bits
 
     def __post_init__(self) -> None:
+        if self.config_bits is None and self.hparam_bits is not None:
+            self.config_bits = self.hparam_bits
         if self.kind not in BOUND_KINDS:
             raise ValueError(f"bound kind must be one of {BOUND_KINDS}, got {self.kind!r}")
         if self.target not in TARGETS:
@@ -416,10 +488,18 @@ class BoundSkipped(Exception):
 
 class Bound(Registered):
     """``bound_kind`` is declared before any data: a class attribute, or a property of the validated
-    parameters when one plugin computes several kinds (the harness reads it from the instance)."""
+    parameters when one plugin computes several kinds (the harness reads it from the instance).
+
+    ``prior_params``: the parameters the bound's prior (and its Monte-Carlo term) depends on (``None``:
+    all of them), which the configuration code charges for."""
 
     kind: ClassVar[str] = "bound"
     bound_kind: ClassVar[BoundKind] = "certificate"
+    prior_params: ClassVar[tuple[str, ...] | None] = None
+
+    @classmethod
+    def paid_params(cls) -> tuple[str, ...] | None:
+        return cls.prior_params
 
     def skip_reason(self, artifact: Evaluated, ctx: RunContext) -> str | None:
         """Why this bound cannot be computed for this artifact (``None``: it can)."""

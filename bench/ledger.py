@@ -1,10 +1,10 @@
 """The selection ledger of a results folder: every configuration ever evaluated on a training sample.
 
-Quoting the best of many certificates is itself a search, and a search is paid for (seed 000, App. B).
-A row pays for the grid of its own run; the ledger pays for everything else: every (task, seed,
-compressor configuration, bound configuration, δ) ever started against a training sample in this
-folder, in any run, failed, killed or narrowed. The leaderboard's headline per task re-computes the
-best row with ``log2 K`` bits for the ``K`` distinct configurations of its training sample.
+Quoting the best of many certificates is itself a search. Under the configuration code
+(``bench.configcode``) every certificate already pays for its configuration, so the search is paid
+wherever it ran; the ledger is the record of it: every (task, seed, compressor configuration, bound
+configuration, δ) ever started against a training sample in this folder, in any run, failed, killed or
+narrowed, shown beside the headline so a reader sees how much was tried.
 
 Entries are written (and synced) *before* a configuration touches the data, as JSON lines in
 ``_ledger/<writer>.jsonl``: one file per writing process, appended only, so concurrent workers never
@@ -14,7 +14,6 @@ share a file. A line cut short by a kill is ignored (its configuration never ran
 from __future__ import annotations
 
 import json
-import math
 import os
 from pathlib import Path
 from typing import Any, Iterable
@@ -44,10 +43,6 @@ def config_key(artifact_id: str, bound: str, bound_version: str, bound_params: d
     configuration at a δ. Grid sizes are not part of it: a narrowed rerun is the same configuration."""
     return content_hash({"artifact": artifact_id, "bound": bound, "version": bound_version,
                          "params": bound_params, "delta": delta})
-
-
-def ledger_bits(configs: int) -> float:
-    return math.log2(max(int(configs), 1))
 
 
 class Ledger:
@@ -88,3 +83,13 @@ class Ledger:
 
     def count(self, sample: str) -> int:
         return self.counts().get(sample, 0)
+
+
+def merged_counts(folders: Iterable[Path]) -> dict[str, int]:
+    """Distinct configurations per training sample over several results folders (one configuration
+    tried in two folders counts once)."""
+    seen: dict[str, set[str]] = {}
+    for folder in folders:
+        for entry in Ledger(folder).entries():
+            seen.setdefault(entry["sample"], set()).add(entry["config"])
+    return {sample: len(configs) for sample, configs in seen.items()}

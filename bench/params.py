@@ -109,8 +109,10 @@ def field_types(params_cls: type) -> dict[str, Any]:
     return {f.name: hints[f.name] for f in dataclasses.fields(params_cls)}
 
 
-def build_params(params_cls: type, values: Mapping[str, Any] | None, *, owner: str) -> Any:
-    """Instantiate ``params_cls`` from ``values``; unknown keys and wrong types name the key and owner."""
+def build_params(params_cls: type, values: Mapping[str, Any] | None, *, owner: str, check: bool = True) -> Any:
+    """Instantiate ``params_cls`` from ``values``; unknown keys and wrong types name the key and owner.
+    ``check = False`` skips the cross-field ``validate()`` (a decoder's partial view of values that
+    were validated whole)."""
     values = dict(values or {})
     types_ = field_types(params_cls)
     unknown = sorted(set(values) - set(types_))
@@ -125,10 +127,10 @@ def build_params(params_cls: type, values: Mapping[str, Any] | None, *, owner: s
         instance = params_cls(**converted)
     except (TypeError, ValueError) as exc:
         raise ConfigError(f"{owner}: {exc}") from None
-    check = getattr(instance, "validate", None)
-    if callable(check):
+    rules = getattr(instance, "validate", None)
+    if check and callable(rules):
         try:
-            check()
+            rules()
         except ValueError as exc:
             raise ConfigError(f"{owner}: {exc}") from None
     return instance

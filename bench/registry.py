@@ -102,6 +102,15 @@ def _check_registered(kind: str, obj: Any) -> str:
         raise TypeError(f"{kind} must be subclasses of {base.__name__}, got {obj!r}")
     if not obj.name:
         raise TypeError(f"{obj.__name__} has no name")
+    paid = obj.paid_params()
+    if paid is not None:
+        import dataclasses
+
+        fields = {f.name for f in dataclasses.fields(obj.Params)} if dataclasses.is_dataclass(obj.Params) else set()
+        unknown = sorted(set(paid) - fields)
+        if unknown:
+            raise TypeError(f"{obj.__name__} declares '{unknown[0]}' as a paid (decoder-side or prior-side) "
+                            f"parameter, but has no such parameter")
     return obj.name
 
 

@@ -41,7 +41,7 @@ SCHEMA = pa.schema([
     ("compressor", STR), ("compressor_version", STR), ("compressor_params", STR), ("grid_size", I64),
     ("bound", STR), ("bound_version", STR), ("bound_params", STR), ("bound_kind", STR),
     ("delta", F64), ("n_train", I64), ("n_params", I64), ("n_params_kept", I64),
-    ("message_bits", F64), ("length_code_bits", F64), ("hparam_bits", F64), ("adjustment_nats", F64),
+    ("message_bits", F64), ("length_code_bits", F64), ("config_bits", F64), ("adjustment_nats", F64),
     ("kl_nats", F64), ("train_err", F64), ("test_err", F64), ("base_train_err", F64),
     ("base_test_err", F64), ("empirical_term", F64), ("error_bound", F64), ("is_vacuous", pa.bool_()),
     ("bound_minus_test", F64), ("compression_ratio", F64), ("flops", I64), ("base_flops", I64), ("mc_samples", I64),
@@ -61,6 +61,8 @@ SCHEMA = pa.schema([
     ("train_ce", F64), ("test_ce", F64),
     # a data-dependent prior: the share of the training set it saw (n_train is then |S_bound|)
     ("prior_fraction", F64), ("n_prior", I64),
+    # the version of the configuration code config_bits was measured with (bench.configcode)
+    ("config_code", STR),
 ])
 COLUMNS = SCHEMA.names
 

@@ -1,14 +1,17 @@
 """The runner: tasks x seeds x compressor configurations x bound configurations -> one row per cell.
 
-Each compressor configuration compresses once per (task, seed); every bound reuses the artifact. The
-compressor's message is decoded in a separate process from the prior alone (``bench.sandbox``); the
-decoded model must be bit-identical to the compressor's own, and it is the decoded model that is
-evaluated and certified. A failing compressor or bound writes ``failed`` rows and the run goes on; a
-bound that does not apply writes a ``skipped`` row. Jobs run in a worker process that is killed when a
-plugin overruns its time limit (``bench.supervisor``). Every finished cell is written at once,
-atomically, so a killed run loses at most the cell in flight, and running the same command again skips
-the cells that have an ``ok`` row. Every configuration is entered in the folder's ledger before it
-touches the data (``bench.ledger``).
+Each compressor configuration compresses once per (task, seed), in a fresh process of its own
+(``bench.compressing``); every bound reuses the artifact. The compressor's message is decoded in another
+fresh process from the prior alone (``bench.sandbox``); the decoded model must be bit-identical to the
+compressor's own and predict as it does, and it is the decoded model that is evaluated and certified,
+in the worker, where no ``compress`` ever ran. Every cell pays the length of its configuration under
+the configuration code (``bench.configcode``): that, not the grid it ran in, is its configuration
+bits. A failing compressor or bound writes ``failed`` rows and the run goes on; a bound that does not
+apply writes a ``skipped`` row. Jobs run in a worker process that is killed when a plugin overruns its
+time limit (``bench.supervisor``). Every finished cell is written at once, atomically, so a killed run
+loses at most the cell in flight, and running the same command again skips the cells that have an
+``ok`` row. Every configuration is entered in the folder's ledger (the record of what was tried) before
+it touches the data (``bench.ledger``).
 """
 
 from __future__ import annotations
@@ -18,31 +21,35 @@ import functools
 import hashlib
 import math
 import os
+import pickle
 import secrets
 import socket
 import time
 import traceback
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
-from typing import Any, Callable
+from typing import TYPE_CHECKING, Any, Callable
 
 import torch
 from torch import nn
 
 import bench
 from bench.config import RunConfig
-from bench.contracts import (KIND_BY_NAME, BoundResult, BoundSkipped, Compressed, Compressor, Evaluated, Prior,
+from bench.configbits import code_of
+from bench.configcode import CODE_VERSION, Coded
+from bench.contracts import (KIND_BY_NAME, BoundResult, BoundSkipped, Compressed, Evaluated, Prior,
                              RunContext, TaskInstance, TaskSpec, seeded_generator, stream_offset)
 from bench.environment import environment, git_commit, resolve_device
-from bench.kit.evaluation import error_rate, errors_and_cross_entropy
+from bench.kit.evaluation import error_rate, predict
 from bench.ledger import Ledger, config_key, sample_id
 from bench.params import ConfigError, canonical_json, content_hash, expand_grid
 from bench.progress import progress, say
 from bench.registry import Registry, UnknownName
 from bench.results import ResultsStore
-from bench.rows import (ContractError, bound_columns, check_bound_result, check_compressed, check_layers,
+from bench.rows import (ContractError, bound_columns, check_bound_result, check_layers, check_same_outputs,
                         check_sections, target_columns)
 from bench.kit.models import first_difference, state_digest
+from bench.children import ChildDied
 from bench.sandbox import Decoder
 from bench.stats import inference_flops
 from bench.kit.stochastic import posterior_error_count
@@ -50,7 +57,18 @@ from bench.tasks import BaseModels, instantiate_task, merge_task, prior_spec, se
 from bench.timeouts import time_limit
 from bench.cache import ModelCache, default_cache_dir
 
+if TYPE_CHECKING:
+    from bench.compressing import CompressReply
+
 ARTIFACT_FORMAT = 2  # bump when what an artifact id stands for changes (2: decoded from the prior alone)
+
+
+class CompressFailed(RuntimeError):
+    """``compress`` failed in its own process; the message is its error, the traceback its own."""
+
+    def __init__(self, error: str, tb: str | None) -> None:
+        super().__init__(error)
+        self.tb = tb
 
 
 @dataclass(frozen=True)
@@ -121,9 +139,27 @@ def resolve_tasks(config: RunConfig, registry: Registry) -> list[TaskSpec]:
     return specs
 
 
-def models_agree(a: nn.Module, b: nn.Module, x: torch.Tensor | None = None) -> str | None:  # noqa: ARG001
-    """``None`` when ``b`` is bit-identical to ``a`` in every floating-point tensor, else which differs."""
-    return None if state_digest(a) == state_digest(b) else first_difference(a, b)
+def models_agree(a: nn.Module, b: nn.Module, x: torch.Tensor | None = None) -> str | None:
+    """``None`` when ``b`` is bit-identical to ``a`` in every tensor of its state and, given inputs
+    ``x``, computes the same outputs on them; else what differs."""
+    if state_digest(a) != state_digest(b):
+        return first_difference(a, b)
+    if x is not None:
+        try:
+            check_same_outputs(predict(a, x).float().cpu(), predict(b, x).float().cpu(), "the model")
+        except ContractError as exc:
+            return str(exc)
+    return None
+
+
+class _State:
+    """A state dict standing in for a model in ``first_difference``."""
+
+    def __init__(self, state: dict[str, torch.Tensor]) -> None:
+        self.state = state
+
+    def state_dict(self) -> dict[str, torch.Tensor]:
+        return self.state
 
 
 def plugin_view(task: TaskInstance, role: str = "compressor") -> TaskInstance:
@@ -134,16 +170,19 @@ def plugin_view(task: TaskInstance, role: str = "compressor") -> TaskInstance:
 
 
 def build_context(task: TaskInstance, seed: int, device: torch.device, base_models: BaseModels,
-                  delta: float, hparam_bits: float = 0.0, role: str = "compressor") -> RunContext:
-    """The context a compressor (``role``) or bound sees; ``bench verify`` rebuilds exactly the same."""
-    prior = Prior(prior_spec(task, seed, device, base_models), seeded_model_factory(task, seed, device))
+                  delta: float, config_bits: float = 0.0, role: str = "compressor",
+                  prior: Prior | None = None) -> RunContext:
+    """The context a compressor (``role``) or bound sees; ``bench verify`` rebuilds exactly the same.
+    ``prior``: already built (from its spec, in a process that must not train the prior's model)."""
+    if prior is None:
+        prior = Prior(prior_spec(task, seed, device, base_models), seeded_model_factory(task, seed, device))
     view = plugin_view(task, role)
     return RunContext(
         task=view, seed=seed, device=device, make_model=prior.make_model,
         base_model=lambda: base_models.get(task, seed),
         evaluate=lambda model, split: error_rate(model, split, task.data.task_type),
         progress=progress, cache=lambda namespace: ModelCache(default_cache_dir() / namespace), delta=delta,
-        hparam_bits=hparam_bits, prior=prior,
+        config_bits=config_bits, prior=prior,
     )
 
 
@@ -213,7 +252,8 @@ class Runner:
         self.worker = f"{socket.gethostname()[:16]}-{os.getpid()}"
         self._seq = 0
         self._tasks: dict[str, TaskInstance] = {}
-        self.decoder = Decoder()
+        self._codes: dict[tuple, Coded] = {}
+        self.decoder = Decoder()  # also the zygote compressing processes are forked from
         self.supervisor: Any = None  # bench.supervisor.JobSupervisor, made on first use
 
     # ------------------------------------------------------------------------------ identities
@@ -226,13 +266,21 @@ class Runner:
                              "version": comp.version, "params": comp.params, "device": self.device.type,
                              "format": ARTIFACT_FORMAT})
 
-    def cell_id(self, artifact_id: str, comp: PluginConfig, bound: PluginConfig) -> str:
-        return content_hash({"artifact": artifact_id, "grid": comp.grid_size, "bound": bound.name,
-                             "version": bound.version, "params": bound.params, "bound_grid": bound.grid_size,
-                             "delta": self.config.delta})
+    def cell_id(self, artifact_id: str, bound: PluginConfig) -> str:
+        """A cell is its configuration: the grid it ran in does not change what it certifies."""
+        return content_hash({"artifact": artifact_id, "bound": bound.name, "version": bound.version,
+                             "params": bound.params, "delta": self.config.delta, "code": CODE_VERSION})
 
-    def context(self, task: TaskInstance, seed: int, hparam_bits: float = 0.0, role: str = "compressor") -> RunContext:
-        return build_context(task, seed, self.device, self.base_models, self.config.delta, hparam_bits, role)
+    def config_code(self, task: str, seed: int, comp: PluginConfig, bound: PluginConfig) -> Coded:
+        """The cell's configuration under the configuration code: what its certificate pays for."""
+        key = (task, seed, comp.name, comp.params_json, bound.name, bound.params_json)
+        if key not in self._codes:
+            self._codes[key] = code_of(self.registry, self.task_configs[task], seed, self.config.delta, comp.name,
+                                       comp.params, bound.name, bound.params)
+        return self._codes[key]
+
+    def context(self, task: TaskInstance, seed: int, config_bits: float = 0.0, role: str = "compressor") -> RunContext:
+        return build_context(task, seed, self.device, self.base_models, self.config.delta, config_bits, role)
 
     def task(self, name: str) -> TaskInstance:
         if name not in self._tasks:
@@ -244,14 +292,16 @@ class Runner:
     def base_row(self, task: str, seed: int, comp: PluginConfig, bound: PluginConfig,
                  artifact_id: str) -> dict[str, Any]:
         spec = self.specs[task]
+        code = self.config_code(task, seed, comp, bound)
         return {
-            "run_id": self.run_id, "cell_id": self.cell_id(artifact_id, comp, bound), "artifact_id": artifact_id,
+            "run_id": self.run_id, "cell_id": self.cell_id(artifact_id, bound), "artifact_id": artifact_id,
             "task": task, "dataset": spec.dataset, "model": spec.model, "seed": seed,
             "task_hash": content_hash(self.task_configs[task]), "sample_id": self.sample_ids[task],
             "compressor": comp.name, "compressor_version": comp.version, "compressor_params": comp.params_json,
             "grid_size": comp.grid_size, "bound": bound.name, "bound_version": bound.version,
             "bound_params": bound.params_json, "bound_grid_size": bound.grid_size,
             "bound_kind": bound.instance().bound_kind, "delta": self.config.delta,
+            "config_bits": float(code.length), "config_code": code.version,
             "device": str(self.device), "torch_version": torch.__version__,
             "bench_version": bench.__version__, "git_commit": git_commit(),
             "plugin_versions": canonical_json({comp.plugin: comp.plugin_version, bound.plugin: bound.plugin_version}),
@@ -269,7 +319,7 @@ class Runner:
         self._seq += 1
         tally(rows, result)
 
-    def failed_rows(self, rows: list[dict[str, Any]], error: str, tb: str | None = None) -> list[dict[str, Any]]:
+    def failed_rows(self, rows: list[dict[str, Any]], error: str, tb: str | None = None) -> list[dict[str, Any]]:  # noqa: D401
         extras = canonical_json({"traceback": tb}) if tb else None
         return [{**row, "status": "failed", "error": error, "extras": extras} for row in rows]
 
@@ -334,7 +384,6 @@ class Runner:
         if not pending:
             return result
         ledger_configs = self.ledger.count(self.sample_ids[job.task])
-        comp_bits = math.log2(comp.grid_size)
         try:
             task = self.task(job.task)
             reason = comp.instance().skip_reason(self.context(task, job.seed))
@@ -347,13 +396,12 @@ class Runner:
                 return result
             report.phase(f"training the base model of {job.task}", None)
             base_train, base_test = self.base_models.base_errors(task, job.seed)
-            evaluated, measured, comp_bits, compress_seconds = self.obtain(task, job.seed, comp, artifact_id,
-                                                                           comp_bits, report)
+            evaluated, measured, compress_seconds = self.obtain(task, job.seed, comp, artifact_id, report)
         except Exception as exc:
-            error = f"{type(exc).__name__}: {exc}"
+            error = str(exc) if isinstance(exc, CompressFailed) else f"{type(exc).__name__}: {exc}"
+            tb = exc.tb if isinstance(exc, CompressFailed) else traceback.format_exc(limit=8)
             say(f"{job.task} seed={job.seed} {comp.name} {comp.params_json}: {error}")
-            rows = self.failed_rows([{**row, "ledger_configs": ledger_configs} for _, row in pending], error,
-                                    traceback.format_exc(limit=8))
+            rows = self.failed_rows([{**row, "ledger_configs": ledger_configs} for _, row in pending], error, tb)
             self.write(rows, result)
             report.wrote(rows)
             report.tick(len(pending))
@@ -380,7 +428,7 @@ class Runner:
             row.update(common)
             report.phase(f"bound {bound.name}", self.config.cell_timeout)
             row.update(self.run_bound(task, job.seed, bound, evaluated, measured,
-                                      comp_bits + math.log2(bound.grid_size)))
+                                      self.config_code(job.task, job.seed, comp, bound)))
             report.phase(None)
             self.write([row], result)
             report.wrote([row])
@@ -388,7 +436,8 @@ class Runner:
         return result
 
     def enter_in_ledger(self, done: frozenset[str]) -> None:
-        """Record every configuration this run will evaluate, before any of them touches the data."""
+        """Record every configuration this run will evaluate, before any of them touches the data (the
+        record of the search, shown beside the headline; the configuration code is what pays for it)."""
         entries = []
         for job in self.jobs():
             comp, artifact_id, cells = self.cells(job)
@@ -400,39 +449,40 @@ class Runner:
                 for b, row in cells if row["cell_id"] not in done]
         self.ledger.record(f"{self.run_id}-{self.worker}", entries)
 
-    def obtain(self, task: TaskInstance, seed: int, comp: PluginConfig, artifact_id: str, comp_bits: float,
-               report: Report) -> tuple[Evaluated, Measured, float, float]:
-        """The evaluated artifact (from the kept message, or compressed now) decoded from the prior alone,
-        its test errors, the configuration bits it pays and its compression time."""
-        compressor: Compressor = comp.instance()
+    def obtain(self, task: TaskInstance, seed: int, comp: PluginConfig, artifact_id: str,
+               report: Report) -> tuple[Evaluated, Measured, float]:
+        """The evaluated artifact (from the kept message, or compressed now in a process of its own)
+        decoded from the prior alone in a fresh process, its test errors and its compression time."""
         limit = self.config.cell_timeout
+        prior = prior_spec(task, seed, self.device, self.base_models)  # trains a data-dependent prior here
         loaded = self.store.load_artifact_or_set_aside(artifact_id)
+        own_outputs = own_state = None
         if loaded is not None:
             message, meta, layers = loaded
             compressed = Compressed(message=message, layers=layers, stats=meta.get("stats", {}),
                                     extras=meta.get("extras", {}), sections=meta.get("sections"))
-            expected, own_model = meta["model_digest"], None
-            comp_bits = max(comp_bits, float(meta.get("hparam_bits", 0.0)))  # reuse never pays less
+            expected = meta["model_digest"]
             seconds = float(meta.get("compress_seconds", float("nan")))
         else:
-            ctx = self.context(task, seed, comp_bits)
             report.phase(f"compressor {comp.name}", limit)
-            start = time.perf_counter()
-            with time_limit(limit, f"compressor {comp.name}"):
-                compressed = check_compressed(compressor.compress(ctx), comp.name)
-            seconds = time.perf_counter() - start
-            expected, own_model = state_digest(compressed.model), compressed.model
+            reply = self.compress(task, seed, comp, prior)
+            compressed, expected, seconds = reply.compressed(), reply.digest, reply.seconds
+            own_outputs, own_state = reply.outputs, reply.state
         report.phase(f"decoding for compressor {comp.name}", limit)
-        decoded, digest = self.decoder.decode(comp.name, comp.version, comp.params, compressed.message,
-                                              prior_spec(task, seed, self.device, self.base_models), limit)
+        decoded, digest = self.decoder.decode(comp.name, comp.version, comp.instance().decoder_side(comp.params),
+                                              compressed.message, prior, limit)
         if digest != expected:
-            why = first_difference(own_model, decoded) if own_model is not None else "its digest is not the stored one"
+            why = first_difference(_State(own_state), decoded) if own_state is not None else "its digest is not the stored one"
             raise ContractError(f"compressor '{comp.name}': the model decoded from the message and the prior alone "
                                 f"is not the compressor's model ({why})")
         if compressed.sections is not None:
             check_sections(compressed.message, compressed.sections, comp.name)
         if compressed.layers:
             check_layers(compressed.layers, decoded, comp.name)
+        report.phase(f"evaluating the decoded model of {comp.name}", limit)
+        evaluated, measured, outputs = evaluate(decoded, compressed, task)
+        if own_outputs is not None:
+            check_same_outputs(own_outputs, outputs, f"compressor '{comp.name}'")
         if loaded is None:
             self.store.save_artifact(artifact_id, compressed.message, {
                 "artifact_id": artifact_id, "task": task.config, "seed": seed, "compressor": comp.name,
@@ -440,34 +490,58 @@ class Runner:
                 "device": self.device.type, "stats": compressed.stats, "extras": compressed.extras,
                 "sections": compressed.sections, "compress_seconds": seconds, "bits": compressed.bits,
                 "sha256": hashlib.sha256(compressed.message).hexdigest(), "model_digest": digest,
-                "hparam_bits": comp_bits,
             }, compressed.layers)
-        return (*evaluate(decoded, compressed, task), comp_bits, seconds)
+        return evaluated, measured, seconds
+
+    def compress(self, task: TaskInstance, seed: int, comp: PluginConfig, prior: Any) -> "CompressReply":
+        """Run ``compress`` in a fresh process forked from the zygote (it ends with the compression)."""
+        from bench.compressing import CompressRequest
+
+        self.decoder.start(fork=self.device.type == "cpu")
+        request = CompressRequest(spec=self.specs[task.name], seed=seed, device=str(self.device),
+                                  delta=self.config.delta, compressor=comp.name, params=comp.params, prior=prior,
+                                  limit=self.config.cell_timeout,
+                                  data_dir=str(self.config.data_dir) if self.config.data_dir else None,
+                                  download=self.config.download)
+        child = self.decoder.spawn("compressor", request)
+        try:
+            child.conn.send(request)
+            _, data = child.receive(None)
+            reply = pickle.loads(data)
+        except ChildDied as exc:
+            raise CompressFailed(f"WorkerDied: the compressing process of '{comp.name}' died ({exc})", None) from None
+        finally:
+            child.kill()
+        if not reply.ok:
+            raise CompressFailed(reply.error, reply.traceback)
+        return reply
 
     def run_bound(self, task: TaskInstance, seed: int, bound: PluginConfig, evaluated: Evaluated,
-                  measured: Measured, hparam_bits: float) -> dict[str, Any]:
-        ctx = self.context(task, seed, hparam_bits, role="bound")
+                  measured: Measured, code: Coded) -> dict[str, Any]:
+        config_bits = float(code.length)
+        ctx = self.context(task, seed, config_bits, role="bound")
         limit = self.config.cell_timeout
         try:
             instance = bound.instance()
             reason = instance.skip_reason(evaluated, ctx)
             if reason:
-                return {"status": "skipped", "error": reason, "hparam_bits": hparam_bits}
+                return {"status": "skipped", "error": reason}
             start = time.perf_counter()
             with time_limit(limit, f"bound {bound.name}"):
                 result = instance.compute(evaluated, ctx)
                 seconds = time.perf_counter() - start
-                check_bound_result(result, bound.name, instance.bound_kind, evaluated, ctx.delta, hparam_bits)
-                cols = bound_columns(result, evaluated, seconds, ctx.delta, hparam_bits)
+                check_bound_result(result, bound.name, instance.bound_kind, evaluated, ctx.delta, config_bits)
+                cols = bound_columns(result, evaluated, seconds, ctx.delta, config_bits)
                 cols.update(measure_target(task, seed, result, measured, ctx.delta))
         except BoundSkipped as exc:
-            return {"status": "skipped", "error": str(exc) or "the bound does not apply", "hparam_bits": hparam_bits}
+            return {"status": "skipped", "error": str(exc) or "the bound does not apply"}
         except Exception as exc:
             error = f"{type(exc).__name__}: {exc}"
             say(f"{task.name} seed={seed} bound {bound.name}: {error}")
-            return {"status": "failed", "error": error, "hparam_bits": hparam_bits,
+            return {"status": "failed", "error": error,
                     "extras": canonical_json({"traceback": traceback.format_exc(limit=8)})}
-        cols["extras"] = canonical_json({"bound": result.extras, "stats": evaluated.compressed.stats})
+        cols["extras"] = canonical_json({"bound": result.extras, "stats": evaluated.compressed.stats,
+                                         "config": code.itemized()})
         return cols
 
     def sidecar(self) -> dict[str, Any]:
@@ -492,23 +566,35 @@ class Runner:
         }
 
 
-def evaluate(decoded: nn.Module, compressed: Compressed, task: TaskInstance) -> tuple[Evaluated, Measured]:
-    """Exact error counts of the decoded model: training (what bounds see) and test (the harness's)."""
+def evaluate(decoded: nn.Module, compressed: Compressed,
+             task: TaskInstance) -> tuple[Evaluated, Measured, torch.Tensor]:
+    """Exact error counts of the decoded model: training (what bounds see) and test (the harness's),
+    and its outputs on the training sample the bound uses (``S_bound``)."""
     decoded.eval()
     data = task.data
     train_ce = test_ce = None
     sample = data.bound_split()  # the training error a bound uses is on S_bound
+    outputs = predict(decoded, sample.x).detach()
     if data.task_type == "classification":
-        (train_errors, train_ce), (test_errors, test_ce) = (errors_and_cross_entropy(decoded, split)
-                                                            for split in (sample, data.test))
+        train_errors, train_ce = _errors_and_ce(outputs, sample.y)
+        test_errors, test_ce = _errors_and_ce(predict(decoded, data.test.x).detach(), data.test.y)
         train_err, test_err = train_errors / len(sample), test_errors / len(data.test)
     else:
         train_errors, test_errors = None, None
-        train_err, test_err = error_rate(decoded, sample, "regression"), error_rate(decoded, data.test, "regression")
+        train_err = float(torch.nn.functional.mse_loss(outputs.double(), sample.y.to(outputs.device).double()))
+        test_err = error_rate(decoded, data.test, "regression")
     if not (math.isfinite(train_err) and math.isfinite(test_err)):
         raise FloatingPointError(f"decoded model has non-finite error (train {train_err}, test {test_err})")
     return (Evaluated(compressed, decoded, train_errors, len(sample), train_err),
-            Measured(test_errors, len(data.test), test_err, train_ce, test_ce))
+            Measured(test_errors, len(data.test), test_err, train_ce, test_ce), outputs.float().cpu())
+
+
+def _errors_and_ce(outputs: torch.Tensor, y: torch.Tensor) -> tuple[int, float]:
+    """Misclassified examples (an exact integer) and the mean cross-entropy in nats (float64)."""
+    y = y.to(outputs.device)
+    errors = int((outputs.argmax(dim=1) != y).sum())
+    ce = float(torch.nn.functional.cross_entropy(outputs.double(), y, reduction="sum")) / max(len(y), 1)
+    return errors, ce
 
 
 def measure_target(task: TaskInstance, seed: int, result: BoundResult, measured: Measured,

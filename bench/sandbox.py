@@ -2,18 +2,21 @@
 
 A certificate's size is the length of a message that decodes, given only what was fixed before seeing
 data, to the evaluated model. ``Compressor.decode`` is third-party code, so the harness does not take
-that on trust: it decodes in a separate process (``Decoder``) that
+that on trust: it decodes every message in a fresh process (``Decoder``) that
 
-* never loaded a dataset or a trained model (it is started fresh, not forked) and gets the message and
-  a ``PriorSpec`` only;
+* has decoded nothing before and never ran ``compress``, loaded a dataset or a trained model: it is
+  forked from a zygote that only loaded the plugins (``bench.children.Zygote``), and gets the message,
+  a ``PriorSpec`` and the compressor's decoder-side parameters only (``Compressor.for_decoding``);
 * has an empty model cache (``BENCH_CACHE_DIR`` points nowhere) and registered datasets that refuse to
   load;
-* refuses, once decoding starts, to open any file that is not code (``.py``, ``.so``, package
-  metadata), to write or create files, to start processes and to open network connections (a Python
-  audit hook).
+* refuses, once decoding starts, to open any file that is not code under an import root (``.py``,
+  ``.so``, package metadata; never a weights or array file such as ``.pt``, ``.pth``, ``.npz``, whatever
+  its folder), with every path resolved first (``/proc/self/root/...`` is the file it points to), to
+  write or create files, to start processes and to open network connections (a Python audit hook).
 
 It sends back the decoded model and a digest of its floating-point state; the harness compares that
-digest with the compressor's own model and evaluates the model that came back.
+digest with the compressor's own model, compares the two models' predictions, and evaluates the model
+that came back in a process where ``compress`` never ran.
 """
 
 from __future__ import annotations
@@ -26,7 +29,7 @@ from typing import Any
 
 from typing import TYPE_CHECKING
 
-from bench.children import Child, ChildDied
+from bench.children import Child, ChildDied, Zygote
 from bench.kit.models import state_digest
 from bench.errors import PRIOR_ONLY
 
@@ -34,8 +37,16 @@ if TYPE_CHECKING:
     from bench.contracts import PriorSpec
 
 NO_CACHE = "/nonexistent/compression-bench-decoder-has-no-cache"
-CODE_SUFFIXES = (".py", ".pyc", ".so", ".pyd", ".pth", ".pyi")
-READABLE_PREFIXES = ("/proc/", "/sys/", "/dev/")
+DECODER_ENV = {"BENCH_CACHE_DIR": NO_CACHE, "BENCH_DATA_DIR": NO_CACHE}
+CODE_SUFFIXES = (".py", ".pyc", ".so", ".pyd", ".pyi")
+#: Weights and arrays: never code, wherever they lie.
+DATA_SUFFIXES = (".pt", ".pth", ".ckpt", ".safetensors", ".npz", ".npy", ".parquet", ".pkl", ".pickle", ".bin",
+                 ".h5", ".hdf5", ".joblib", ".idx", ".gz", ".ubyte")
+#: Kernel and device files a numerical library may read (CPU and memory information, entropy).
+SYSTEM_FILES = ("/proc/cpuinfo", "/proc/meminfo", "/proc/stat", "/proc/self/", "/dev/null", "/dev/zero",
+                "/dev/urandom", "/dev/random")
+SYSTEM_PREFIXES = ("/sys/devices/system/", "/sys/fs/cgroup/")
+PREPARE = "bench.sandbox:prepare"
 
 
 class DecodeError(RuntimeError):
@@ -44,39 +55,28 @@ class DecodeError(RuntimeError):
 
 # ------------------------------------------------------------------------------ the parent's side
 class Decoder:
-    """The decoding process, started on first use and reused; restarted after a timeout or a crash."""
-
-    STARTUP_TIMEOUT = 600.0  # seconds the process may take to start (imports, plugins): not the decoder's
+    """Decodes each message in a fresh process forked from a zygote of its own (started on first use,
+    restarted if it died). ``fork``: the zygote is a fork of this process (only while it has run no
+    torch computation and holds no data), else a fresh process."""
 
     def __init__(self) -> None:
-        self.child: Child | None = None
-        self.ready = False
-        self.seconds = 0.0  # time callers spent waiting on this process (start-up included)
+        self.zygote: Zygote | None = None
+        self.seconds = 0.0  # time callers spent waiting on decoding (the zygote's start-up included)
 
     def start(self, fork: bool = False) -> None:
-        """``fork``: fork this process (see ``bench.children.Child``), only while it holds no data."""
-        if self.child is None or not self.child.alive():
-            self.child = Child("decoder", None, env={"BENCH_CACHE_DIR": NO_CACHE, "BENCH_DATA_DIR": NO_CACHE},
-                               fork=fork)
-            self.ready = False
+        if self.zygote is None or not self.zygote.alive():
+            self.zygote = Zygote([PREPARE], fork=fork)
 
-    def _wait_ready(self) -> None:
-        """The start-up is not part of any plugin's time limit."""
-        assert self.child is not None
-        if not self.ready:
-            try:
-                got, _ = self.child.receive(self.STARTUP_TIMEOUT)
-            except ChildDied as exc:
-                self.child = None
-                raise DecodeError(f"the decoding process did not start: {exc}") from None
-            if not got:
-                self.close()
-                raise DecodeError(f"the decoding process did not start within {self.STARTUP_TIMEOUT:g} s")
-            self.ready = True
+    def spawn(self, role: str, payload: Any, env: dict[str, str] | None = None) -> Child:
+        """A fresh process of ``role`` forked from this decoder's zygote (a compressing process, say)."""
+        self.start()
+        assert self.zygote is not None
+        return self.zygote.spawn(role, payload, env)
 
     def decode(self, compressor: str, version: str, params: dict[str, Any], message: bytes, prior: "PriorSpec",
                timeout: float | None = None):
-        """The model decoded by ``compressor`` from ``message`` and ``prior`` alone, and its digest."""
+        """The model decoded by ``compressor`` from ``message``, ``prior`` and the decoder-side
+        ``params`` alone, and its digest."""
         start = time.perf_counter()
         try:
             return self._decode(compressor, version, params, message, prior, timeout)
@@ -86,30 +86,35 @@ class Decoder:
     def _decode(self, compressor: str, version: str, params: dict[str, Any], message: bytes, prior: "PriorSpec",
                 timeout: float | None):
         self.start()
-        self._wait_ready()
-        assert self.child is not None
-        self.child.conn.send({"compressor": compressor, "version": version, "params": params,
-                              "message": message, "prior": prior})
+        assert self.zygote is not None
         try:
-            got, reply = self.child.receive(timeout)
-        except ChildDied as exc:
-            self.child = None
-            raise DecodeError(f"compressor '{compressor}': {exc} while decoding") from None
-        if not got:
-            self.child.kill()
-            self.child = None
-            from bench.timeouts import CellTimeout
+            child = self.zygote.spawn("decoder", None, env=DECODER_ENV)
+        except (ChildDied, OSError) as exc:
+            self.close()
+            raise DecodeError(f"the decoding process did not start: {exc}") from None
+        try:
+            child.conn.send({"compressor": compressor, "version": version, "params": params,
+                             "message": message, "prior": prior})
+            try:
+                got, reply = child.receive(timeout)
+            except ChildDied as exc:
+                raise DecodeError(f"compressor '{compressor}': {exc} while decoding") from None
+            if not got:
+                from bench.timeouts import CellTimeout
 
-            raise CellTimeout(f"decode of compressor '{compressor}' exceeded its time limit of {timeout:g} s")
+                raise CellTimeout(f"decode of compressor '{compressor}' exceeded its time limit of {timeout:g} s")
+        finally:
+            child.kill()
         if not reply["ok"]:
             raise DecodeError(f"compressor '{compressor}' failed to decode from the message and the prior "
                               f"alone: {reply['error']}")
-        return pickle.loads(reply["model"]), reply["digest"]
+        model = pickle.loads(reply["model"])
+        return model, state_digest(model)  # digested here: nothing in the decoder can change it after
 
     def close(self) -> None:
-        if self.child is not None:
-            self.child.close()
-            self.child = None
+        if self.zygote is not None:
+            self.zygote.close()
+            self.zygote = None
 
 
 # ------------------------------------------------------------------------------ the child's side
@@ -120,10 +125,34 @@ _FORBIDDEN_EVENTS = ("socket.connect", "socket.bind", "os.mkdir", "os.remove", "
                      "os.forkpty")
 
 
+_ROOTS: list[str] = []  # the import roots code may be read from (set when the guard is installed)
+
+
+def import_roots() -> list[str]:
+    """The folders code may come from: the interpreter's and the import path's, resolved, minus the
+    working directory (where a run writes)."""
+    cwd = os.path.realpath(os.getcwd())
+    roots = {os.path.realpath(p) for p in [sys.prefix, sys.base_prefix, sys.exec_prefix, *sys.path] if p}
+    return sorted(r for r in roots if os.path.isdir(r) and r not in (cwd, "/"))
+
+
+def _under(path: str, roots: list[str]) -> bool:
+    return any(path == r or path.startswith(r.rstrip(os.sep) + os.sep) for r in roots)
+
+
 def _readable(path: str) -> bool:
-    """Code, package metadata, time-zone tables and the kernel's pseudo-files: nothing a model is
-    trained from."""
-    if path.endswith(CODE_SUFFIXES) or path.startswith(READABLE_PREFIXES):
+    """Code and package metadata under an import root, time-zone tables, and a few kernel files:
+    nothing a model is trained from. ``path`` is resolved first, so no link leads elsewhere."""
+    path = os.path.realpath(path)
+    if path.startswith("/proc/self/") or path.startswith(f"/proc/{os.getpid()}/"):
+        return True
+    if path in SYSTEM_FILES or path.startswith(SYSTEM_PREFIXES):
+        return True
+    if path.lower().endswith(DATA_SUFFIXES):
+        return False
+    if not _under(path, _ROOTS):
+        return False
+    if path.endswith(CODE_SUFFIXES):
         return True
     return any(part.endswith((".dist-info", ".egg-info")) or part == "zoneinfo" for part in path.split(os.sep))
 
@@ -144,7 +173,7 @@ def _audit(event: str, args: tuple) -> None:
         name = os.fsdecode(path)
         if _writes(mode, flags):
             raise PermissionError(f"decode tried to write '{name}': {PRIOR_ONLY}")
-        if not _readable(os.path.abspath(name)):
+        if not _readable(name):
             raise PermissionError(f"decode tried to read '{name}': {PRIOR_ONLY}")
     elif event in _FORBIDDEN_EVENTS:
         raise PermissionError(f"decode tried '{event}': {PRIOR_ONLY}")
@@ -158,41 +187,60 @@ def _withhold_datasets(registry) -> None:
         entry.obj.load = refuse
 
 
-def serve(conn, payload: Any) -> None:  # noqa: ARG001
-    """The decoding process: load the plugins, lock down, then decode requests until EOF."""
+_PREPARED: dict[str, Any] = {}
+
+
+def prepare() -> None:
+    """What a decoder or a compressing process needs first: the plugins and the libraries they use,
+    imported once in the zygote, so every process forked from it starts with them (torch imports some
+    of its own lazily, on first use, at a cost of seconds per fresh process)."""
+    if _PREPARED:
+        return
     sys.dont_write_bytecode = True
-    import pandas  # noqa: F401  (what a decoder may need is imported before the lock)
+    import pandas  # noqa: F401
+    import scipy.special  # noqa: F401
+    import sklearn.cluster  # noqa: F401
     import sklearn.datasets  # noqa: F401
     import torch  # noqa: F401
+    import torch._dynamo  # noqa: F401  (what torch.optim imports on an optimizer's first construction)
+    import torch.func  # noqa: F401
 
+    import bench.compressing  # noqa: F401
     import bench.kit.coding  # noqa: F401
+    import bench.kit.evaluation  # noqa: F401
     import bench.kit.quantization  # noqa: F401
+    import bench.runner  # noqa: F401
     from bench.registry import load_registry
+
+    _PREPARED["registry"] = load_registry()
+
+
+def serve(conn, payload: Any) -> None:  # noqa: ARG001
+    """The decoding process: lock down, decode one request, answer, end. The guard stays on from the
+    start of ``decode`` to the end of the process, so nothing ``decode`` leaves running (a thread) can
+    read a file after it returned."""
     from bench.tasks import prior_from_spec
 
-    registry = load_registry()
+    prepare()
+    registry = _PREPARED["registry"]
     _withhold_datasets(registry)
+    _ROOTS[:] = import_roots()
     sys.addaudithook(_audit)
-    conn.send("ready")
-    while True:
-        request = conn.recv()
-        start = time.perf_counter()
-        try:
-            cls = registry.get("compressors", request["compressor"])
-            if cls.version != request["version"]:
-                raise DecodeError(f"version {cls.version} is installed, the message was made by {request['version']}")
-            prior = prior_from_spec(request["prior"], registry)
-            _GUARD["active"] = True
-            try:
-                model = cls(**request["params"]).decode(request["message"], prior)
-            finally:
-                _GUARD["active"] = False
-            reply = _reply(model)
-        except Exception as exc:  # any failure of third-party code is the cell's, not the process's
-            first = str(exc).splitlines()[0] if str(exc) else ""
-            reply = {"ok": False, "error": f"{type(exc).__name__}: {first}"}
-        reply["seconds"] = time.perf_counter() - start
-        conn.send(reply)
+    request = conn.recv()
+    start = time.perf_counter()
+    try:
+        cls = registry.get("compressors", request["compressor"])
+        if cls.version != request["version"]:
+            raise DecodeError(f"version {cls.version} is installed, the message was made by {request['version']}")
+        prior = prior_from_spec(request["prior"], registry)
+        decoder = cls.for_decoding(cls.decoder_side(request["params"]))
+        _GUARD["active"] = True
+        reply = _reply(decoder.decode(request["message"], prior))
+    except Exception as exc:  # any failure of third-party code is the cell's, not the process's
+        first = str(exc).splitlines()[0] if str(exc) else ""
+        reply = {"ok": False, "error": f"{type(exc).__name__}: {first}"}
+    reply["seconds"] = time.perf_counter() - start
+    conn.send(reply)
 
 
 def _reply(model) -> dict[str, Any]:

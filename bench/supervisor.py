@@ -122,18 +122,30 @@ class _ChannelReport:
         self.conn.send(("wrote", [{k: row.get(k) for k in keep} for row in rows]))
 
 
+def gpu_present() -> bool:
+    """Whether this machine has an NVIDIA device (checked without initializing CUDA)."""
+    import os
+
+    return any(os.path.exists(p) for p in ("/dev/nvidiactl", "/dev/nvidia0"))
+
+
 def serve(conn, payload: dict[str, Any]) -> None:
     """The worker process: build the run's runner once, then run the jobs it is sent until EOF."""
     from bench.registry import load_registry
     from bench.runner import Runner
+    from bench.sandbox import Decoder
 
     registry = load_registry()
+    # The zygote that compressing and decoding processes are forked from starts now, before the run's
+    # configuration arrives, so that its imports overlap the parent's set-up. Nothing has been computed
+    # here yet, so it can be a fork of this process, unless a GPU is present: a process that has
+    # touched CUDA must not fork, and the device is not known yet.
+    decoder = Decoder()
+    decoder.start(fork=not gpu_present())
     if payload is None:  # started early: the run's configuration comes now
         payload = conn.recv()
     runner = Runner(payload["config"], registry, payload["argv"], run_id=payload["run_id"])
-    # No data and no model is loaded yet: on the CPU the decoder can be a fork of this process (no
-    # start-up cost); with CUDA it starts fresh. Either way it has only the plugins.
-    runner.decoder.start(fork=runner.device.type == "cpu")
+    runner.decoder = decoder
     report = _ChannelReport(conn)
     try:
         while True:

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import copy
 import functools
-import hashlib
 import io
 from pathlib import Path
 from typing import Any, Callable
@@ -150,8 +149,8 @@ def prior_spec(task: TaskInstance, seed: int, device: torch.device, models: "Bas
 def prior_from_spec(spec: PriorSpec, registry: Registry) -> Prior:
     """The prior rebuilt from its spec and the registry alone: no dataset is loaded."""
     config = spec.task
-    family = config["model"].split(":", 1)[0]
-    model = registry.get("models", family)(**config["model_params"])
+    family, params = model_name_and_params(config["model"], config["model_params"])
+    model = registry.get("models", family)(**params)
 
     def build() -> nn.Module:
         return model.build(tuple(spec.input_shape), spec.num_classes)
@@ -161,12 +160,7 @@ def prior_from_spec(spec: PriorSpec, registry: Registry) -> Prior:
 
 def split_digest(split: Split) -> str:
     """sha256 of a split's inputs and labels: what a model trained on it depends on."""
-    h = hashlib.sha256()
-    for t in (split.x, split.y):
-        t = t.detach().cpu().contiguous()
-        h.update(f"{t.dtype}|{tuple(t.shape)}|".encode())
-        h.update(t.numpy().tobytes())
-    return h.hexdigest()
+    return split.digest()
 
 
 class BaseModels:

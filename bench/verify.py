@@ -1,8 +1,9 @@
-"""Re-check a certificate from its evidence: decode the kept message in the prior-only process,
+"""Re-check a certificate from its evidence: decode the kept message in a fresh prior-only process,
 check the claimed per-layer structure and section layout against it, re-evaluate it, re-derive the
-configuration bits from the run's own configuration, recompute the bound and the target's test error,
-and compare everything with the row. Versions must match too: a row made by another version of a
-plugin is not re-checked by this one."""
+configuration bits from the row's own configuration under the configuration code (``bench.configcode``),
+recompute the bound and the target's test error, and compare everything with the row. Versions must
+match too: a row made by another version of a plugin, or of the configuration code, is not re-checked
+by this one."""
 
 from __future__ import annotations
 
@@ -14,6 +15,8 @@ from pathlib import Path
 
 import pandas as pd
 
+from bench.configbits import code_of
+from bench.configcode import CODE_VERSION
 from bench.contracts import Compressed, TaskSpec
 from bench.environment import resolve_device
 from bench.ledger import Ledger
@@ -77,20 +80,6 @@ def _close(a, b, rel: float) -> bool:
     return abs(float(a) - float(b)) <= rel * max(1.0, abs(float(a)), abs(float(b)))
 
 
-def grid_sizes(sidecar: dict, row: pd.Series) -> tuple[int, int]:
-    """The sizes of the compressor's and the bound's grids in the run that wrote ``row``."""
-    config = sidecar["config"]
-    comp_params, bound_params = json.loads(row["compressor_params"]), json.loads(row["bound_params"])
-    sizes = []
-    for kind, name, params in (("compressors", row["compressor"], comp_params), ("bounds", row["bound"], bound_params)):
-        grid = next((g for g in config[kind] if g and g[0]["name"] == name and
-                     any(p["params"] == params for p in g)), None)
-        if grid is None:
-            raise ContractError(f"the run's configuration has no {kind[:-1]} '{name}' with these parameters")
-        sizes.append(len(grid))
-    return sizes[0], sizes[1]
-
-
 def verify_cell(cell_id: str, results: Path, registry: Registry, data_dir: Path | None = None,
                 device: str = "auto", decoder: Decoder | None = None) -> Report:
     store = ResultsStore(results)
@@ -117,24 +106,31 @@ def verify_cell(cell_id: str, results: Path, registry: Registry, data_dir: Path 
     report.add("message sha256", meta["sha256"][:16], digest[:16], meta["sha256"] == digest)
     report.add("message bits", int(meta["bits"]), 8 * len(message), float(meta["bits"]) == 8 * len(message))
 
-    # configuration bits: re-derived from the run's own configuration, never read from the row
+    # configuration bits: re-derived from the row's configuration under the code, never read from the row
+    stored_code = None if _missing(row.get("config_code")) else str(row["config_code"])
+    report.add("configuration code version", stored_code, CODE_VERSION, stored_code == CODE_VERSION)
+    if stored_code != CODE_VERSION:
+        return report.fail(f"the row was paid under configuration code version {stored_code}; this installation "
+                           f"has version {CODE_VERSION}")
     try:
-        sidecar = json.loads((store.root / "_runs" / f"{row['run_id']}.json").read_text())
-        comp_grid, bound_grid = grid_sizes(sidecar, row)
-    except (OSError, ValueError, KeyError, ContractError) as exc:
-        return report.fail(f"cannot re-derive the configuration bits from the run's configuration: {exc}")
-    comp_bits = max(math.log2(comp_grid), float(meta.get("hparam_bits", 0.0)))
-    hparam_bits = comp_bits + math.log2(bound_grid)
-    report.add("configuration bits", float(row["hparam_bits"]), hparam_bits,
-               _close(float(row["hparam_bits"]), hparam_bits, BOUND_TOLERANCE))
+        code = code_of(registry, meta["task"], seed, float(row["delta"]), meta["compressor"], meta["compressor_params"],
+                       str(row["bound"]), json.loads(row["bound_params"]))
+    except (ValueError, KeyError) as exc:
+        return report.fail(f"cannot re-derive the configuration bits from the row's configuration: {exc}")
+    config_bits = float(code.length)
+    stored_bits = None if _missing(row.get("config_bits")) else float(row["config_bits"])
+    report.add("configuration bits", stored_bits, config_bits, _close(stored_bits, config_bits, 0.0))
+    report.notes.append(f"configuration bits recomputed under configuration code v{CODE_VERSION}: "
+                        + "; ".join(f"{what} {bits}" for what, bits in code.itemized()))
     report.notes.append(f"ledger: {Ledger(results).count(str(row['sample_id']))} configurations tried on this "
-                        f"training sample (the headline pays log2 of that)")
+                        f"training sample in this folder (a record of the search; the code pays for it)")
 
     base_models = BaseModels(ModelCache(default_cache_dir()), dev, progress)
     own_decoder = decoder is None
     decoder = decoder or Decoder()
     try:
-        model, model_digest = decoder.decode(meta["compressor"], compressor_cls.version, meta["compressor_params"],
+        model, model_digest = decoder.decode(meta["compressor"], compressor_cls.version,
+                                             compressor_cls.decoder_side(meta["compressor_params"]),
                                              message, prior_spec(task, seed, dev, base_models))
     except Exception as exc:  # a corrupted message or a decoder that needs more than the prior
         return report.fail(f"decoding the stored message from the prior alone failed: {type(exc).__name__}: {exc}")
@@ -152,18 +148,18 @@ def verify_cell(cell_id: str, results: Path, registry: Registry, data_dir: Path 
             report.add(f"{what} against the decoded message", "claimed", "matches", True)
         except ContractError as exc:
             report.add(f"{what} against the decoded message", "claimed", str(exc), False)
-    evaluated, measured = evaluate(model, compressed, task)
+    evaluated, measured, _ = evaluate(model, compressed, task)
     for key, value in (("train_errors", evaluated.train_errors), ("test_errors", measured.test_errors),
                        ("train_err", evaluated.train_err), ("test_err", measured.test_err)):
         stored = None if _missing(row[key]) else row[key]
         report.add(key, stored, value, _close(stored, value, 0.0))
 
-    ctx = build_context(task, seed, dev, base_models, float(row["delta"]), hparam_bits, role="bound")
+    ctx = build_context(task, seed, dev, base_models, float(row["delta"]), config_bits, role="bound")
     bound = bound_cls(**json.loads(row["bound_params"]))
     try:
         result = check_bound_result(bound.compute(evaluated, ctx), bound_cls.name, bound.bound_kind,
-                                    evaluated, ctx.delta, hparam_bits)
-        cols = bound_columns(result, evaluated, 0.0, ctx.delta, hparam_bits)
+                                    evaluated, ctx.delta, config_bits)
+        cols = bound_columns(result, evaluated, 0.0, ctx.delta, config_bits)
         cols.update(measure_target(task, seed, result, measured, ctx.delta))
     except Exception as exc:
         return report.fail(f"recomputing the bound failed: {type(exc).__name__}: {exc}")

@@ -9,7 +9,7 @@ compressors that expose per-layer ``(S, C, Q)`` and their message sections. The 
 adds ``N(0, σ_l²)`` noise to every kept weight of layer ``l`` before each prediction; the prior is, per
 layer, a Gaussian mixture with scale ``λ_l`` over the codebook. The KL is
 
-    (ℓ' + Σ_l log2(G + 1) + len_δ(ℓ') + hparam bits)·ln 2 + Σ_l Σ_{i ∈ S_l} KL(N(c_{q_i}, σ_l²) ‖ Σ_j N(c_j, λ_l²))
+    (ℓ' + Σ_l log2(G + 1) + len_δ(ℓ') + L(c))·ln 2 + Σ_l Σ_{i ∈ S_l} KL(N(c_{q_i}, σ_l²) ‖ Σ_j N(c_j, λ_l²))
 
 * ``ℓ'`` is the real message's length with each noisy layer's coded ``Q`` section replaced by ``Q`` at
   the fixed length ``k_l⌈log2 r_l⌉`` (a variable-length ``Q`` breaks the per-coordinate factorization);
@@ -19,7 +19,7 @@ layer, a Gaussian mixture with scale ``λ_l`` over the codebook. The KL is
 * Per layer, one of ``G + 1`` options is chosen and paid (``log2(G + 1)`` bits): a prior scale ``λ_l``
   from a geometric grid of ``G`` values fixed in advance, or "no noise" (the layer stays a point mass
   and keeps its coded ``Q``). The row's ``message_bits`` is ``ℓ'`` plus these choice bits (the code the
-  prior is built on); ``hparam_bits`` stays the runner's configuration bits.
+  prior is built on); the configuration bits ``L(c)`` are the harness's (``ctx.config_bits``).
 * ``σ_l`` is a posterior parameter, free of charge: chosen to minimize the bound estimated on
   ``sigma_select_examples`` training examples (never test data), with ``σ_l = s_l · rms(kept weights of
   l)``; first one common multiple ``s`` from ``sigma_grid``, then per-layer refinements (×½, ×2, or no
@@ -28,8 +28,10 @@ layer, a Gaussian mixture with scale ``λ_l`` over the codebook. The KL is
   stochastic classifier itself is what is to be certified.
 * The stochastic training error is estimated afresh (another generator seed) on the whole training
   set, ``mc_passes`` times, one weight draw per prediction (``bench.kit.stochastic``), and bounded by
-  ``kl⁻¹(ê_MC, ln(2/δ')/m)`` with ``m = n·mc_passes`` and ``δ' = delta_prime_fraction·δ``; Catoni's bound
-  is then taken at confidence ``δ - δ'``. The row certifies that stochastic classifier (``target =
+  ``kl⁻¹(ê_MC, ln(2/δ'')/m)`` with ``m = n·mc_passes``, ``δ' = delta_prime_fraction·δ`` and ``δ'' =
+  δ'·2^-L(c)`` (each configuration's Monte-Carlo term at its share of δ', BOUNDS.md §1); Catoni's
+  bound is then taken at confidence ``δ - δ'``. Every parameter is paid (the σ search and the Monte
+  Carlo decide which classifier is certified and with which draws). The row certifies that stochastic classifier (``target =
   stochastic``) and hands the harness its posterior, which measures its own test error. When the
   search leaves every layer without noise the classifier is the decoded model: its training error is
   used as is, but ``δ'`` is still spent (choosing between ``δ`` and ``δ - δ'`` by the data would cost
@@ -123,10 +125,10 @@ class RobustKL:
         length_bits = float(bounds_math.message_length_code_bits(code_bits))
         choice_bits = len(self.layers) * math.log2(self.p.lambda_grid + 1)
         mixture = sum(t.mixture_nats for t in terms.values())
-        hparam = self.ctx.hparam_bits
-        nats = max(0.0, (code_bits + choice_bits + length_bits + hparam) * LN2 + mixture)
+        config = self.ctx.config_bits
+        nats = max(0.0, (code_bits + choice_bits + length_bits + config) * LN2 + mixture)
         return {"terms": terms, "code_bits": code_bits, "length_bits": length_bits, "choice_bits": choice_bits,
-                "hparam_bits": hparam, "mixture_nats": mixture, "nats": nats}
+                "config_bits": config, "mixture_nats": mixture, "nats": nats}
 
 
 def _subset(split: Split, k: int, generator: torch.Generator) -> Split:
@@ -163,13 +165,13 @@ class Catoni(Bound):
     def compute(self, artifact: Evaluated, ctx: RunContext) -> BoundResult:
         if self.params.robust:
             return self.compute_robust(artifact, ctx)
-        kl = bounds_math.occam_kl_nats(artifact.compressed.bits, ctx.hparam_bits)
+        kl = bounds_math.occam_kl_nats(artifact.compressed.bits, ctx.config_bits)
         result = bounds_math.catoni_bound(artifact.train_err, ctx.task.n_train, kl.nats, ctx.delta,
                                           self.params.alpha)
         return BoundResult(
             kind="certificate", error_bound=result.bound, empirical_term=artifact.train_err,
             kl_nats=kl.nats, message_bits=kl.message_bits, length_code_bits=kl.length_code_bits,
-            hparam_bits=kl.hparam_bits, adjustment_nats=0.0, delta=ctx.delta,
+            config_bits=kl.config_bits, adjustment_nats=0.0, delta=ctx.delta,
             extras={"alpha": self.params.alpha, "lambda": result.lam, "length_code": "elias-delta(l+1)"},
             target="decoded", form="catoni", alpha=self.params.alpha,
         )
@@ -190,7 +192,7 @@ class Catoni(Bound):
         kl = rkl.parts(sigmas)["nats"]
         n = ctx.task.n_train
         delta_prime = p.delta_prime_fraction * ctx.delta
-        err = bounds_math.mc_error_upper_bound(errors / m, m, delta_prime) if noise else errors / m
+        err = bounds_math.mc_error_upper_bound(errors / m, m, delta_prime, ctx.config_bits) if noise else errors / m
         return bounds_math.catoni_bound(err, n, kl, ctx.delta - delta_prime, p.alpha).bound
 
     def choose_sigmas(self, artifact: Evaluated, ctx: RunContext, rkl: RobustKL) -> tuple[dict[str, float], list]:
@@ -240,13 +242,13 @@ class Catoni(Bound):
             errors, m = noisy_error_count(artifact.model, noise, train, ctx.generator("catoni.final"),
                                           p.mc_passes, p.mc_batch_size)
             err_mc = errors / m
-            err_upper = bounds_math.mc_error_upper_bound(err_mc, m, delta_prime)
+            err_upper = bounds_math.mc_error_upper_bound(err_mc, m, delta_prime, ctx.config_bits)
         else:  # no layer carries noise: the classifier is the decoded model, its error is exact
             errors, m = artifact.train_errors, 0
             err_mc = err_upper = artifact.train_err
         result = bounds_math.catoni_bound(err_upper, ctx.task.n_train, parts["nats"], ctx.delta - delta_prime,
                                           p.alpha)
-        point_mass = bounds_math.occam_kl_nats(artifact.compressed.bits, ctx.hparam_bits)
+        point_mass = bounds_math.occam_kl_nats(artifact.compressed.bits, ctx.config_bits)
         layers = {}
         for layer in rkl.layers:
             t = parts["terms"][layer.name]
@@ -260,7 +262,7 @@ class Catoni(Bound):
             kind="certificate", error_bound=max(result.bound, err_upper), empirical_term=err_upper,
             kl_nats=parts["nats"], message_bits=parts["code_bits"] + parts["choice_bits"],
             length_code_bits=parts["length_bits"],
-            hparam_bits=parts["hparam_bits"], adjustment_nats=parts["mixture_nats"], delta=ctx.delta,
+            config_bits=parts["config_bits"], adjustment_nats=parts["mixture_nats"], delta=ctx.delta,
             mc_samples=m or None, mc_errors=errors if m else None, target="stochastic" if noise else "decoded",
             posterior=NoisyPosterior(artifact.model, noise) if noise else None,
             form="catoni", alpha=p.alpha, delta_prime=delta_prime,

@@ -23,6 +23,7 @@ def float_entries(model: nn.Module) -> list[tuple[str, torch.Tensor]]:
 class Dense(Compressor):
     name: ClassVar[str] = "dense"
     description: ClassVar[str] = "the trained model's parameters and buffers as raw float32 (no compression)"
+    decoder_params: ClassVar[tuple[str, ...]] = ()
 
     def compress(self, ctx: RunContext) -> Compressed:
         model = ctx.base_model()

@@ -179,6 +179,7 @@ class DNS(Compressor):
     description: ClassVar[str] = ("Dynamic Network Surgery (prune and splice), then per-layer codebook "
                                   "quantization and sparse entropy coding (seed 002 App. B)")
     Params = DNSParams
+    decoder_params: ClassVar[tuple[str, ...]] = ("codebook_precision", "rest_precision")
 
     def compress(self, ctx: RunContext) -> Compressed:
         p = self.params

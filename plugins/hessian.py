@@ -128,7 +128,7 @@ def pareto(points: list[tuple[float, float]]) -> list[list[float]]:
 
 
 # ------------------------------------------------------------------------------------ the plugin
-_CURVATURE: dict[tuple, dict[str, Any]] = {}  # per decoded model and settings: reused across the grid
+_CURVATURE: dict[tuple, dict[str, Any]] = {}  # per decoded model, sample and settings: reused across the grid
 
 
 class Hessian(Bound):
@@ -155,10 +155,11 @@ class Hessian(Bound):
     # ------------------------------------------------------------------------------ pieces
     def curvature(self, artifact: Evaluated, ctx: RunContext) -> dict[str, Any]:
         p = self.params
-        key = (state_digest(artifact.model), p.curvature, p.curvature_samples, p.curvature_examples, ctx.seed)
+        train = ctx.task.data.train
+        key = (state_digest(artifact.model), train.digest(), p.curvature, p.curvature_samples, p.curvature_examples,
+               ctx.seed)
         if key not in _CURVATURE:
             model = copy.deepcopy(artifact.model).requires_grad_(True)  # a decoder may hand back frozen weights
-            train = ctx.task.data.train
             h = diagonal_curvature(model, train, p.curvature, ctx.task.data.task_type, samples=p.curvature_samples,
                                    generator=ctx.generator("hessian.curvature"),
                                    max_examples=p.curvature_examples or None)
@@ -217,7 +218,7 @@ class Hessian(Bound):
             return self._lower(np.concatenate(list(h.values())), np.concatenate([d[k] for k in h]), n, e, ctx)
         priors, betas = self.grids()
         grid_bits = math.log2(len(priors))
-        pay = (grid_bits + ctx.hparam_bits) * LN2
+        pay = (grid_bits + ctx.config_bits) * LN2
         delta_prime = p.delta_prime_fraction * ctx.delta
         best, points = None, []
         for s1 in priors:
@@ -230,12 +231,12 @@ class Hessian(Bound):
         estimate, s1, beta, noise, delta_loss, kl = best
         errors, m = noisy_error_count(artifact.model, noise, ctx.task.data.train, ctx.generator("hessian.mc"),
                                       p.mc_passes, p.mc_batch_size)
-        err_upper = bounds_math.mc_error_upper_bound(errors / m, m, delta_prime)
+        err_upper = bounds_math.mc_error_upper_bound(errors / m, m, delta_prime, ctx.config_bits)
         total = kl + pay
         bound = bounds_math.maurer_bound(err_upper, n, total, ctx.delta - delta_prime)
         return BoundResult(
             kind="certificate", error_bound=bound, empirical_term=err_upper, kl_nats=total,
-            length_code_bits=0.0, hparam_bits=ctx.hparam_bits, adjustment_nats=kl, delta=ctx.delta,
+            length_code_bits=0.0, config_bits=ctx.config_bits, adjustment_nats=kl, delta=ctx.delta,
             mc_samples=m, mc_errors=errors, target="stochastic", posterior=NoisyPosterior(artifact.model, noise),
             form="maurer", delta_prime=delta_prime,
             extras={"form": p.form, "prior_std": float(s1), "beta": None if beta is None else float(beta),
@@ -276,7 +277,7 @@ class Hessian(Bound):
         value, beta, delta_loss, kl = best
         return BoundResult(
             kind="lower_bound", error_bound=value, empirical_term=min(1.0, e + delta_loss), kl_nats=kl,
-            length_code_bits=0.0, hparam_bits=0.0, adjustment_nats=kl, delta=ctx.delta,
+            length_code_bits=0.0, config_bits=0.0, adjustment_nats=kl, delta=ctx.delta,
             form="maurer", extras={"form": "lower", "beta": beta, "estimated_loss_increase": delta_loss,
                                    "deterministic_train_err": e, "prior": "Lemma 4.2 (uses the training set)",
                                    "floor_of": {"bound": self.name, "forms": ["baseline", "diag"]},

@@ -44,6 +44,8 @@ from bench.kit.curvature import diagonal_curvature
 from bench.kit.kmeans import weighted_quantize_tensors
 from bench.kit.quantization import coded_tensor_names, decode_model, encode_model
 
+#: What decode needs: whether positions are sent (prune > 0), the codebooks' layout and the precisions.
+DECODER_PARAMS = ("prune", "scope", "codebook_precision", "rest_precision")
 _CACHE: OrderedDict[str, dict[str, np.ndarray]] = OrderedDict()
 _CACHE_SIZE = 4
 
@@ -166,6 +168,7 @@ class HWKMeans(_HessianWeightedKMeans):
     version: ClassVar[str] = "0.1.0"
     description: ClassVar[str] = "Hessian-weighted K-means quantization of the trained model (Choi et al. 2017)"
     Params = HWKMeansParams
+    decoder_params: ClassVar[tuple[str, ...]] = DECODER_PARAMS
 
 
 class DRHWKMeans(_HessianWeightedKMeans):
@@ -173,6 +176,7 @@ class DRHWKMeans(_HessianWeightedKMeans):
     version: ClassVar[str] = "0.1.0"
     description: ClassVar[str] = "diameter-regularized Hessian-weighted K-means, scalar or vector (seed 001 Alg. 1)"
     Params = DRHWKMeansParams
+    decoder_params: ClassVar[tuple[str, ...]] = DECODER_PARAMS + ("block",)
 
 
 @hookimpl

@@ -161,6 +161,11 @@ class IntrinsicDim(Compressor):
     description: ClassVar[str] = ("intrinsic-dimension subspace training θ₀+P·z, quantization-aware "
                                   "training of z and arithmetic coding (seed 000)")
     Params = IntrinsicDimParams
+    # What decode rebuilds θ₀ + P·z and reads the message with; training, quantizer and rates are
+    # encoder-side (free): the message is decoded the same whichever found it.
+    decoder_params: ClassVar[tuple[str, ...]] = (
+        "dim", "projector", "scale", "scale_power", "origin", "levels", "codebook", "lattice_step", "step",
+        "symbol_code", "layout", "codebook_precision", "z_precision", "rest_precision")
 
     # ------------------------------------------------------------------------------ training
     def training_config(self, ctx: RunContext) -> dict:

@@ -72,12 +72,12 @@ class MutualInformation(Bound):
         base_ce, ce = cross_entropy(base, train), cross_entropy(artifact.model, train)
         return BoundResult(
             kind="expectation", error_bound=min(1.0, raw), empirical_term=artifact.train_err, kl_nats=rate,
-            message_bits=float(bits), length_code_bits=0.0, hparam_bits=ctx.hparam_bits, adjustment_nats=0.0,
+            message_bits=float(bits), length_code_bits=0.0, config_bits=ctx.config_bits, adjustment_nats=0.0,
             extras={
                 "sigma": SIGMA_01, "rate_nats": rate, "generalization_term": gen, "uncapped_bound": raw,
                 "base_train_err": base_err, "distortion_01": artifact.train_err - base_err,
                 "train_ce": ce, "base_train_ce": base_ce, "distortion_ce": ce - base_ce,
-                "hparam_bits_charged": False, "reference": "base model",
+                "config_bits_charged": False, "reference": "base model",
             },
         )
 

@@ -1,6 +1,6 @@
-"""Bound ``occam``: a point mass on the decoded model under the Occam prior 2^-(ℓ + len(ℓ) + log2 H).
+"""Bound ``occam``: a point mass on the decoded model under the Occam prior 2^-(L(c) + ℓ + len(ℓ)).
 
-KL = (message bits + Elias-delta length code + hyperparameter bits)·ln 2 (BOUNDS.md section 1), turned
+KL = (message bits + Elias-delta length code + configuration bits)·ln 2 (BOUNDS.md section 1), turned
 into an error bound by binomial-tail inversion (tightest), kl inversion, or Catoni's bound (section 2).
 """
 
@@ -30,7 +30,7 @@ class Occam(Bound):
         return classification_only(ctx)
 
     def compute(self, artifact: Evaluated, ctx: RunContext) -> BoundResult:
-        kl = bounds_math.occam_kl_nats(artifact.compressed.bits, ctx.hparam_bits)
+        kl = bounds_math.occam_kl_nats(artifact.compressed.bits, ctx.config_bits)
         bound = bounds_math.error_bound(self.params.form, artifact.train_err, ctx.task.n_train, kl.nats,
                                         ctx.delta, alpha=self.params.alpha)
         extras = {"form": self.params.form, "length_code": "elias-delta(l+1)"}
@@ -38,7 +38,7 @@ class Occam(Bound):
             extras["alpha"] = self.params.alpha
         return BoundResult(
             kind="certificate", error_bound=bound, empirical_term=artifact.train_err, kl_nats=kl.nats,
-            message_bits=kl.message_bits, length_code_bits=kl.length_code_bits, hparam_bits=kl.hparam_bits,
+            message_bits=kl.message_bits, length_code_bits=kl.length_code_bits, config_bits=kl.config_bits,
             adjustment_nats=0.0, delta=ctx.delta, extras=extras, target="decoded", form=self.params.form,
             alpha=self.params.alpha if self.params.form == "catoni" else None,
         )

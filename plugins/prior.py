@@ -20,6 +20,7 @@ class PriorModel(Compressor):
     name: ClassVar[str] = "prior"
     version: ClassVar[str] = "0.1.0"
     description: ClassVar[str] = "the data-dependent prior's own model (trained on S_prior), an empty message"
+    decoder_params: ClassVar[tuple[str, ...]] = ()
 
     def skip_reason(self, ctx: RunContext) -> str | None:
         if not ctx.prior.has_prior_model:

@@ -41,6 +41,7 @@ class Prune(Compressor):
     description: ClassVar[str] = ("iterative magnitude pruning with retraining, then per-layer codebook "
                                   "quantization and sparse entropy coding (Han et al.)")
     Params = PruneParams
+    decoder_params: ClassVar[tuple[str, ...]] = ("codebook_precision", "rest_precision")
 
     def targets(self, model: nn.Module) -> dict[str, float] | float:
         p = self.params

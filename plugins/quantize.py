@@ -36,6 +36,7 @@ class Quantize(Compressor):
     name: ClassVar[str] = "quantize"
     description: ClassVar[str] = "per-layer k-means weight sharing (+ centroid fine-tuning) and entropy coding"
     Params = QuantizeParams
+    decoder_params: ClassVar[tuple[str, ...]] = ("codebook_precision", "rest_precision", "origin")
 
     def compress(self, ctx: RunContext) -> Compressed:
         p = self.params

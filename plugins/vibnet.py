@@ -309,6 +309,7 @@ class VIBNet(Compressor):
     description: ClassVar[str] = ("Variational Information Bottleneck neuron pruning (seed 003): gated units "
                                   "pruned and physically removed, the shrunk network coded")
     Params = VIBNetParams
+    decoder_params: ClassVar[tuple[str, ...]] = ("input_bottleneck", "codebook_precision", "rest_precision")
 
     def _structure(self, model: nn.Module, input_shape) -> tuple[list[nn.Module], list[GateSite]]:
         chain = layer_chain(model, input_shape)

@@ -131,9 +131,9 @@ def recompute(row) -> dict[str, float]:
     params = json.loads(row["bound_params"])
     extras = json.loads(row["extras"])["bound"]
     n, delta = int(row["n_train"]), mp.mpf(row["delta"])
-    hparam = mp.mpf(math.log2(int(row["grid_size"]) * int(row["bound_grid_size"])))
-    if row["bound_kind"] == "certificate":
-        assert close(row["hparam_bits"], hparam), f"hparam_bits {row['hparam_bits']} is not log2 of the grids, {hparam}"
+    config = mp.mpf(row["config_bits"])  # L(c): the configuration code has known-answer tests of its own
+    assert close(row["length_code_bits"], elias_delta_len(int(row["message_bits"]) + 1)), \
+        "a row's length code is the Elias delta code of its artifact's length + 1"
     train_err = mp.mpf(int(row["train_errors"])) / n
     bound = row["bound"]
     if bound == "mi":
@@ -146,33 +146,34 @@ def recompute(row) -> dict[str, float]:
             kl = mp.mpf(row["adjustment_nats"])
             return {"kl_nats": kl, "error_bound": bound_of("maurer", mp.mpf(row["empirical_term"]), n, kl, delta)}
         grid = int(params.get("prior_std_grid", 16))
-        kl = mp.mpf(row["adjustment_nats"]) + (mp.log(grid, 2) + hparam) * LN2
+        kl = mp.mpf(row["adjustment_nats"]) + (mp.log(grid, 2) + config) * LN2
         delta_prime = delta * mp.mpf(params.get("delta_prime_fraction", 0.1))
         assert close(row["delta_prime"], delta_prime), "the Monte-Carlo estimate must spend δ' = 0.1 δ"
         m = int(row["mc_samples"])
-        empirical = kl_inverse(mp.mpf(int(row["mc_errors"])) / m, mp.log(2 / delta_prime) / m)
+        empirical = kl_inverse(mp.mpf(int(row["mc_errors"])) / m, (mp.log(2 / delta_prime) + config * LN2) / m)
         return {"kl_nats": kl, "empirical_term": empirical,
                 "error_bound": bound_of("maurer", empirical, n, kl, delta - delta_prime)}
     if bound == "catoni" and params.get("robust"):
         code_bits = mp.mpf(extras["code_bits"])
         length = elias_delta_len(math.ceil(extras["code_bits"]) + 1)  # of the modified code's length + 1
         choice = len(extras["layers"]) * mp.log(params.get("lambda_grid", 511) + 1, 2)
-        assert close(row["message_bits"], code_bits + choice), "message bits are not code + λ-choice bits"
-        kl = max(mp.mpf(0), (code_bits + choice + length + hparam) * LN2 + mp.mpf(row["adjustment_nats"]))
+        assert close(extras["lambda_choice_bits"], choice), "λ-choice bits are not log2(G + 1) per layer"
+        assert close(extras["message_bits_real"], row["message_bits"]), "the row's message is not the artifact's"
+        kl = max(mp.mpf(0), (code_bits + choice + length + config) * LN2 + mp.mpf(row["adjustment_nats"]))
         delta_prime = delta * mp.mpf(params.get("delta_prime_fraction", 0.1))
         assert close(row["delta_prime"], delta_prime), "robust mode must spend δ' = 0.1 δ"
         if row["target"] == "stochastic":
             m = int(row["mc_samples"])
             assert m == n * int(params.get("mc_passes", 1)), "m is not n·mc_passes"
-            empirical = kl_inverse(mp.mpf(int(row["mc_errors"])) / m, mp.log(2 / delta_prime) / m)
+            empirical = kl_inverse(mp.mpf(int(row["mc_errors"])) / m, (mp.log(2 / delta_prime) + config * LN2) / m)
         else:
             empirical = train_err
         value = max(catoni_bound(empirical, n, kl, delta - delta_prime, params.get("alpha", 1.0001)), empirical)
-        return {"kl_nats": kl, "empirical_term": empirical, "error_bound": value, "length_code_bits": length}
+        return {"kl_nats": kl, "empirical_term": empirical, "error_bound": value}
     # a point mass under the Occam prior of the message
     bits = int(row["message_bits"])
     length = elias_delta_len(bits + 1)  # the length ℓ >= 0 is coded as Elias delta of ℓ + 1
-    kl = (mp.mpf(bits) + length + hparam) * LN2
+    kl = (mp.mpf(bits) + length + config) * LN2
     form = "catoni" if bound == "catoni" else params.get("form", "binomial")
     alpha = params.get("alpha", 1.0001)
     assert close(row["delta_prime"], 0), "a point mass spends no δ on Monte Carlo"

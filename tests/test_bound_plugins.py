@@ -29,6 +29,7 @@ from bench_plugins.mi import MutualInformation
 from bench_plugins.occam import Occam
 from bench_plugins.prune import Prune
 
+CONFIG_BITS = 17.0  # what the run charges this cell's configuration (any value does here)
 TASK = {"dataset": "digits", "model": "mlp", "model_params": {"widths": [12]},
         "recipe": {"epochs": 8, "batch_size": 64, "lr": 0.01}}
 
@@ -48,7 +49,7 @@ def artifact():
     task = instantiate_task(merge_task(None, TASK, "bound-plugins"), registry)
     device = torch.device("cpu")
     ctx = build_context(task, 0, device, BaseModels(ModelCache(default_cache_dir()), device, progress), 0.05,
-                        hparam_bits=1.0)
+                        config_bits=CONFIG_BITS)
     compressed = Prune(sparsity=0.7, steps=1, retrain_epochs=2, levels=4).compress(ctx)
     model = compressed.model.eval()
     errors = error_count(model, task.data.train)
@@ -60,8 +61,8 @@ def row_of(bound, params: dict, evaluated: Evaluated, ctx, grid: int = 2) -> dic
     """What the runner writes for this bound: its checked result as columns, plus the raw inputs."""
     instance = bound(**params)
     result = instance.compute(evaluated, ctx)
-    check_bound_result(result, bound.name, instance.bound_kind, evaluated, ctx.delta, ctx.hparam_bits)
-    row = bound_columns(result, evaluated, 0.0, ctx.delta, ctx.hparam_bits)
+    check_bound_result(result, bound.name, instance.bound_kind, evaluated, ctx.delta, ctx.config_bits)
+    row = bound_columns(result, evaluated, 0.0, ctx.delta, ctx.config_bits)
     row.update({"bound": bound.name, "bound_params": json.dumps({**bound.defaults(), **params}),
                 "extras": json.dumps({"bound": result.extras}), "n_train": evaluated.n_train,
                 "train_errors": evaluated.train_errors, "grid_size": grid, "bound_grid_size": 1})
@@ -73,7 +74,7 @@ def test_occam_rows_agree_with_the_oracle(artifact, form):
     evaluated, ctx = artifact
     row = row_of(Occam, {"form": form}, evaluated, ctx)
     oracle.check_row(row)
-    assert row["target"] == "decoded" and row["form"] == form and row["hparam_bits"] == 1.0
+    assert row["target"] == "decoded" and row["form"] == form and row["config_bits"] == CONFIG_BITS
 
 
 @pytest.mark.parametrize("form", ["binomial", "kl", "catoni"])
@@ -128,29 +129,59 @@ def test_hessian_rows_agree_with_the_oracle(artifact, form):
 # ----------------------------------------------------------------------------------- the contracts
 def test_contract_checks_name_the_plugin(artifact):
     evaluated, ctx = artifact
+    paid = bounds_math.occam_kl_nats(evaluated.compressed.bits, 1.0).nats
 
     def result(**changes):
-        base = dict(kind="certificate", error_bound=0.9, empirical_term=evaluated.train_err, kl_nats=100.0,
-                    hparam_bits=1.0)
+        kl = changes.get("kl_nats", paid)
+        bound = bounds_math.occam_kl_bound(evaluated.train_err, evaluated.n_train, kl, 0.05)
+        base = dict(kind="certificate", error_bound=bound, empirical_term=evaluated.train_err, kl_nats=kl,
+                    config_bits=1.0, form="kl")
         return BoundResult(**{**base, **changes})
 
     check_bound_result(result(), "b", "certificate", evaluated, 0.05, 1.0)  # a valid one passes
+    posterior = object()
+    stochastic = dict(target="stochastic", posterior=posterior, form="maurer", delta_prime=0.005, kl_nats=1.0,
+                      error_bound=0.9)
+    upper = bounds_math.mc_error_upper_bound(0.1, 1000, 0.005, 1.0)
+    check_bound_result(result(**stochastic, empirical_term=upper, mc_samples=1000, mc_errors=100), "b",
+                       "certificate", evaluated, 0.05, 1.0)  # its Monte-Carlo term holds
     for bad, message in [
         (result(kind="expectation"), "returned kind 'expectation' but declares bound_kind 'certificate'"),
         (result(error_bound=math.nan), "is not finite"),
         (result(delta=0.1), "the run's δ is 0.05"),
         (result(delta_prime=0.05), "must lie in"),
         (result(form="magic"), "unknown form"),
+        (result(form=None), "must give its KL and name its form"),
         (result(error_bound=evaluated.train_err / 2, empirical_term=evaluated.train_err / 2), "below its training error"),
         (result(error_bound=0.0), "below its empirical term"),
+        (result(config_bits=0.0), "pays 0.0 configuration bits, its configuration's code word is 1 bits"),
+        (result(kl_nats=0.5), "below its configuration's 1 bits"),
+        (result(kl_nats=paid - 1.0), "certifies the decoded model with KL"),
         (result(target="stochastic"), "returned no posterior"),
-        (result(hparam_bits=0.0), "pays 0.0 configuration bits"),
+        (result(target="stochastic", posterior=posterior), "gives no Monte-Carlo counts"),
+        (result(**{**stochastic, "delta_prime": 0.0}, empirical_term=upper, mc_samples=1000, mc_errors=100),
+         "is taken at δ′ > 0"),
+        (result(**stochastic, empirical_term=0.1, mc_samples=1000, mc_errors=100),
+         "of its Monte-Carlo estimate (100 errors in 1000)"),
+        (result(**stochastic, empirical_term=upper, mc_samples=1000, mc_errors=1001), "0 <= mc_errors <= mc_samples"),
         (result(form="binomial", error_bound=evaluated.train_err + 1e-3), "below what its own binomial formula"),
         ("not a result", "returned str, not BoundResult"),
     ]:
         with pytest.raises(ContractError, match="bound 'b'") as info:
             check_bound_result(bad, "b", "certificate", evaluated, 0.05, 1.0)
         assert message in str(info.value)
+
+
+def test_the_monte_carlo_check_is_at_the_configurations_share_of_delta_prime(artifact):
+    """δ′·2^-L(c): the term a bound takes at δ′ alone (as if its configuration were free) fails."""
+    evaluated, _ = artifact
+    unpaid = bounds_math.mc_error_upper_bound(0.1, 1000, 0.005)
+    result = BoundResult(kind="certificate", error_bound=0.9, empirical_term=unpaid, kl_nats=30 * math.log(2),
+                         config_bits=30.0, target="stochastic", posterior=object(), form="maurer",
+                         delta_prime=0.005, mc_samples=1000, mc_errors=100)
+    with pytest.raises(ContractError, match="L\\(c\\) = 30 bits"):
+        check_bound_result(result, "b", "certificate", evaluated, 0.05, 30.0)
+    check_bound_result(result, "b", "certificate", evaluated, 0.05, 0.0)  # with a free configuration it holds
 
 
 def test_compressed_sections_and_layers_are_checked_against_the_message(artifact):
@@ -242,16 +273,16 @@ def test_hessian_extras_describe_the_chosen_posterior(artifact, fresh_curvature,
     chosen_value = result.error_bound if form == "lower" else x["estimate"]
     assert all(chosen_value <= bounds_math.maurer_bound(err, n, kl, delta_used) + 1e-12 for kl, err in points)
     if form == "lower":
-        assert result.kind == "lower_bound" and result.length_code_bits == 0 and result.hparam_bits == 0
+        assert result.kind == "lower_bound" and result.length_code_bits == 0 and result.config_bits == 0
         assert x["floor_of"] == {"bound": "hessian", "forms": ["baseline", "diag"]}
         assert x["prior"].startswith("Lemma 4.2") and x["estimated_loss_increase"] >= 0
         assert result.empirical_term == pytest.approx(min(1.0, e + x["estimated_loss_increase"]))
         assert result.adjustment_nats == result.kl_nats
         return
     assert any(math.isclose(x["prior_std"], s) for s in priors)
-    assert x["prior_grid_bits"] == pytest.approx(2.0) and result.hparam_bits == ctx.hparam_bits
+    assert x["prior_grid_bits"] == pytest.approx(2.0) and result.config_bits == ctx.config_bits
     assert x["kl_posterior_nats"] == result.adjustment_nats
-    assert result.kl_nats == pytest.approx(result.adjustment_nats + (2.0 + ctx.hparam_bits) * math.log(2))
+    assert result.kl_nats == pytest.approx(result.adjustment_nats + (2.0 + ctx.config_bits) * math.log(2))
     assert x["err_mc"] == result.mc_errors / result.mc_samples and result.form == "maurer"
     assert x["curvature"] == "sampled" and x["center"] == "initialization"
     estimate = float(oracle.bound_of("maurer", oracle.mp.mpf(min(1.0, e + x["estimated_loss_increase"])), n,
@@ -316,7 +347,7 @@ def test_robust_catoni_extras_account_for_every_nat(artifact, noise):
     assert x["code_bits"] + x["lambda_choice_bits"] == result.message_bits
     assert x["q_overhead_bits"] == pytest.approx(x["code_bits"] - float(c.bits))
     assert x["gain_nats"] == -result.adjustment_nats
-    point_mass = (oracle.mp.mpf(c.bits) + oracle.elias_delta_len(int(c.bits) + 1) + ctx.hparam_bits) * oracle.LN2
+    point_mass = (oracle.mp.mpf(c.bits) + oracle.elias_delta_len(int(c.bits) + 1) + ctx.config_bits) * oracle.LN2
     assert x["point_mass_kl_nats"] == pytest.approx(float(point_mass), rel=1e-12)
     assert x["kl_saving_nats"] == pytest.approx(x["point_mass_kl_nats"] - result.kl_nats)
     assert x["sigma_search"]
@@ -403,7 +434,7 @@ def test_mi_result_decomposes_against_the_base_model(artifact):
         base_ce = float(F.cross_entropy(base(train.x).double(), train.y))
     gen = math.sqrt(2 * 0.25 * bits * math.log(2) / n)
     assert result.kind == "expectation" and result.message_bits == float(bits) and result.kl_nats == x["rate_nats"]
-    assert result.length_code_bits == 0.0 and result.adjustment_nats == 0.0 and result.hparam_bits == ctx.hparam_bits
+    assert result.length_code_bits == 0.0 and result.adjustment_nats == 0.0 and result.config_bits == ctx.config_bits
     assert x["rate_nats"] == pytest.approx(bits * math.log(2)) and x["sigma"] == 0.5
     assert x["generalization_term"] == pytest.approx(gen, rel=1e-12)
     assert x["uncapped_bound"] == pytest.approx(evaluated.train_err + gen, rel=1e-12)
@@ -412,7 +443,7 @@ def test_mi_result_decomposes_against_the_base_model(artifact):
     assert x["distortion_01"] == pytest.approx(evaluated.train_err - base_errors / n, abs=1e-12)
     assert x["train_ce"] == pytest.approx(ce, rel=1e-6) and x["base_train_ce"] == pytest.approx(base_ce, rel=1e-6)
     assert x["distortion_ce"] == pytest.approx(ce - base_ce, rel=1e-6, abs=1e-9)
-    assert x["hparam_bits_charged"] is False and x["reference"] == "base model"
+    assert x["config_bits_charged"] is False and x["reference"] == "base model"
 
 
 def test_skip_reasons_name_what_is_missing(artifact):
@@ -474,18 +505,16 @@ def test_layer_checks_at_their_edges(artifact):
     fails(": assignments point outside the codebook", assignments=np.r_[-1, dense.assignments[1:]])
 
 
-def test_bound_columns_are_the_result_with_the_runs_defaults(artifact):
+def test_bound_columns_take_the_message_from_the_artifact_not_the_bound(artifact):
     evaluated, ctx = artifact
+    bits = float(evaluated.compressed.bits)
     result = BoundResult(kind="certificate", error_bound=VACUOUS, empirical_term=0.1, kl_nats=5.0, alpha=1.5,
                          target="decoded", form="catoni", delta_prime=0.001, mc_samples=7, mc_errors=3,
-                         adjustment_nats=0.25, length_code_bits=9.0)
+                         adjustment_nats=0.25, length_code_bits=9.0, message_bits=0.0, config_bits=99.0)
     cols = bound_columns(result, evaluated, 1.25, 0.05, 3.0)
     assert cols == {
         "status": "ok", "error": None, "bound_kind": "certificate", "error_bound": VACUOUS, "empirical_term": 0.1,
-        "kl_nats": 5.0, "message_bits": float(evaluated.compressed.bits), "length_code_bits": 9.0,
-        "hparam_bits": 3.0, "adjustment_nats": 0.25, "delta": 0.05, "mc_samples": 7, "mc_errors": 3,
+        "kl_nats": 5.0, "message_bits": bits, "length_code_bits": float(bounds_math.message_length_code_bits(bits)),
+        "config_bits": 3.0, "adjustment_nats": 0.25, "delta": 0.05, "mc_samples": 7, "mc_errors": 3,
         "is_vacuous": True, "bound_seconds": 1.25, "target": "decoded", "form": "catoni", "catoni_alpha": 1.5,
         "delta_prime": 0.001}
-    stated = bound_columns(BoundResult(kind="certificate", error_bound=0.5, empirical_term=0.1, kl_nats=5.0,
-                                       message_bits=12.0, hparam_bits=4.0), evaluated, 0.0, 0.05, 3.0)
-    assert (stated["message_bits"], stated["hparam_bits"], stated["is_vacuous"]) == (12.0, 4.0, False)

@@ -47,10 +47,10 @@ def test_elias_delta_bits_rejects(bad):
 
 
 def test_occam_kl_nats_parts():
-    parts = bm.occam_kl_nats(3000, hparam_bits=3)
+    parts = bm.occam_kl_nats(3000, config_bits=3)
     assert parts.message_bits == 3000
     assert parts.length_code_bits == bm.elias_delta_bits(3001) == 18  # Elias delta of ℓ + 1
-    assert parts.hparam_bits == 3
+    assert parts.config_bits == 3
     assert parts.total_bits == 3021
     assert parts.nats == pytest.approx(3021 * math.log(2), rel=1e-15)
     with pytest.raises(AttributeError):
@@ -64,8 +64,8 @@ def test_occam_kl_nats_parts():
     assert bm.occam_kl_nats(1023).length_code_bits == bm.elias_delta_bits(1024) == 17  # one more than Elias(1023)
     with pytest.raises(ValueError, match="message_bits"):
         bm.occam_kl_nats(-1)
-    with pytest.raises(ValueError, match="hparam_bits"):
-        bm.occam_kl_nats(10, hparam_bits=-1)
+    with pytest.raises(ValueError, match="config_bits"):
+        bm.occam_kl_nats(10, config_bits=-1)
     with pytest.raises(ValueError, match="length_code_bits"):
         bm.occam_kl_nats(10, length_code_bits=float("nan"))
 
@@ -524,7 +524,7 @@ ARGUMENT_CASES += [
     (bm.elias_delta_bits, {"n": True}, "n must be an integer >= 1, got True"),
     (bm.message_length_code_bits, {"message_bits": -1}, "message_bits must be a finite number >= 0, got -1"),
     (bm.occam_kl_nats, {"message_bits": -1}, "message_bits must be a finite number >= 0, got -1"),
-    (bm.occam_kl_nats, {"message_bits": 10, "hparam_bits": -1.0}, "hparam_bits must be a finite number >= 0, got -1.0"),
+    (bm.occam_kl_nats, {"message_bits": 10, "config_bits": -1.0}, "config_bits must be a finite number >= 0, got -1.0"),
 ]
 
 

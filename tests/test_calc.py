@@ -62,7 +62,7 @@ def test_cli_catoni_with_bits_matches_library(cli_results):
     assert float(detail["kl_nats"]) == pytest.approx(kl, rel=1e-15)
     assert float(detail["message_bits"]) == 3000
     assert float(detail["length_code_bits"].split()[0]) == 18
-    assert float(detail["hparam_bits"]) == 3
+    assert float(detail["config_bits"]) == 3
     expected = bm.catoni_bound(0.02, 60000, float(detail["kl_nats"]), 0.05, 1.0001)
     assert bound == expected.bound
     assert 0.0 < bound < 1.0

@@ -83,9 +83,10 @@ def test_bounds_use_s_bound_and_the_prior_compressor_is_a_binomial_tail_bound(wo
     split = t.data.bound_split()
     k = int((prior_model(split.x).argmax(1) != split.y).sum())
     assert row["train_errors"] == k
-    # by hand: max { p : P[Bin(n, p) <= k] >= δ·2^-(ℓ + len + H) } with ℓ = 0, len = 1 bit, H = 0 (no grid)
-    assert row["hparam_bits"] == 0
-    threshold = 0.05 * 2.0 ** -(0 + 1 + 0)
+    # by hand: max { p : P[Bin(n, p) <= k] >= δ·2^-(ℓ + len + L(c)) } with ℓ = 0 and len = 1 bit
+    L = row["config_bits"]
+    assert L > 16  # the prior's recipe and prior_fraction are paid
+    threshold = 0.05 * 2.0 ** -(0 + 1 + L)
     lo, hi = k / n_bound, 1.0
     for _ in range(200):
         mid = (lo + hi) / 2

@@ -91,7 +91,7 @@ def test_every_form_through_the_runner(workspace):
     assert (lower["bound_kind"] == "lower_bound").all()
     certs = hessian[form != "lower"]
     assert (certs["bound_kind"] == "certificate").all() and (certs["target"] == "stochastic").all()
-    assert (certs["hparam_bits"] == 2.0).all()  # a grid of 4 bound configurations
+    assert certs["config_bits"].nunique() > 1  # each form's value is paid on its own
     for artifact, rows in hessian.groupby("artifact_id"):
         floor = rows.loc[form[rows.index] == "lower", "error_bound"].iloc[0]
         diagonal = rows.loc[form[rows.index].isin(["baseline", "diag"]), "error_bound"]

@@ -4,6 +4,7 @@ refutation, quarantine of damaged results."""
 
 from __future__ import annotations
 
+import io
 import json
 import math
 
@@ -28,17 +29,47 @@ def rows(workspace, folder: str = "results") -> pd.DataFrame:
 # --------------------------------------------------------------------------- decoders that cheat
 def test_a_decoder_that_fetches_the_trained_model_fails_its_cell(third_party, workspace):
     out = run_bench("run", *TOY, "--compressors", "peek-model,dense", "--bounds", "occam",
-                    "--set", 'compressor.peek-model.how=["prior","cache"]', "--no-leaderboard", cwd=workspace)
+                    "--set", 'compressor.peek-model.how=["prior","cache","pth","proc"]', "--no-leaderboard",
+                    cwd=workspace)
     assert out.returncode == 1, out.stderr
     df = rows(workspace)
     peek = df[df["compressor"] == "peek-model"]
     peek = peek.set_index(peek["compressor_params"].map(lambda p: json.loads(p)["how"]))
-    assert (peek["status"] == "failed").all() and len(peek) == 2
+    assert (peek["status"] == "failed").all() and len(peek) == 4
     assert "Prior has no 'base_model'" in peek.loc["prior", "error"]
     assert "decode tried to read" in peek.loc["cache", "error"] and ".pt" in peek.loc["cache", "error"]
+    assert "decode tried to read" in peek.loc["pth", "error"] and ".pth" in peek.loc["pth", "error"]
+    # the path is resolved before the check: /proc/self/root/... is the file it leads to
+    assert "decode tried to read '/proc/self/root/" in peek.loc["proc", "error"]
     for error in peek["error"]:
         assert PRIOR_ONLY in error and "peek-model" in error
     assert list(df.loc[df["compressor"] == "dense", "status"]) == ["ok"]
+
+
+def test_a_forward_that_reads_state_left_by_compress_fails_its_cell(third_party, workspace):
+    """Its decoder returns the untrained initialization, its forward uses the trained weights compress
+    left in a module variable: where compress never ran, the decoded model computes something else."""
+    out = run_bench("run", *TOY, "--compressors", "global-state,dense", "--bounds", "occam", "--no-leaderboard",
+                    cwd=workspace)
+    assert out.returncode == 1, out.stderr
+    df = rows(workspace)
+    [cheat] = df[df["compressor"] == "global-state"].itertuples()
+    assert cheat.status == "failed"
+    assert "compressor 'global-state': the model decoded from the message computes other outputs" in cheat.error
+    assert "state left behind by compress" in cheat.error
+    assert list(df.loc[df["compressor"] == "dense", "status"]) == ["ok"]
+
+
+def test_a_model_that_calls_a_noisy_layer_twice_is_refused_by_a_stochastic_bound(third_party, workspace):
+    out = run_bench("run", *TOY, "--compressors", "twice", "--bounds", "hessian,occam",
+                    "--set", 'bound.hessian.form="baseline"', "--set", "bound.hessian.prior_std_grid=2",
+                    "--no-leaderboard", cwd=workspace)
+    assert out.returncode == 1, out.stderr
+    df = rows(workspace).set_index("bound")
+    assert df.loc["occam", "status"] == "ok"  # the decoded model itself is fine
+    assert df.loc["hessian", "status"] == "failed"
+    assert "was called twice in one forward pass" in df.loc["hessian", "error"]
+    assert "noisy module '1.weight'" in df.loc["hessian", "error"]
 
 
 def test_a_decoder_that_reads_the_training_data_fails_its_cell(third_party, workspace):
@@ -80,6 +111,22 @@ def test_a_bound_that_returns_another_kind_than_it_declares_fails(third_party, w
     [row] = rows(workspace).itertuples()
     assert row.status == "failed"
     assert "bound 'mislabeled' returned kind 'certificate' but declares bound_kind 'expectation'" in row.error
+
+
+def test_a_bound_that_skips_the_message_fails_its_cell(third_party, workspace):
+    """Consistent with itself in every column, it certifies the decoded model with the KL of its
+    configuration alone: the harness owns the message cost."""
+    out = run_bench("run", *TOY, "--compressors", "dense,quantize", "--bounds", "skip-message,occam",
+                    "--no-leaderboard", cwd=workspace)
+    assert out.returncode == 1, out.stderr
+    df = rows(workspace)
+    skip = df[df["bound"] == "skip-message"]
+    assert len(skip) == 3 and (skip["status"] == "failed").all()  # dense and quantize's two levels
+    for error in skip["error"]:
+        assert error.startswith("ContractError: bound 'skip-message' certifies the decoded model with KL")
+        assert "a certificate pays for the model it certifies" in error
+    assert (df.loc[df["bound"] == "occam", "status"] == "ok").all()
+    assert (df["message_bits"].dropna() > 0).all()  # the rows' message is the artifact's, whatever a bound says
 
 
 def test_a_zero_certificate_is_refuted_never_ranked_and_fails_the_run(third_party, workspace):
@@ -136,30 +183,42 @@ def test_error_counts_at_n_60000_are_exact():
     assert float(torch.tensor(k / n, dtype=torch.float32)) != k / n  # what a float32 mean would give
 
 
-# ----------------------------------------------------------------------------------- the ledger
-def test_a_narrowed_rerun_pays_the_ledger(third_party, workspace):
+# -------------------------------------------------------------------------- configuration bits
+def test_a_configuration_pays_the_same_bits_in_any_folder(third_party, workspace):
+    """Explored in one folder, rerun alone in a fresh one: the same cell, the same bits, the same bound
+    (the configuration code, not the folder's search, prices it)."""
     grid = ["run", *TOY, "--compressors", "toy-sign", "--bounds", "occam", "--no-leaderboard"]
-    assert main([*grid, "--set", "compressor.toy-sign.variant=[0,1,2,3]"]) == 0
-    first = rows(workspace)
-    assert (first["hparam_bits"] == 2.0).all() and (first["ledger_configs"] == 4).all()
-    assert main([*grid, "--set", "compressor.toy-sign.variant=0"]) == 0  # the cached message, a grid of 1
-    df = rows(workspace)
-    narrowed = df[~df["cell_id"].isin(first["cell_id"])].iloc[0]
-    assert narrowed["grid_size"] == 1 and narrowed["hparam_bits"] == 2.0  # reuse never pays less
-    assert narrowed["ledger_configs"] == 4  # the same configuration: not counted twice
-    assert main([*grid, "--set", "compressor.toy-sign.variant=9"]) == 0  # a new configuration
-    df = rows(workspace)
-    assert df["ledger_configs"].max() == 5
-    from bench import leaderboard
-    from bench.ledger import Ledger
+    assert main([*grid, "--set", "compressor.toy-sign.variant=[0,1,2,3]", "--results", "explored"]) == 0
+    assert main([*grid, "--set", "compressor.toy-sign.variant=2", "--results", "fresh"]) == 0
+    explored, fresh = rows(workspace, "explored"), rows(workspace, "fresh")
+    assert (explored["ledger_configs"] == 4).all() and (fresh["ledger_configs"] == 1).all()
+    variant = explored["compressor_params"].map(lambda p: json.loads(p)["variant"])
+    [same] = explored[variant == 2].itertuples()
+    [again] = fresh.itertuples()
+    assert (again.cell_id, again.config_bits, again.error_bound, again.kl_nats) == \
+        (same.cell_id, same.config_bits, same.error_bound, same.kl_nats)
+    assert len(set(explored["config_bits"])) > 1  # the variants' values cost different bits
+    expected = bounds_math.occam_binomial_bound(
+        again.train_err, again.n_train, (again.message_bits + again.length_code_bits + again.config_bits) * math.log(2),
+        again.delta)
+    assert again.error_bound == pytest.approx(expected, rel=1e-12)
 
-    [top] = [t for t in leaderboard.build(df, ledger_counts=Ledger(workspace / "results").counts())["toy-digits"]
-             if t.title.startswith("Headline")]
-    assert top.frame["configurations K"].iloc[0] == 5
-    expected = min(bounds_math.occam_binomial_bound(
-        r.train_err, r.n_train, r.kl_nats + (math.log2(5) - r.hparam_bits) * math.log(2), r.delta) for r in df.itertuples())
-    assert df["error_bound"].min() < expected < 1.0  # the search costs
-    assert top.frame["error bound %"].iloc[0] == f"{expected * 100:.2f}"
+
+def test_a_leaderboard_over_two_folders_ranks_every_row_as_it_stands(third_party, workspace):
+    grid = ["run", *TOY, "--compressors", "toy-sign,dense", "--bounds", "occam,catoni", "--no-leaderboard"]
+    assert main([*grid, "--set", "compressor.toy-sign.variant=[0,1]", "--results", "a"]) == 0
+    assert main([*grid, "--set", "compressor.toy-sign.variant=[1,5]", "--results", "b"]) == 0
+    out = run_bench("leaderboard", "--results", "a", "--results", "b", "--format", "csv", cwd=workspace)
+    assert out.returncode == 0, out.stderr
+    board = pd.read_csv(io.StringIO(out.stdout))
+    merged = pd.concat([rows(workspace, "a"), rows(workspace, "b")])
+    certs = merged[(merged["bound_kind"] == "certificate") & (merged["error_bound"] < 0.99995)]
+    assert merged["cell_id"].nunique() == 8  # variant 1 and dense are the same cells in both folders
+    ranked = board[board["section"].str.startswith("Certificates")]
+    assert len(ranked) == certs["cell_id"].nunique()  # identical cells once
+    head = board[board["section"].str.startswith("Headline")].iloc[0]
+    assert f"{float(head['error bound %']):.2f}" == f"{certs['error_bound'].min() * 100:.2f}"  # the best row as it stands
+    assert head["configurations tried (ledger)"] == 8  # distinct configurations of both ledgers
 
 
 # ------------------------------------------------------------------------------- damaged files

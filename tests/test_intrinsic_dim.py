@@ -9,6 +9,7 @@ import math
 
 import numpy as np
 import pandas as pd
+import paying
 import pytest
 import torch
 
@@ -493,7 +494,7 @@ def test_through_the_runner_and_verify(workspace, capsys):
     assert main(argv) == 0
     df = pd.read_parquet(workspace / "results")
     assert len(df) == 4 and (df["status"] == "ok").all()
-    assert (df["hparam_bits"] == 1.0).all()  # log2 of the 2-point grid, charged by the runner once
+    assert paying.charged_as_coded(df, workspace / "results") and df["config_bits"].nunique() == 2  # levels is paid
     assert (df["error_bound"] >= df["test_err"]).all() and (df["error_bound"] >= df["train_err"]).all()
     assert (df["n_params_kept"] == 30).all()
     for _, row in df.iterrows():  # KL, length code, bits and bound recomputed independently

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import numpy as np
 import pandas as pd
+import paying
 import pytest
 import torch
 from torch import nn
@@ -94,7 +95,7 @@ def test_prune_through_the_runner_and_verify(workspace, capsys):
     assert main(argv) == 0
     df = pd.read_parquet(workspace / "results")
     assert (df["status"] == "ok").all() and len(df) == 2
-    assert (df["hparam_bits"] == 1.0).all()
+    assert paying.charged_as_coded(df, workspace / "results") and df["config_bits"].nunique() == 1  # sparsity is free
     assert (df["error_bound"] >= df["test_err"]).all()
     assert (df["n_params_kept"] < df["n_params"]).all()
     capsys.readouterr()

@@ -50,12 +50,25 @@ def test_round_trip_into_a_freshly_seeded_template(registry, task_name, compress
     task = instantiate_task(merge_task(None, TASKS[task_name], f"roundtrip-{task_name}"), registry)
     device = torch.device("cpu")
     ctx = build_context(task, 0, device, BaseModels(ModelCache(default_cache_dir()), device, progress), 0.05)
-    compressed = registry.get("compressors", compressor)(**COMPRESSORS[compressor]).compress(ctx)
+    cls = registry.get("compressors", compressor)
+    compressed = cls(**COMPRESSORS[compressor]).compress(ctx)
     prior = prior_from_spec(prior_spec(task, 0, device), registry)  # rebuilt from plain data
-    decoded = registry.get("compressors", compressor)(**COMPRESSORS[compressor]).decode(compressed.message, prior)
+    # the decoder gets its decoder-side parameters only, as the harness's decoding process does
+    decoder = cls.for_decoding(cls.decoder_side(cls(**COMPRESSORS[compressor]).params_json()))
+    decoded = decoder.decode(compressed.message, prior)
     assert state_digest(decoded) == state_digest(compressed.model), first_difference(compressed.model, decoded)
     template = prior.make_model()
     assert state_digest(template) != state_digest(decoded)  # the template itself is not the answer
     if task_name == "convnet-bn":  # the statistics came from the message, not from the template
         stats = [b for n, b in decoded.named_buffers() if n.endswith("running_var")]
         assert stats and not all(bool((s == 1).all()) for s in stats)
+
+
+def test_a_decoder_cannot_read_an_encoder_side_parameter(registry):
+    cls = registry.get("compressors", "id")
+    decoder = cls.for_decoding(cls.decoder_side(cls(dim=30, epochs=3).params_json()))
+    assert decoder.params.dim == 30  # decoder-side: there
+    with pytest.raises(AttributeError, match="compressor 'id': parameter 'epochs' is encoder-side, so decode does "
+                                             "not receive it"):
+        decoder.params.epochs
+    assert cls.decoder_side({"dim": 30, "epochs": 3}) == {"dim": 30}

@@ -9,6 +9,7 @@ import time
 
 import pandas as pd
 
+import paying
 from bench.cli import main
 from bench.results import ResultsStore
 from conftest import BENCH
@@ -45,15 +46,17 @@ def test_a_bound_that_does_not_apply_is_skipped(workspace):
     assert list(df["status"]) == ["skipped"] and "classification" in df["error"].iloc[0]
 
 
-def test_rerun_skips_finished_cells_and_grid_bits_are_charged(third_party, workspace):
+def test_rerun_skips_finished_cells_and_each_pays_its_configuration(third_party, workspace):
     argv = ["run", "--tasks", "toy-digits", "--compressors", "toy-sign", "--bounds", "occam,catoni",
             "--set", "compressor.toy-sign.variant=[0,1,2,3]", "--no-leaderboard"]
     assert main(argv) == 0
     first = rows(workspace)
     assert len(first) == 8 and (first["status"] == "ok").all()
-    assert (first["hparam_bits"] == 2.0).all()  # log2(4 configurations)
+    assert paying.charged_as_coded(first, workspace / "results") and (first["config_code"] == "1").all()
     assert main(argv) == 0
     assert len(rows(workspace)) == 8  # nothing ran again
+    assert main([*argv[:-3], "--set", "compressor.toy-sign.variant=2", "--no-leaderboard"]) == 0
+    assert len(rows(workspace)) == 8  # a narrowed grid is the same configurations: nothing to do
 
 
 def test_sigkill_mid_run_then_rerun_completes_every_cell_once(third_party, workspace):

@@ -66,16 +66,18 @@ def test_verify_re_derives_configuration_bits_and_checks_the_layers(finished_run
 
     workspace, df = finished_run
     row = df[(df["compressor"] == "quantize") & (df["bound"] == "occam")].iloc[0]
-    assert row["grid_size"] == 2 and row["hparam_bits"] == 1.0  # levels = [2, 4]
+    paid = row["config_bits"]
+    assert paid > 16  # the workspace's MLP and quantize's own values are paid
     [path] = [p for p in (workspace / "results").glob("*.parquet")
               if pq.read_table(p).column("cell_id").to_pylist() == [row["cell_id"]]]
     table = pq.read_table(path).to_pandas()
-    table["hparam_bits"] = 0.0  # a row that claims it paid nothing for the grid
+    table["config_bits"] = 0.0  # a row that claims it paid nothing for its configuration
     table.to_parquet(path)
     capsys.readouterr()
     assert main(["verify", row["cell_id"]]) == 1
     out = capsys.readouterr().out
-    assert "BAD configuration bits: stored 0.0, recomputed 1.0" in out and "ledger: 6 configurations" in out
+    assert f"BAD configuration bits: stored 0.0, recomputed {paid}" in out and "ledger: 6 configurations" in out
+    assert "configuration bits recomputed under configuration code v1: " in out
     layers = workspace / "results" / "_artifacts" / row["artifact_id"] / "layers.npz"
     with np.load(layers) as arrays:
         data = dict(arrays)

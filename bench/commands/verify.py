@@ -16,12 +16,17 @@ def configure(parser: argparse.ArgumentParser) -> None:
 
 def run(args: argparse.Namespace) -> int:
     from bench.registry import load_registry
+    from bench.sandbox import Decoder
     from bench.verify import verify_cell
 
     registry = load_registry()
     status = 0
-    for cell_id in args.cell_ids:
-        report = verify_cell(cell_id, args.results, registry, args.data_dir, args.device)
-        print(report.text())
-        status = status or (0 if report.ok else 1)
+    decoder = Decoder()  # one zygote; every message is decoded in a fresh process forked from it
+    try:
+        for cell_id in args.cell_ids:
+            report = verify_cell(cell_id, args.results, registry, args.data_dir, args.device, decoder)
+            print(report.text())
+            status = status or (0 if report.ok else 1)
+    finally:
+        decoder.close()
     return status

@@ -133,16 +133,16 @@ def elias_delta_bits(n: int) -> int:
 
 @dataclass(frozen=True)
 class KLParts:
-    """An Occam KL for a point-mass posterior, ``(message + length code + hparam) bits · ln 2``."""
+    """An Occam KL for a point-mass posterior, ``(message + length code + configuration) bits · ln 2``."""
 
     message_bits: float
     length_code_bits: float
-    hparam_bits: float
+    config_bits: float
     nats: float
 
     @property
     def total_bits(self) -> float:
-        return self.message_bits + self.length_code_bits + self.hparam_bits
+        return self.message_bits + self.length_code_bits + self.config_bits
 
 
 def message_length_code_bits(message_bits) -> int:
@@ -152,14 +152,14 @@ def message_length_code_bits(message_bits) -> int:
     return elias_delta_bits(math.ceil(_check_kl("message_bits", message_bits)) + 1)
 
 
-def occam_kl_nats(message_bits, hparam_bits=0.0, length_code_bits=None) -> KLParts:
+def occam_kl_nats(message_bits, config_bits=0.0, length_code_bits=None) -> KLParts:
     """KL of the point mass on a ``message_bits``-bit message under the Occam prior (BOUNDS.md 1).
 
     ``length_code_bits`` defaults to :func:`message_length_code_bits` (Elias delta of ``ℓ + 1``).
-    ``hparam_bits`` is ``log2 H`` for a search over ``H`` configurations fixed in advance.
+    ``config_bits`` is ``L(c)``, the length of the configuration under the configuration code.
     """
     message = _check_kl("message_bits", message_bits)
-    hparam = _check_kl("hparam_bits", hparam_bits)
+    hparam = _check_kl("config_bits", config_bits)
     if length_code_bits is None:
         length = float(message_length_code_bits(message))
     else:
@@ -167,7 +167,7 @@ def occam_kl_nats(message_bits, hparam_bits=0.0, length_code_bits=None) -> KLPar
     return KLParts(
         message_bits=message,
         length_code_bits=length,
-        hparam_bits=hparam,
+        config_bits=hparam,
         nats=(message + length + hparam) * LN2,
     )
 
@@ -361,13 +361,16 @@ def maurer_bound(train_err, n, kl_nats, delta) -> float:
     return kl_inverse(e, (kl + LN2 + 0.5 * math.log(n) - math.log(delta)) / n)
 
 
-def mc_error_upper_bound(err_mc, m, delta_prime) -> float:
+def mc_error_upper_bound(err_mc, m, delta_prime, config_bits=0.0) -> float:
     """Sample-convergence bound on a stochastic classifier's error from ``m`` Monte-Carlo weight
-    samples: ``kl⁻¹(ê_MC, ln(2/δ') / m)`` (BOUNDS.md 3); holds with probability ``1 - δ'``."""
+    samples: ``kl⁻¹(ê_MC, ln(2/δ'') / m)`` with ``δ'' = δ'·2^-config_bits`` (BOUNDS.md 1 and 3): holds
+    with probability ``1 - δ''``, so the terms of all configurations together fail with probability at
+    most ``δ'`` (Kraft). The logarithm is taken in parts, so no ``2^-L`` underflows."""
     e = _check_unit("err_mc", err_mc)
     m = _check_count("m", m)
     dp = _check_delta("delta_prime", delta_prime)
-    return kl_inverse(e, (LN2 - math.log(dp)) / m)
+    bits = _check_kl("config_bits", config_bits)
+    return kl_inverse(e, (LN2 - math.log(dp) + bits * LN2) / m)
 
 
 def clopper_pearson_lower(k, m, delta) -> float:

@@ -17,7 +17,11 @@ Two independent pieces, both generic (no plugin state):
   the local reparameterization, which is exact in distribution for one example (each output unit is a
   Gaussian with mean ``W a`` and variance ``Σ_k std²_jk a_k²``, independent across units because rows
   share no weights); convolutions draw a per-example kernel noise and apply it as a grouped
-  convolution. So the ``n·passes`` 0-1 losses are independent Bernoulli variables whose mean is the
+  convolution. A draw is made once per prediction: a convolution or bias called again within the same
+  forward pass reuses its draw, and a module that would need a second, different draw (a Linear layer
+  called twice, or applied to a sequence, or any layer that sees more inputs than the forward has
+  predictions) is refused with an error naming it, never silently drawn twice. So the ``n·passes`` 0-1
+  losses are independent Bernoulli variables whose mean is the
   stochastic classifier's training error, and the sample-convergence bound
   ``kl⁻¹(ê_MC, ln(2/δ')/(n·passes))`` (:func:`bench.kit.bounds.mc_error_upper_bound`) applies with
   ``m = n·passes`` (Chernoff's kl bound holds for independent, not necessarily identical, [0, 1]
@@ -250,12 +254,34 @@ def noise_from_positions(layers: Sequence, sigmas: Mapping[str, float]) -> dict[
 _CONV = {nn.Conv1d: F.conv1d, nn.Conv2d: F.conv2d, nn.Conv3d: F.conv3d}
 
 
+class OneDrawPerPrediction:
+    """The state of one forward pass of a noisy network: how many predictions it makes, and the draws
+    its modules made so far (so that a module called again reuses its draw)."""
+
+    def __init__(self) -> None:
+        self.batch: int | None = None
+        self.draws: dict[str, torch.Tensor] = {}
+
+    def start(self, module: nn.Module, inputs: tuple) -> None:
+        x = inputs[0] if inputs else None
+        self.batch = int(x.shape[0]) if isinstance(x, torch.Tensor) and x.dim() else None
+        self.draws = {}
+
+    def check(self, name: str, batch: int) -> None:
+        if self.batch is not None and batch != self.batch:
+            raise ValueError(f"noisy module '{name}' saw {batch} inputs in a forward pass of {self.batch} "
+                             f"predictions: a stochastic classifier draws its weights once per prediction, "
+                             f"which this layer's noise cannot share across inputs")
+
+
 class _Noise:
     """The forward hook of one module: adds the noise term of a per-example weight perturbation."""
 
-    def __init__(self, module: nn.Module, spec: NoiseSpec, generator: torch.Generator, attr: str = "weight") -> None:
+    def __init__(self, module: nn.Module, spec: NoiseSpec, generator: torch.Generator, attr: str = "weight",
+                 name: str = "", state: OneDrawPerPrediction | None = None) -> None:
         weight = getattr(module, attr)
         self.module, self.generator, self.attr = module, generator, attr
+        self.name, self.state = name or attr, state or OneDrawPerPrediction()
         self.shape = tuple(weight.shape)
         numel = weight.numel()
         pos = torch.as_tensor(np.asarray(spec.positions, dtype=np.int64))
@@ -292,21 +318,40 @@ class _Noise:
     def _randn(self, *shape: int, like: torch.Tensor) -> torch.Tensor:
         return torch.randn(*shape, generator=self.generator, dtype=torch.float32).to(like.device, like.dtype)
 
+    def _draw(self, shape: tuple[int, ...], like: torch.Tensor, shareable: bool) -> torch.Tensor:
+        """This prediction's draw: fresh on the module's first call in the forward pass, the same one on
+        a later call when the noise can be shared (a kernel or a bias), refused when it cannot."""
+        state = self.state
+        if self.name in state.draws:
+            if not shareable:
+                raise ValueError(f"noisy module '{self.name}' was called twice in one forward pass: a stochastic "
+                                 f"classifier draws its weights once per prediction, and this layer's noise "
+                                 f"(drawn on its outputs) cannot be shared between calls")
+            return state.draws[self.name]
+        eps = self._randn(*shape, like=like)
+        state.draws[self.name] = eps
+        return eps
+
     def __call__(self, module: nn.Module, inputs: tuple, output: torch.Tensor) -> torch.Tensor:
         x = inputs[0]
         if self.silent:
             return output
+        self.state.check(self.name, int(x.shape[0]))
         if self.attr == "bias":  # a fresh bias per example, the same at every position of a feature map
-            eps = self._randn(output.shape[0], self.shape[0], like=output) * self.bias_std
+            eps = self._draw((output.shape[0], self.shape[0]), output, True) * self.bias_std
             return output + eps.view(output.shape[0], -1, *([1] * (output.dim() - 2)))
+        if isinstance(module, nn.Linear) and x.dim() != 2:
+            raise ValueError(f"noisy Linear module '{self.name}' is applied to inputs of shape {tuple(x.shape)}: "
+                             f"its noise is drawn per output, so it would draw once per position, not once "
+                             f"per prediction")
         if self.basis is not None:  # row j: w_j + U·diag(√v_j)·ε, so var(out_j) = Σ_k (xU)_k² v_jk
             var = ((x @ self.basis) ** 2) @ self.block_var_t
-            return output + var.sqrt() * self._randn(*output.shape, like=output)
+            return output + var.sqrt() * self._draw(tuple(output.shape), output, False)
         if isinstance(module, nn.Linear):
             var = (x * x) @ self.var_t
-            return output + var.sqrt() * self._randn(*output.shape, like=output)
+            return output + var.sqrt() * self._draw(tuple(output.shape), output, False)
         batch = x.shape[0]
-        eps = self._randn(batch, self.positions.numel(), like=x) * self.std_at
+        eps = self._draw((batch, self.positions.numel()), x, True) * self.std_at
         kernels = torch.zeros(batch, math.prod(self.shape), dtype=x.dtype, device=x.device)
         kernels[:, self.positions] = eps
         kernels = kernels.view(batch * self.shape[0], *self.shape[1:])
@@ -320,15 +365,17 @@ class _Noise:
 @contextmanager
 def noisy_network(model: nn.Module, noise: Mapping[str, NoiseSpec], generator: torch.Generator) -> Iterator[nn.Module]:
     """``model`` with per-example Gaussian weight noise (``noise`` maps ``<module>.weight`` names to
-    specs) while the context is open; the hooks are removed on exit."""
+    specs) while the context is open, one draw per prediction; the hooks are removed on exit."""
     handles = []
+    state = OneDrawPerPrediction()
     try:
+        handles.append(model.register_forward_pre_hook(state.start))
         for name, spec in noise.items():
             module_name, _, attr = name.rpartition(".")
             if attr not in ("weight", "bias"):
                 raise ValueError(f"noise is supported on module weights and biases only, got '{name}'")
             module = model.get_submodule(module_name)
-            handles.append(module.register_forward_hook(_Noise(module, spec, generator, attr)))
+            handles.append(module.register_forward_hook(_Noise(module, spec, generator, attr, name, state)))
         yield model
     finally:
         for h in handles:

@@ -24,6 +24,17 @@ class Split:
     def to(self, device: torch.device) -> "Split":
         return Split(self.x.to(device), self.y.to(device))
 
+    def digest(self) -> str:
+        """sha256 of the inputs and labels: what anything computed from this split depends on."""
+        import hashlib
+
+        h = hashlib.sha256()
+        for t in (self.x, self.y):
+            t = t.detach().cpu().contiguous()
+            h.update(f"{t.dtype}|{tuple(t.shape)}|".encode())
+            h.update(t.numpy().tobytes())
+        return h.hexdigest()
+
 
 
 @dataclass
