@@ -2,12 +2,15 @@
 
 A compressor is third-party code, and whatever it leaves behind in its process (a module-level
 variable holding the trained weights, a file it keeps open, a patched function) must not reach the
-model that is certified. So the job worker never compresses: it asks its zygote for a fresh process
-(``bench.children.Zygote``), which builds the compressor's context, runs ``compress`` under the cell's
-time limit, and sends back the message, the claimed structure, the digest of the compressor's own
-model and that model's outputs on ``S_bound``, then ends. The worker decodes the message in another
-fresh process and evaluates the decoded model itself, where ``compress`` never ran; the two models'
-outputs must agree (``bench.rows.check_same_outputs``).
+model that is certified. So the job worker never compresses: it hands each compression to a
+compressing process forked from its zygote (``bench.children.Zygote``), which builds the compressor's
+context, runs ``compress`` under the cell's time limit, and sends back the message, the claimed
+structure, the digest of the compressor's own model and that model's outputs on ``S_bound``. The worker
+decodes the message in a fresh process and evaluates the decoded model itself, where ``compress`` never
+ran; the two models' outputs must agree (``bench.rows.check_same_outputs``). The compressing process
+serves the worker's jobs one after another (what one compressor leaves there can only reach another
+compressor, which sees the training data anyway, never an evaluation), so it pays its start-up costs
+(loading data, torch's and OpenMP's first use) once per worker, not once per job.
 """
 
 from __future__ import annotations
@@ -31,9 +34,9 @@ class CompressRequest:
     seed: int
     device: str
     delta: float
-    compressor: str
+    compressor: str | None  # None: only make sure the task's base model is trained (and cached)
     params: dict[str, Any]
-    prior: PriorSpec
+    prior: PriorSpec | None
     limit: float | None
     data_dir: str | None = None
     download: bool = False
@@ -66,19 +69,20 @@ def compress(request: CompressRequest, registry) -> CompressReply:
     """Build the context, compress under the time limit, check the result, describe the model."""
     from pathlib import Path
 
-    from bench.cache import ModelCache, default_cache_dir
     from bench.kit.evaluation import predict
     from bench.kit.models import state_digest
-    from bench.progress import progress
     from bench.rows import check_compressed
     from bench.runner import build_context
-    from bench.tasks import BaseModels, instantiate_task, prior_from_spec
+    from bench.tasks import instantiate_task, prior_from_spec
     from bench.timeouts import time_limit
 
     device = torch.device(request.device)
     task = instantiate_task(request.spec, registry, Path(request.data_dir) if request.data_dir else None,
                             request.download)
-    base_models = BaseModels(ModelCache(default_cache_dir()), device, progress)
+    base_models = _base_models(device)
+    if request.compressor is None:  # the base model: trained here, where training is already warm
+        base_models.get(task, request.seed)
+        return CompressReply(ok=True)
     ctx = build_context(task, request.seed, device, base_models, request.delta,
                         prior=prior_from_spec(request.prior, registry))
     compressor = registry.get("compressors", request.compressor)(**request.params)
@@ -95,15 +99,32 @@ def compress(request: CompressRequest, registry) -> CompressReply:
         state={k: v.detach().cpu() for k, v in model.state_dict().items()}, outputs=outputs, seconds=seconds)
 
 
+_BASE_MODELS: dict[str, Any] = {}
+
+
+def _base_models(device: torch.device):
+    """One ``BaseModels`` per device for the life of the process (it keeps the models it loaded)."""
+    from bench.cache import ModelCache, default_cache_dir
+    from bench.progress import progress
+    from bench.tasks import BaseModels
+
+    if device.type not in _BASE_MODELS:
+        _BASE_MODELS[device.type] = BaseModels(ModelCache(default_cache_dir()), device, progress)
+    return _BASE_MODELS[device.type]
+
+
 def serve(conn, payload: Any) -> None:  # noqa: ARG001
-    """The compressing process: one request, one reply, then it ends. The reply is pickled here, by
-    value: a ``Connection`` would share its tensors through this process's memory, which ends now."""
+    """The compressing process: a reply to each request, until the worker closes the connection. Each
+    reply is pickled here, by value (a ``Connection`` would share its tensors through this process's
+    memory, which may end before the worker reads them)."""
     from bench.sandbox import _PREPARED, prepare
 
     prepare()
-    request: CompressRequest = conn.recv()
-    try:
-        reply = compress(request, _PREPARED["registry"])
-    except Exception as exc:  # the compressor's failure is the cell's, not the process's
-        reply = CompressReply(ok=False, error=f"{type(exc).__name__}: {exc}", traceback=traceback.format_exc(limit=8))
-    conn.send(pickle.dumps(reply))
+    while True:
+        request: CompressRequest = conn.recv()
+        try:
+            reply = compress(request, _PREPARED["registry"])
+        except Exception as exc:  # the compressor's failure is the cell's, not the process's
+            reply = CompressReply(ok=False, error=f"{type(exc).__name__}: {exc}",
+                                  traceback=traceback.format_exc(limit=8))
+        conn.send(pickle.dumps(reply))

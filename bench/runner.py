@@ -253,7 +253,8 @@ class Runner:
         self._seq = 0
         self._tasks: dict[str, TaskInstance] = {}
         self._codes: dict[tuple, Coded] = {}
-        self.decoder = Decoder()  # also the zygote compressing processes are forked from
+        self.decoder = Decoder()  # also the zygote the compressing process is forked from
+        self.compressing: Any = None  # bench.children.Child: where this worker's compressions run
         self.supervisor: Any = None  # bench.supervisor.JobSupervisor, made on first use
 
     # ------------------------------------------------------------------------------ identities
@@ -353,6 +354,9 @@ class Runner:
     def close(self) -> None:
         if self.supervisor is not None:
             self.supervisor.close()
+        if self.compressing is not None:
+            self.compressing.close()
+            self.compressing = None
         self.decoder.close()
 
     def supervise(self, job: Job, done: frozenset[str], tick: Callable[[int], Any] | None = None) -> JobResult:
@@ -395,6 +399,7 @@ class Runner:
                 report.tick(len(pending))
                 return result
             report.phase(f"training the base model of {job.task}", None)
+            self.compress(task, job.seed, None, None)  # trained (once, cached) where training is warm
             base_train, base_test = self.base_models.base_errors(task, job.seed)
             evaluated, measured, compress_seconds = self.obtain(task, job.seed, comp, artifact_id, report)
         except Exception as exc:
@@ -493,25 +498,28 @@ class Runner:
             }, compressed.layers)
         return evaluated, measured, seconds
 
-    def compress(self, task: TaskInstance, seed: int, comp: PluginConfig, prior: Any) -> "CompressReply":
-        """Run ``compress`` in a fresh process forked from the zygote (it ends with the compression)."""
+    def compress(self, task: TaskInstance, seed: int, comp: PluginConfig | None, prior: Any) -> "CompressReply":
+        """Run ``compress`` in this worker's compressing process (forked from the zygote; never this one).
+        ``comp = None``: train the task's base model there (the worker then loads it from the cache)."""
         from bench.compressing import CompressRequest
 
-        self.decoder.start(fork=self.device.type == "cpu")
+        name = comp.name if comp is not None else "the base model"
         request = CompressRequest(spec=self.specs[task.name], seed=seed, device=str(self.device),
-                                  delta=self.config.delta, compressor=comp.name, params=comp.params, prior=prior,
+                                  delta=self.config.delta, compressor=comp and comp.name,
+                                  params=comp.params if comp is not None else {}, prior=prior,
                                   limit=self.config.cell_timeout,
                                   data_dir=str(self.config.data_dir) if self.config.data_dir else None,
                                   download=self.config.download)
-        child = self.decoder.spawn("compressor", request)
+        if self.compressing is None or not self.compressing.alive():
+            self.decoder.start(fork=self.device.type == "cpu")
+            self.compressing = self.decoder.spawn("compressor", None)
         try:
-            child.conn.send(request)
-            _, data = child.receive(None)
-            reply = pickle.loads(data)
+            self.compressing.conn.send(request)
+            _, data = self.compressing.receive(None)
         except ChildDied as exc:
-            raise CompressFailed(f"WorkerDied: the compressing process of '{comp.name}' died ({exc})", None) from None
-        finally:
-            child.kill()
+            self.compressing = None
+            raise CompressFailed(f"WorkerDied: the compressing process of '{name}' died ({exc})", None) from None
+        reply = pickle.loads(data)
         if not reply.ok:
             raise CompressFailed(reply.error, reply.traceback)
         return reply

@@ -192,8 +192,7 @@ _PREPARED: dict[str, Any] = {}
 
 def prepare() -> None:
     """What a decoder or a compressing process needs first: the plugins and the libraries they use,
-    imported once in the zygote, so every process forked from it starts with them (torch imports some
-    of its own lazily, on first use, at a cost of seconds per fresh process)."""
+    imported once in the zygote, so every process forked from it starts with them."""
     if _PREPARED:
         return
     sys.dont_write_bytecode = True
@@ -202,7 +201,6 @@ def prepare() -> None:
     import sklearn.cluster  # noqa: F401
     import sklearn.datasets  # noqa: F401
     import torch  # noqa: F401
-    import torch._dynamo  # noqa: F401  (what torch.optim imports on an optimizer's first construction)
     import torch.func  # noqa: F401
 
     import bench.compressing  # noqa: F401

@@ -153,4 +153,4 @@ def serve(conn, payload: dict[str, Any]) -> None:
             result = runner.run_job(job, done, report)
             conn.send(("done", result))
     finally:
-        runner.decoder.close()
+        runner.close()

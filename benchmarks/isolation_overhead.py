@@ -57,8 +57,9 @@ IN_PROCESS = textwrap.dedent('''
         def compress_in_process(self, task, seed, comp, prior):
             """Compresses in the worker itself: what the harness did before the compressing process."""
             request = compressing.CompressRequest(spec=self.specs[task.name], seed=seed, device=str(self.device),
-                                                  delta=self.config.delta, compressor=comp.name, params=comp.params,
-                                                  prior=prior, limit=self.config.cell_timeout)
+                                                  delta=self.config.delta, compressor=comp and comp.name,
+                                                  params=comp.params if comp else {}, prior=prior,
+                                                  limit=self.config.cell_timeout)
             reply = compressing.compress(request, self.registry)
             if not reply.ok:
                 raise runner.CompressFailed(reply.error, reply.traceback)
