@@ -216,23 +216,9 @@ def serve_zygote(conn: Connection, payload: dict[str, Any]) -> None:
         sys.stderr.flush()
         pid = os.fork()
         if pid == 0:
-            code = 0
-            try:
-                conn.close()
-                signal.signal(signal.SIGCHLD, signal.SIG_DFL)
-                os.environ.update(env)
-                _die_with_parent(me)
-                module, func = ROLES[role].split(":")
-                getattr(importlib.import_module(module), func)(Connection(fd), child_payload)
-            except (EOFError, KeyboardInterrupt):
-                pass
-            except BaseException:  # noqa: BLE001  (report, never return into the zygote's loop)
-                import traceback
-
-                traceback.print_exc()
-                code = 1
-            finally:
-                os._exit(code)
+            conn.close()
+            signal.signal(signal.SIGCHLD, signal.SIG_DFL)
+            _become(role, fd, child_payload, env, me)
         os.close(fd)
         conn.send(pid)
 
@@ -265,19 +251,26 @@ def _fork(role: str, payload: Any, env: dict[str, str], ours: socket.socket, the
     if pid:
         theirs.close()
         return _Forked(pid)
+    # the child: keep stdio and its own end of the pair, nothing else of the parent's
+    fd = theirs.detach()
+    ours.close()
+    os.closerange(3, fd)
+    os.closerange(fd + 1, 1 << 16)
+    _become(role, fd, payload, env, parent)
+
+
+def _become(role: str, fd: int, payload: Any, env: dict[str, str], parent: int) -> None:
+    """The body of a forked child: serve ``role`` on ``fd`` and exit, never returning into the code of
+    the process that forked it."""
     code = 0
-    try:  # the child: keep stdio and its own end of the pair, nothing else of the parent's
-        fd = theirs.detach()
-        ours.close()
-        os.closerange(3, fd)
-        os.closerange(fd + 1, 1 << 16)
+    try:
         os.environ.update(env)
         _die_with_parent(parent)
         module, func = ROLES[role].split(":")
         getattr(importlib.import_module(module), func)(Connection(fd), payload)
     except (EOFError, KeyboardInterrupt):
         pass
-    except BaseException:  # noqa: BLE001  (report, never return into the parent's code)
+    except BaseException:  # noqa: BLE001  (report, never return)
         import traceback
 
         traceback.print_exc()

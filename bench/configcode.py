@@ -138,6 +138,13 @@ def _same(a: Any, b: Any) -> bool:
 
 
 GENERIC_TAGS = ("none", "bool", "int", "float", "str", "list", "dict")
+GENERIC_TYPES = {"none": type(None), "bool": bool, "int": int, "float": float, "str": str, "list": list, "dict": dict}
+
+
+def _optional(arms: tuple[Any, ...]) -> Any:
+    """The type an optional value has when it is not None."""
+    rest = tuple(a for a in arms if a is not type(None))
+    return rest[0] if len(rest) == 1 else Union[rest]  # type: ignore[valid-type]
 
 
 def _generic_tag(value: Any) -> str:
@@ -167,11 +174,7 @@ def value_bits(value: Any, tp: Any, default: Any = dataclasses.MISSING, where: s
     arms = _union_arms(tp)
     if arms is not None:
         if type(None) in arms:
-            rest = tuple(a for a in arms if a is not type(None))
-            if value is None:
-                return "0"
-            inner = rest[0] if len(rest) == 1 else Union[rest]  # type: ignore[valid-type]
-            return "1" + value_bits(value, inner, where=where)
+            return "0" if value is None else "1" + value_bits(value, _optional(arms), where=where)
         for i, arm in enumerate(arms):
             try:
                 return fixed(i, len(arms)) + value_bits(value, arm, where=where)
@@ -221,9 +224,8 @@ def value_bits(value: Any, tp: Any, default: Any = dataclasses.MISSING, where: s
                                              for k in sorted(value))
     if tp is Any:
         tag = _generic_tag(value)
-        kind = {"none": type(None), "bool": bool, "int": int, "float": float, "str": str,
-                "list": list, "dict": dict}[tag]
-        return fixed(GENERIC_TAGS.index(tag), len(GENERIC_TAGS)) + ("" if tag == "none" else value_bits(value, kind, where=where))
+        return fixed(GENERIC_TAGS.index(tag), len(GENERIC_TAGS)) + (
+            "" if tag == "none" else value_bits(value, GENERIC_TYPES[tag], where=where))
     raise ConfigCodeError(f"{where}: the configuration code has no word for the declared type {tp!r}")
 
 
@@ -269,10 +271,7 @@ class Reader:
         arms = _union_arms(tp)
         if arms is not None:
             if type(None) in arms:
-                rest = tuple(a for a in arms if a is not type(None))
-                if self.take(1) == "0":
-                    return None
-                return self.value(rest[0] if len(rest) == 1 else Union[rest])  # type: ignore[valid-type]
+                return None if self.take(1) == "0" else self.value(_optional(arms))
             return self.value(arms[self.fixed(len(arms))])
         if typing.get_origin(tp) is Literal:
             choices = list(typing.get_args(tp))
@@ -300,9 +299,7 @@ class Reader:
             return {self.value(str): self.value(Any) for _ in range(self.natural())}
         if tp is Any:
             tag = GENERIC_TAGS[self.fixed(len(GENERIC_TAGS))]
-            kind = {"none": type(None), "bool": bool, "int": int, "float": float, "str": str,
-                    "list": list, "dict": dict}[tag]
-            return None if tag == "none" else self.value(kind)
+            return None if tag == "none" else self.value(GENERIC_TYPES[tag])
         raise ConfigCodeError(f"the configuration code has no word for the declared type {tp!r}")
 
 
