@@ -473,9 +473,10 @@ class Runner:
             reply = self.compress(task, seed, comp, prior)
             compressed, expected, seconds = reply.compressed(), reply.digest, reply.seconds
             own_outputs, own_state = reply.outputs, reply.state
-        report.phase(f"decoding for compressor {comp.name}", limit)
-        decoded, digest = self.decoder.decode(comp.name, comp.version, comp.instance().decoder_side(comp.params),
-                                              compressed.message, prior, limit)
+        report.phase(f"decoding and evaluating for compressor {comp.name}", limit)
+        result = self.decoder.decode(comp.name, comp.version, comp.instance().decoder_side(comp.params),
+                                     compressed.message, prior, limit, evaluation_inputs(task))
+        decoded, digest = result.model, result.digest
         if digest != expected:
             why = first_difference(_State(own_state), decoded) if own_state is not None else "its digest is not the stored one"
             raise ContractError(f"compressor '{comp.name}': the model decoded from the message and the prior alone "
@@ -484,8 +485,7 @@ class Runner:
             check_sections(compressed.message, compressed.sections, comp.name)
         if compressed.layers:
             check_layers(compressed.layers, decoded, comp.name)
-        report.phase(f"evaluating the decoded model of {comp.name}", limit)
-        evaluated, measured, outputs = evaluate(decoded, compressed, task)
+        evaluated, measured, outputs = evaluate(decoded, compressed, task, result.outputs)
         if own_outputs is not None:
             check_same_outputs(own_outputs, outputs, f"compressor '{comp.name}'")
         if loaded is None:
@@ -574,32 +574,39 @@ class Runner:
         }
 
 
-def evaluate(decoded: nn.Module, compressed: Compressed,
-             task: TaskInstance) -> tuple[Evaluated, Measured, torch.Tensor]:
-    """Exact error counts of the decoded model: training (what bounds see) and test (the harness's),
-    and its outputs on the training sample the bound uses (``S_bound``)."""
+def evaluation_inputs(task: TaskInstance) -> dict[str, torch.Tensor]:
+    """The inputs the decoded model is evaluated on, without their labels: ``S_bound`` and the test split."""
+    return {"train": task.data.bound_split().x, "test": task.data.test.x}
+
+
+def evaluate(decoded: nn.Module, compressed: Compressed, task: TaskInstance,
+             outputs: dict[str, torch.Tensor] | None = None) -> tuple[Evaluated, Measured, torch.Tensor]:
+    """Exact error counts of the decoded model: training (what bounds see, on ``S_bound``) and test (the
+    harness's), from its ``outputs`` on ``evaluation_inputs`` (computed in the decoding process; here
+    when not given), and the training outputs themselves."""
     decoded.eval()
     data = task.data
-    train_ce = test_ce = None
     sample = data.bound_split()  # the training error a bound uses is on S_bound
-    outputs = predict(decoded, sample.x).detach()
+    outputs = outputs or {name: predict(decoded, x).detach() for name, x in evaluation_inputs(task).items()}
+    train_out, test_out = outputs["train"], outputs["test"]
+    train_ce = test_ce = None
     if data.task_type == "classification":
-        train_errors, train_ce = _errors_and_ce(outputs, sample.y)
-        test_errors, test_ce = _errors_and_ce(predict(decoded, data.test.x).detach(), data.test.y)
+        train_errors, train_ce = _errors_and_ce(train_out, sample.y)
+        test_errors, test_ce = _errors_and_ce(test_out, data.test.y)
         train_err, test_err = train_errors / len(sample), test_errors / len(data.test)
     else:
         train_errors, test_errors = None, None
-        train_err = float(torch.nn.functional.mse_loss(outputs.double(), sample.y.to(outputs.device).double()))
-        test_err = error_rate(decoded, data.test, "regression")
+        train_err, test_err = (float(torch.nn.functional.mse_loss(out.double().cpu(), y.double().cpu()))
+                               for out, y in ((train_out, sample.y), (test_out, data.test.y)))
     if not (math.isfinite(train_err) and math.isfinite(test_err)):
         raise FloatingPointError(f"decoded model has non-finite error (train {train_err}, test {test_err})")
     return (Evaluated(compressed, decoded, train_errors, len(sample), train_err),
-            Measured(test_errors, len(data.test), test_err, train_ce, test_ce), outputs.float().cpu())
+            Measured(test_errors, len(data.test), test_err, train_ce, test_ce), train_out.float().cpu())
 
 
 def _errors_and_ce(outputs: torch.Tensor, y: torch.Tensor) -> tuple[int, float]:
     """Misclassified examples (an exact integer) and the mean cross-entropy in nats (float64)."""
-    y = y.to(outputs.device)
+    outputs, y = outputs.cpu(), y.cpu()
     errors = int((outputs.argmax(dim=1) != y).sum())
     ce = float(torch.nn.functional.cross_entropy(outputs.double(), y, reduction="sum")) / max(len(y), 1)
     return errors, ce

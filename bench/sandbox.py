@@ -25,6 +25,7 @@ import os
 import pickle
 import sys
 import time
+from dataclasses import dataclass
 from typing import Any
 
 from typing import TYPE_CHECKING
@@ -53,6 +54,16 @@ class DecodeError(RuntimeError):
     """Decoding failed, or its result is not the compressor's model; the message says why."""
 
 
+@dataclass
+class Decoded:
+    """What came back from a decoding process: the model, the digest of its state (taken here), and
+    its outputs on the inputs it was sent, computed there."""
+
+    model: Any
+    digest: str
+    outputs: dict[str, Any] | None = None
+
+
 # ------------------------------------------------------------------------------ the parent's side
 class Decoder:
     """Decodes each message in a fresh process forked from a zygote of its own (started on first use,
@@ -74,17 +85,18 @@ class Decoder:
         return self.zygote.spawn(role, payload, env)
 
     def decode(self, compressor: str, version: str, params: dict[str, Any], message: bytes, prior: "PriorSpec",
-               timeout: float | None = None):
-        """The model decoded by ``compressor`` from ``message``, ``prior`` and the decoder-side
-        ``params`` alone, and its digest."""
+               timeout: float | None = None, inputs: dict[str, Any] | None = None) -> Decoded:
+        """The model decoded by ``compressor`` from ``message``, ``prior`` and the decoder-side ``params``
+        alone, its digest, and (given ``inputs``, a few named input tensors) its outputs on them,
+        computed in the decoding process after it sent the model back."""
         start = time.perf_counter()
         try:
-            return self._decode(compressor, version, params, message, prior, timeout)
+            return self._decode(compressor, version, params, message, prior, timeout, inputs)
         finally:
             self.seconds += time.perf_counter() - start
 
     def _decode(self, compressor: str, version: str, params: dict[str, Any], message: bytes, prior: "PriorSpec",
-                timeout: float | None):
+                timeout: float | None, inputs: dict[str, Any] | None) -> Decoded:
         self.start()
         assert self.zygote is not None
         try:
@@ -94,22 +106,35 @@ class Decoder:
             raise DecodeError(f"the decoding process did not start: {exc}") from None
         try:
             child.conn.send({"compressor": compressor, "version": version, "params": params,
-                             "message": message, "prior": prior})
-            try:
-                got, reply = child.receive(timeout)
-            except ChildDied as exc:
-                raise DecodeError(f"compressor '{compressor}': {exc} while decoding") from None
-            if not got:
-                from bench.timeouts import CellTimeout
-
-                raise CellTimeout(f"decode of compressor '{compressor}' exceeded its time limit of {timeout:g} s")
+                             "message": message, "prior": prior, "evaluates": inputs is not None})
+            reply = self._answer(child, compressor, timeout, "decoding")
+            if not reply["ok"]:
+                raise DecodeError(f"compressor '{compressor}' failed to decode from the message and the prior "
+                                  f"alone: {reply['error']}")
+            model = pickle.loads(reply["model"])
+            outputs = None
+            if inputs is not None:
+                child.conn.send_bytes(pickle.dumps(inputs))
+                answer = self._answer(child, compressor, timeout, "evaluating the decoded model")
+                if not answer["ok"]:
+                    raise DecodeError(f"compressor '{compressor}': the decoded model failed on the evaluation "
+                                      f"inputs: {answer['error']}")
+                outputs = pickle.loads(answer["outputs"])
         finally:
             child.kill()
-        if not reply["ok"]:
-            raise DecodeError(f"compressor '{compressor}' failed to decode from the message and the prior "
-                              f"alone: {reply['error']}")
-        model = pickle.loads(reply["model"])
-        return model, state_digest(model)  # digested here: nothing in the decoder can change it after
+        return Decoded(model, state_digest(model), outputs)  # digested here: nothing in the decoder can change it
+
+    @staticmethod
+    def _answer(child: Child, compressor: str, timeout: float | None, what: str) -> dict[str, Any]:
+        try:
+            got, reply = child.receive(timeout)
+        except ChildDied as exc:
+            raise DecodeError(f"compressor '{compressor}': {exc} while {what}") from None
+        if not got:
+            from bench.timeouts import CellTimeout
+
+            raise CellTimeout(f"{what} for compressor '{compressor}' exceeded its time limit of {timeout:g} s")
+        return reply
 
     def close(self) -> None:
         if self.zygote is not None:
@@ -214,9 +239,11 @@ def prepare() -> None:
 
 
 def serve(conn, payload: Any) -> None:  # noqa: ARG001
-    """The decoding process: lock down, decode one request, answer, end. The guard stays on from the
-    start of ``decode`` to the end of the process, so nothing ``decode`` leaves running (a thread) can
-    read a file after it returned."""
+    """The decoding process: lock down, decode one request, send the model back; then, when asked,
+    compute its outputs on the inputs the harness sends (no labels: those stay with the harness), and
+    end. The guard stays on from the start of ``decode`` to the end of the process, so nothing ``decode``
+    leaves running (a thread) can read a file after it returned, and the outputs are those of a model
+    that had only the message, the prior and the inputs: nothing another plugin left anywhere."""
     from bench.tasks import prior_from_spec
 
     prepare()
@@ -226,6 +253,7 @@ def serve(conn, payload: Any) -> None:  # noqa: ARG001
     sys.addaudithook(_audit)
     request = conn.recv()
     start = time.perf_counter()
+    model = None
     try:
         cls = registry.get("compressors", request["compressor"])
         if cls.version != request["version"]:
@@ -233,12 +261,27 @@ def serve(conn, payload: Any) -> None:  # noqa: ARG001
         prior = prior_from_spec(request["prior"], registry)
         decoder = cls.for_decoding(cls.decoder_side(request["params"]))
         _GUARD["active"] = True
-        reply = _reply(decoder.decode(request["message"], prior))
+        model = decoder.decode(request["message"], prior)
+        reply = _reply(model)
     except Exception as exc:  # any failure of third-party code is the cell's, not the process's
-        first = str(exc).splitlines()[0] if str(exc) else ""
-        reply = {"ok": False, "error": f"{type(exc).__name__}: {first}"}
+        reply = {"ok": False, "error": _first_line(exc)}
     reply["seconds"] = time.perf_counter() - start
     conn.send(reply)
+    if not (reply["ok"] and request.get("evaluates")):
+        return
+    inputs = pickle.loads(conn.recv_bytes())
+    try:
+        from bench.kit.evaluation import predict
+
+        outputs = {name: predict(model, x).detach().float().cpu() for name, x in inputs.items()}
+        conn.send({"ok": True, "outputs": pickle.dumps(outputs)})  # by value: this process ends now
+    except Exception as exc:
+        conn.send({"ok": False, "error": _first_line(exc)})
+
+
+def _first_line(exc: Exception) -> str:
+    first = str(exc).splitlines()[0] if str(exc) else ""
+    return f"{type(exc).__name__}: {first}"
 
 
 def _reply(model) -> dict[str, Any]:

@@ -25,7 +25,7 @@ from bench.progress import progress
 from bench.registry import Registry
 from bench.results import ResultsStore
 from bench.rows import ContractError, bound_columns, check_bound_result, check_layers, check_sections
-from bench.runner import build_context, evaluate, measure_target
+from bench.runner import build_context, evaluate, evaluation_inputs, measure_target
 from bench.sandbox import Decoder
 from bench.tasks import BaseModels, instantiate_task, prior_spec
 from bench.cache import ModelCache, default_cache_dir
@@ -129,9 +129,10 @@ def verify_cell(cell_id: str, results: Path, registry: Registry, data_dir: Path 
     own_decoder = decoder is None
     decoder = decoder or Decoder()
     try:
-        model, model_digest = decoder.decode(meta["compressor"], compressor_cls.version,
-                                             compressor_cls.decoder_side(meta["compressor_params"]),
-                                             message, prior_spec(task, seed, dev, base_models))
+        decoded = decoder.decode(meta["compressor"], compressor_cls.version,
+                                 compressor_cls.decoder_side(meta["compressor_params"]),
+                                 message, prior_spec(task, seed, dev, base_models), inputs=evaluation_inputs(task))
+        model, model_digest = decoded.model, decoded.digest
     except Exception as exc:  # a corrupted message or a decoder that needs more than the prior
         return report.fail(f"decoding the stored message from the prior alone failed: {type(exc).__name__}: {exc}")
     finally:
@@ -148,7 +149,7 @@ def verify_cell(cell_id: str, results: Path, registry: Registry, data_dir: Path 
             report.add(f"{what} against the decoded message", "claimed", "matches", True)
         except ContractError as exc:
             report.add(f"{what} against the decoded message", "claimed", str(exc), False)
-    evaluated, measured, _ = evaluate(model, compressed, task)
+    evaluated, measured, _ = evaluate(model, compressed, task, decoded.outputs)
     for key, value in (("train_errors", evaluated.train_errors), ("test_errors", measured.test_errors),
                        ("train_err", evaluated.train_err), ("test_err", measured.test_err)):
         stored = None if _missing(row[key]) else row[key]

@@ -38,7 +38,7 @@ def main() -> None:
     model = models.get(task, 0)
     errors = error_count(model, task.data.train)
     evaluated = Evaluated(Compressed(message=b""), model, errors, len(task.data.train), errors / len(task.data.train))
-    ctx = build_context(task, 0, device, models, 0.05, hparam_bits=2.0, role="bound")
+    ctx = build_context(task, 0, device, models, 0.05, config_bits=2.0, role="bound")
     start = time.perf_counter()
     total = 0.0
     for form in ("lower", "baseline", "diag", "layerwise"):

@@ -43,7 +43,8 @@ IN_PROCESS = textwrap.dedent('''
             def close(self):
                 pass
 
-            def _decode(self, compressor, version, params, message, prior, timeout):
+            def _decode(self, compressor, version, params, message, prior, timeout, inputs):
+                from bench.kit.evaluation import predict
                 from bench.registry import load_registry
                 from bench.tasks import prior_from_spec
 
@@ -52,7 +53,8 @@ IN_PROCESS = textwrap.dedent('''
                 cls = InProcessDecoder.registry.get("compressors", compressor)
                 decoder = cls.for_decoding(params)
                 model = decoder.decode(message, prior_from_spec(prior, InProcessDecoder.registry)).eval()
-                return model, sandbox.state_digest(model)
+                outputs = None if inputs is None else {k: predict(model, x) for k, x in inputs.items()}
+                return sandbox.Decoded(model, sandbox.state_digest(model), outputs)
 
         def compress_in_process(self, task, seed, comp, prior):
             """Compresses in the worker itself: what the harness did before the compressing process."""

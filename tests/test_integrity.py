@@ -97,8 +97,11 @@ def test_a_decoded_model_with_non_finite_values_fails(workspace):
     try:
         with pytest.raises(DecodeError, match=r"compressor 'dense'.*non-finite values in '1.weight'"):
             decoder.decode("dense", "0.1.0", {}, np.full(n, np.nan, "<f4").tobytes(), spec, timeout=120)
-        model, digest = decoder.decode("dense", "0.1.0", {}, np.zeros(n, "<f4").tobytes(), spec, timeout=120)
-        assert all(float(p.detach().abs().sum()) == 0 for p in model.parameters()) and len(digest) == 64
+        x = task.data.test.x[:5]
+        decoded = decoder.decode("dense", "0.1.0", {}, np.zeros(n, "<f4").tobytes(), spec, timeout=120,
+                                 inputs={"some": x})
+        assert all(float(p.detach().abs().sum()) == 0 for p in decoded.model.parameters()) and len(decoded.digest) == 64
+        assert torch.equal(decoded.outputs["some"], torch.zeros(5, 10))  # computed in the decoding process
     finally:
         decoder.close()
 
