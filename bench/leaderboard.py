@@ -134,7 +134,8 @@ def headline(ok: pd.DataFrame, ledger_counts: dict[str, int]) -> Table | None:
         "configurations tried (ledger)": [tried], "cell": [row["cell_id"]],
     })
     title = (f"Headline: the best certificate of this training sample (each pays its configuration's code "
-             f"word, so all hold at once); {tried} configurations tried on it, by the ledger")
+             f"word, so all hold at once); the ledger records {tried} configuration{'' if tried == 1 else 's'} "
+             f"tried on it")
     return Table(title, frame, [row["cell_id"]])
 
 

@@ -122,8 +122,9 @@ def verify_cell(cell_id: str, results: Path, registry: Registry, data_dir: Path 
     report.add("configuration bits", stored_bits, config_bits, _close(stored_bits, config_bits, 0.0))
     report.notes.append(f"configuration bits recomputed under configuration code v{CODE_VERSION}: "
                         + "; ".join(f"{what} {bits}" for what, bits in code.itemized()))
-    report.notes.append(f"ledger: {Ledger(results).count(str(row['sample_id']))} configurations tried on this "
-                        f"training sample in this folder (a record of the search; the code pays for it)")
+    tried = Ledger(results).count(str(row["sample_id"]))
+    report.notes.append(f"ledger: {tried} configuration{'' if tried == 1 else 's'} tried on this training sample "
+                        f"in this folder (a record of the search; the code pays for it)")
 
     base_models = BaseModels(ModelCache(default_cache_dir()), dev, progress)
     own_decoder = decoder is None
