@@ -16,7 +16,7 @@ from torch import nn
 
 import bench
 from bench.kit.training import TRAINING_CODE_VERSION
-from bench.params import canonical_json, content_hash
+from bench.api.params import canonical_json, content_hash
 
 
 def default_cache_dir() -> Path:

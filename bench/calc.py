@@ -113,8 +113,8 @@ def config_bits_lines(args) -> list[str]:
     from bench.configbits import code_of
     from bench.configcode import CODE_VERSION
     from bench.registry import load_registry
-    from bench.runner import expand_plugins, resolve_tasks
-    from bench.tasks import task_config
+    from bench.planning import expand_plugins, resolve_tasks
+    from bench.taskconfig import task_config
 
     cfg = build_config(args)
     registry = load_registry()
@@ -129,7 +129,7 @@ def config_bits_lines(args) -> list[str]:
                 for bound in (b for grid in bounds for b in grid):
                     code = code_of(registry, tc, seed, cfg.delta, comp.name, comp.params, bound.name, bound.params)
                     lines.append(f"{code.length} bits: task {spec.name}, seed {seed}, compressor {comp.name} "
-                                 f"{comp.params_json}, bound {bound.name} {bound.params_json}")
+                                 f"{comp.params_text}, bound {bound.name} {bound.params_text}")
                     lines += [f"  {bits:>4}  {what}" for what, bits in code.itemized()]
     return lines
 

@@ -2,7 +2,7 @@
 inherit no data, models or threads) or forked from a *zygote*, and talking to their parent over a
 socket pair.
 
-The roles: the job worker (``bench.supervisor``), which runs a run's jobs where it can be killed when a
+The roles: the job worker (``bench.worker``, watched by ``bench.supervisor``), which runs a run's jobs where it can be killed when a
 plugin overruns its time limit; the compressor (``bench.compressing``), which runs one ``compress`` in a
 process of its own, so that nothing it leaves behind (module state, files it keeps open) exists where
 the decoded model is evaluated; the decoder (``bench.sandbox``), which decodes one message from the
@@ -26,7 +26,7 @@ import time
 from multiprocessing.connection import Connection
 from typing import Any
 
-ROLES = {"decoder": "bench.sandbox:serve", "worker": "bench.supervisor:serve",
+ROLES = {"decoder": "bench.sandbox:serve", "worker": "bench.worker:serve",
          "compressor": "bench.compressing:serve", "zygote": "bench.children:serve_zygote"}
 
 

@@ -23,7 +23,7 @@ from typing import Any
 
 import torch
 
-from bench.contracts import Compressed, LayerCode, PriorSpec, TaskSpec
+from bench.api.contracts import Compressed, LayerCode, PriorSpec, TaskSpec
 
 
 @dataclass
@@ -72,7 +72,7 @@ def compress(request: CompressRequest, registry) -> CompressReply:
     from bench.kit.evaluation import predict
     from bench.kit.models import state_digest
     from bench.rows import check_compressed
-    from bench.runner import build_context
+    from bench.context import build_context
     from bench.tasks import instantiate_task, prior_from_spec
     from bench.timeouts import time_limit
 
@@ -117,13 +117,13 @@ def serve(conn, payload: Any) -> None:  # noqa: ARG001
     """The compressing process: a reply to each request, until the worker closes the connection. Each
     reply is pickled here, by value (a ``Connection`` would share its tensors through this process's
     memory, which may end before the worker reads them)."""
-    from bench.sandbox import _PREPARED, prepare
+    from bench.preload import preloaded_registry
 
-    prepare()
+    registry = preloaded_registry()
     while True:
         request: CompressRequest = conn.recv()
         try:
-            reply = compress(request, _PREPARED["registry"])
+            reply = compress(request, registry)
         except Exception as exc:  # the compressor's failure is the cell's, not the process's
             reply = CompressReply(ok=False, error=f"{type(exc).__name__}: {exc}",
                                   traceback=traceback.format_exc(limit=8))

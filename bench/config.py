@@ -18,7 +18,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from bench.params import ConfigError
+from bench.api.params import ConfigError
 
 PROFILE_KEYS = {
     "description": str,

@@ -8,13 +8,9 @@ from __future__ import annotations
 from typing import Any, Mapping
 
 from bench import configcode
+from bench.api.specs import Recipe
 from bench.configcode import Coded, Configuration, Declaration, Declarations
-
-
-def model_family(model: str, params: Mapping[str, Any]) -> tuple[str, dict[str, Any]]:
-    """``timm:resnet18`` is the ``timm`` family with ``arch = "resnet18"``."""
-    family, _, arch = model.partition(":")
-    return family, {**params, "arch": arch} if arch else dict(params)
+from bench.taskconfig import model_name_and_params
 
 
 def declaration(cls: type) -> Declaration:
@@ -23,15 +19,9 @@ def declaration(cls: type) -> Declaration:
     return Declaration.of(cls.Params, paid)
 
 
-def recipe_class() -> type:
-    from bench.contracts import Recipe
-
-    return Recipe
-
-
 def configuration(task_config: Mapping[str, Any], seed: int, delta: float, compressor: str,
                   compressor_params: Mapping[str, Any], bound: str, bound_params: Mapping[str, Any]) -> Configuration:
-    family, model_params = model_family(task_config["model"], task_config.get("model_params", {}))
+    family, model_params = model_name_and_params(task_config["model"], task_config.get("model_params", {}))
     return Configuration(
         dataset_params=dict(task_config.get("dataset_params", {})), model=family, model_params=model_params,
         recipe=dict(task_config.get("recipe", {})), seed=int(seed), delta=float(delta), compressor=compressor,
@@ -42,7 +32,7 @@ def declarations(registry, c: Configuration, dataset: str) -> Declarations:
     return Declarations(
         dataset=declaration(registry.get("datasets", dataset)),
         model=declaration(registry.get("models", c.model)),
-        recipe=Declaration.of(recipe_class()),
+        recipe=Declaration.of(Recipe),
         compressor=declaration(registry.get("compressors", c.compressor)),
         bound=declaration(registry.get("bounds", c.bound)),
     )
@@ -61,7 +51,7 @@ def decoder(registry, dataset: str):
         if kind == "dataset":
             return declaration(registry.get("datasets", dataset))
         if kind == "recipe":
-            return Declaration.of(recipe_class())
+            return Declaration.of(Recipe)
         return declaration(registry.get({"model": "models", "compressor": "compressors", "bound": "bounds"}[kind], name))
 
     return declare

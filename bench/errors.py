@@ -3,15 +3,12 @@ starts fast."""
 
 from __future__ import annotations
 
-from bench.params import ConfigError
+from bench.api.errors import DatasetUnavailable
+from bench.api.params import ConfigError
 
 
-PRIOR_ONLY = ("a decoder sees only the message and the prior (seed, task configuration, input shape, "
-              "classes, device, the seeded untrained model): no training data, no trained model, no cache")
-
-
-class DatasetUnavailable(RuntimeError):
-    """The files of a dataset are missing; the message says how to get them."""
+class UnknownName(ConfigError):
+    """A name that no plugin registered; the message lists the known ones."""
 
 
 class PluginError(RuntimeError):

@@ -18,7 +18,7 @@ import os
 from pathlib import Path
 from typing import Any, Iterable
 
-from bench.params import canonical_json, content_hash
+from bench.api.params import canonical_json, content_hash
 
 
 #: Dataset parameters that do not change the training sample: every prior_fraction splits the same S

@@ -15,17 +15,13 @@ from typing import Any
 
 import pluggy
 
-from bench import hookspecs
-from bench.contracts import KIND_BY_NAME, KINDS, TaskSpec
-from bench.errors import PluginError  # noqa: F401  (re-exported)
-from bench.params import ConfigError
+from bench.api import hookspecs
+from bench.api.contracts import KIND_BY_NAME, KINDS, TaskSpec, declare_streams
+from bench.errors import PluginError, UnknownName  # noqa: F401  (re-exported)
+from bench.api.params import ConfigError
 
 ENTRY_POINT_GROUP = "compression_bench"
 BUILTIN_DISTRIBUTION = "compression-bench"
-
-
-class UnknownName(ConfigError):
-    """A name that no plugin registered; the message lists the known ones."""
 
 
 @dataclass
@@ -102,6 +98,7 @@ def _check_registered(kind: str, obj: Any) -> str:
         raise TypeError(f"{kind} must be subclasses of {base.__name__}, got {obj!r}")
     if not obj.name:
         raise TypeError(f"{obj.__name__} has no name")
+    declare_streams(obj.streams, f"{kind[:-1]} '{obj.name}'")
     paid = obj.paid_params()
     if paid is not None:
         import dataclasses

@@ -29,8 +29,8 @@ import pyarrow as pa
 import pyarrow.dataset as ds
 import pyarrow.parquet as pq
 
-from bench.contracts import LayerCode
-from bench.params import canonical_json
+from bench.api.contracts import LayerCode
+from bench.api.params import canonical_json
 from bench.progress import say
 
 STR, F64, I64 = pa.string(), pa.float64(), pa.int64()

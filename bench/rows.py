@@ -21,7 +21,7 @@ import torch
 
 from bench.kit import bounds as bounds_math
 from bench.kit.coding import CorruptMessage, section_lengths
-from bench.contracts import BoundResult, Compressed, Evaluated, LayerCode
+from bench.api.contracts import BoundResult, Compressed, Evaluated, LayerCode
 
 LN2 = math.log(2.0)
 

@@ -32,10 +32,10 @@ from typing import TYPE_CHECKING
 
 from bench.children import Child, ChildDied, Zygote
 from bench.kit.models import state_digest
-from bench.errors import PRIOR_ONLY
+from bench.api.errors import PRIOR_ONLY
 
 if TYPE_CHECKING:
-    from bench.contracts import PriorSpec
+    from bench.api.contracts import PriorSpec
 
 NO_CACHE = "/nonexistent/compression-bench-decoder-has-no-cache"
 DECODER_ENV = {"BENCH_CACHE_DIR": NO_CACHE, "BENCH_DATA_DIR": NO_CACHE}
@@ -47,7 +47,7 @@ DATA_SUFFIXES = (".pt", ".pth", ".ckpt", ".safetensors", ".npz", ".npy", ".parqu
 SYSTEM_FILES = ("/proc/cpuinfo", "/proc/meminfo", "/proc/stat", "/proc/self/", "/dev/null", "/dev/zero",
                 "/dev/urandom", "/dev/random")
 SYSTEM_PREFIXES = ("/sys/devices/system/", "/sys/fs/cgroup/")
-PREPARE = "bench.sandbox:prepare"
+PREPARE = "bench.preload:prepare"
 
 
 class DecodeError(RuntimeError):
@@ -212,42 +212,16 @@ def _withhold_datasets(registry) -> None:
         entry.obj.load = refuse
 
 
-_PREPARED: dict[str, Any] = {}
-
-
-def prepare() -> None:
-    """What a decoder or a compressing process needs first: the plugins and the libraries they use,
-    imported once in the zygote, so every process forked from it starts with them."""
-    if _PREPARED:
-        return
-    sys.dont_write_bytecode = True
-    import pandas  # noqa: F401
-    import scipy.special  # noqa: F401
-    import sklearn.cluster  # noqa: F401
-    import sklearn.datasets  # noqa: F401
-    import torch  # noqa: F401
-    import torch.func  # noqa: F401
-
-    import bench.compressing  # noqa: F401
-    import bench.kit.coding  # noqa: F401
-    import bench.kit.evaluation  # noqa: F401
-    import bench.kit.quantization  # noqa: F401
-    import bench.runner  # noqa: F401
-    from bench.registry import load_registry
-
-    _PREPARED["registry"] = load_registry()
-
-
 def serve(conn, payload: Any) -> None:  # noqa: ARG001
     """The decoding process: lock down, decode one request, send the model back; then, when asked,
     compute its outputs on the inputs the harness sends (no labels: those stay with the harness), and
     end. The guard stays on from the start of ``decode`` to the end of the process, so nothing ``decode``
     leaves running (a thread) can read a file after it returned, and the outputs are those of a model
     that had only the message, the prior and the inputs: nothing another plugin left anywhere."""
+    from bench.preload import preloaded_registry
     from bench.tasks import prior_from_spec
 
-    prepare()
-    registry = _PREPARED["registry"]
+    registry = preloaded_registry()
     _withhold_datasets(registry)
     _ROOTS[:] = import_roots()
     sys.addaudithook(_audit)

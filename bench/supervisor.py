@@ -13,12 +13,14 @@ cleanly, without losing the process.
 from __future__ import annotations
 
 import time
-from typing import TYPE_CHECKING, Any, Callable
+from typing import Any, Callable
 
+from bench.api.jobs import Job, JobResult, Tick
 from bench.children import Child, ChildDied
 
-if TYPE_CHECKING:
-    from bench.runner import Job, JobResult, Runner
+#: What to do when a job's worker died or was killed during ``what``: write ``failed`` rows for the
+#: job's unfinished cells with the error, and return the job's result. (job, done, written, seen, error)
+Abort = Callable[[Job, frozenset[str], set[str], JobResult, str], JobResult]
 
 
 def grace(limit: float) -> float:
@@ -27,10 +29,12 @@ def grace(limit: float) -> float:
 
 
 class JobSupervisor:
-    """The parent's side: one worker process, reused across jobs, replaced after a kill or a crash."""
+    """The parent's side: one worker process, reused across jobs, replaced after a kill or a crash.
+    ``payload`` is what a worker needs to build the run's runner; ``abort`` writes what a killed job
+    leaves unfinished."""
 
-    def __init__(self, runner: "Runner", started: Child | None = None) -> None:
-        self.runner = runner
+    def __init__(self, payload: dict[str, Any], abort: Abort, started: Child | None = None) -> None:
+        self.payload, self.abort = payload, abort
         self.child = started  # a worker started early (``prestart``) still waits for the run's payload
         self.configured = False
 
@@ -40,18 +44,14 @@ class JobSupervisor:
         return Child("worker", None)
 
     def _worker(self) -> Child:
-        r = self.runner
-        payload = {"config": r.config, "argv": r.argv, "run_id": r.run_id}
         if self.child is None or not self.child.alive():
-            self.child, self.configured = Child("worker", payload), True
+            self.child, self.configured = Child("worker", self.payload), True
         elif not self.configured:
-            self.child.conn.send(payload)
+            self.child.conn.send(self.payload)
             self.configured = True
         return self.child
 
-    def run(self, job: "Job", done: frozenset[str], tick: Callable[[int], Any]) -> "JobResult":
-        from bench.runner import JobResult, tally
-
+    def run(self, job: Job, done: frozenset[str], tick: Tick) -> JobResult:
         child = self._worker()
         child.conn.send((job, done))
         seen = JobResult()  # what the worker reported, kept in case it never finishes
@@ -63,13 +63,13 @@ class JobSupervisor:
                 got, message = child.receive(timeout)
             except ChildDied as exc:
                 self.child = None
-                return self._fail_rest(job, done, written, seen, tick, f"WorkerDied: {exc} during {what}")
+                return self._abort(job, done, written, seen, tick, f"WorkerDied: {exc} during {what}")
             if not got:
                 child.kill()
                 self.child = None
-                return self._fail_rest(job, done, written, seen, tick,
-                                       f"CellTimeout: {what} exceeded its time limit of {limit:g} s and did not "
-                                       f"stop; its worker process was killed")
+                return self._abort(job, done, written, seen, tick,
+                                   f"CellTimeout: {what} exceeded its time limit of {limit:g} s and did not "
+                                   f"stop; its worker process was killed")
             kind = message[0]
             if kind == "tick":
                 tick(message[1])
@@ -79,23 +79,16 @@ class JobSupervisor:
             elif kind == "wrote":
                 rows = message[1]
                 written.update(row["cell_id"] for row in rows)
-                tally(rows, seen)
+                seen.record(rows)
             elif kind == "done":
                 return message[1]
 
-    def _fail_rest(self, job: "Job", done: frozenset[str], written: set[str], seen: "JobResult",
-                   tick: Callable[[int], Any], error: str) -> "JobResult":
-        from bench.progress import say
-
-        _, _, cells = self.runner.cells(job)
-        rest = [row for _, row in cells if row["cell_id"] not in done and row["cell_id"] not in written]
-        say(f"{job.task} seed={job.seed}: {error}")
-        if rest:
-            self.runner.write(self.runner.failed_rows(rest, error), seen)
-            tick(len(rest))
-        seen.cells = len(cells)
-        seen.counts["cached"] = sum(1 for _, row in cells if row["cell_id"] in done)
-        return seen
+    def _abort(self, job: Job, done: frozenset[str], written: set[str], seen: JobResult, tick: Tick,
+               error: str) -> JobResult:
+        before = len(seen.failures)
+        result = self.abort(job, done, written, seen, error)
+        tick(len(result.failures) - before)  # the cells it failed
+        return result
 
     def close(self) -> None:
         if self.child is not None:
@@ -103,8 +96,8 @@ class JobSupervisor:
             self.child = None
 
 
-class _ChannelReport:
-    """The worker's side of the reports (``bench.runner.Report``), sent to the supervisor."""
+class ChannelReport:
+    """The worker's side of a job's reports (``bench.api.jobs.JobReport``), sent to its supervisor."""
 
     def __init__(self, conn) -> None:
         self.conn = conn
@@ -122,35 +115,3 @@ class _ChannelReport:
         self.conn.send(("wrote", [{k: row.get(k) for k in keep} for row in rows]))
 
 
-def gpu_present() -> bool:
-    """Whether this machine has an NVIDIA device (checked without initializing CUDA)."""
-    import os
-
-    return any(os.path.exists(p) for p in ("/dev/nvidiactl", "/dev/nvidia0"))
-
-
-def serve(conn, payload: dict[str, Any]) -> None:
-    """The worker process: build the run's runner once, then run the jobs it is sent until EOF."""
-    from bench.registry import load_registry
-    from bench.runner import Runner
-    from bench.sandbox import Decoder
-
-    registry = load_registry()
-    # The zygote that compressing and decoding processes are forked from starts now, before the run's
-    # configuration arrives, so that its imports overlap the parent's set-up. Nothing has been computed
-    # here yet, so it can be a fork of this process, unless a GPU is present: a process that has
-    # touched CUDA must not fork, and the device is not known yet.
-    decoder = Decoder()
-    decoder.start(fork=not gpu_present())
-    if payload is None:  # started early: the run's configuration comes now
-        payload = conn.recv()
-    runner = Runner(payload["config"], registry, payload["argv"], run_id=payload["run_id"])
-    runner.decoder = decoder
-    report = _ChannelReport(conn)
-    try:
-        while True:
-            job, done = conn.recv()
-            result = runner.run_job(job, done, report)
-            conn.send(("done", result))
-    finally:
-        runner.close()

@@ -17,15 +17,15 @@ import pandas as pd
 
 from bench.configbits import code_of
 from bench.configcode import CODE_VERSION
-from bench.contracts import Compressed, TaskSpec
+from bench.api.contracts import Compressed, TaskSpec
 from bench.environment import resolve_device
 from bench.ledger import Ledger
-from bench.params import ConfigError
+from bench.api.params import ConfigError
 from bench.progress import progress
 from bench.registry import Registry
 from bench.results import ResultsStore
-from bench.rows import ContractError, bound_columns, check_bound_result, check_layers, check_sections
-from bench.runner import build_context, evaluate, evaluation_inputs, measure_target
+from bench.rows import ContractError, check_layers, check_sections
+from bench.cell import CellRunner, evaluate, evaluation_inputs
 from bench.sandbox import Decoder
 from bench.tasks import BaseModels, instantiate_task, prior_spec
 from bench.cache import ModelCache, default_cache_dir
@@ -34,7 +34,7 @@ BOUND_TOLERANCE = 1e-9  # relative
 
 
 @dataclass
-class Report:
+class Verification:
     cell_id: str
     ok: bool
     checks: list[tuple[str, object, object, bool]] = field(default_factory=list)  # name, stored, recomputed, agree
@@ -45,7 +45,7 @@ class Report:
         self.checks.append((name, stored, recomputed, agree))
         self.ok = self.ok and agree
 
-    def fail(self, problem: str) -> "Report":
+    def fail(self, problem: str) -> "Verification":
         self.ok = False
         self.problem = problem
         return self
@@ -81,10 +81,10 @@ def _close(a, b, rel: float) -> bool:
 
 
 def verify_cell(cell_id: str, results: Path, registry: Registry, data_dir: Path | None = None,
-                device: str = "auto", decoder: Decoder | None = None) -> Report:
+                device: str = "auto", decoder: Decoder | None = None) -> Verification:
     store = ResultsStore(results)
     row = find_row(store.read(), cell_id)
-    report = Report(str(row["cell_id"]), ok=True)
+    report = Verification(str(row["cell_id"]), ok=True)
     try:
         message, meta, layers = store.load_artifact(str(row["artifact_id"]), check=False)  # checked below
     except (OSError, ValueError, KeyError) as exc:
@@ -156,15 +156,11 @@ def verify_cell(cell_id: str, results: Path, registry: Registry, data_dir: Path 
         stored = None if _missing(row[key]) else row[key]
         report.add(key, stored, value, _close(stored, value, 0.0))
 
-    ctx = build_context(task, seed, dev, base_models, float(row["delta"]), config_bits, role="bound")
+    cells = CellRunner(dev, base_models, float(row["delta"]), None, decoder=decoder)
     bound = bound_cls(**json.loads(row["bound_params"]))
-    try:
-        result = check_bound_result(bound.compute(evaluated, ctx), bound_cls.name, bound.bound_kind,
-                                    evaluated, ctx.delta, config_bits)
-        cols = bound_columns(result, evaluated, 0.0, ctx.delta, config_bits)
-        cols.update(measure_target(task, seed, result, measured, ctx.delta))
-    except Exception as exc:
-        return report.fail(f"recomputing the bound failed: {type(exc).__name__}: {exc}")
+    cols = cells.bound(task, seed, bound_cls.name, bound, evaluated, measured, code)  # as the run did it
+    if cols["status"] != "ok":
+        return report.fail(f"recomputing the bound failed: {cols['error']}")
     for key in ("kl_nats", "error_bound", "target_test_err"):
         stored = None if _missing(row[key]) else float(row[key])
         report.add(key, stored, cols[key], _close(stored, cols[key], BOUND_TOLERANCE))

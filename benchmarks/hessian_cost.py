@@ -22,11 +22,11 @@ def main() -> None:
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
 
-    from bench.contracts import Compressed, Evaluated
+    from bench.api.contracts import Compressed, Evaluated
     from bench.kit.evaluation import error_count
     from bench.progress import progress
     from bench.registry import load_registry
-    from bench.runner import build_context
+    from bench.context import build_context
     from bench.tasks import BaseModels, instantiate_task
     from bench.cache import ModelCache, default_cache_dir
     from bench_plugins.hessian import Hessian

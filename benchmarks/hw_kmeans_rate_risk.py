@@ -20,12 +20,12 @@ from pathlib import Path
 
 import pandas as pd
 
-from bench.contracts import TaskSpec
+from bench.api.contracts import TaskSpec
 from bench.environment import resolve_device
 from bench.progress import progress
 from bench.registry import load_registry
 from bench.results import ResultsStore
-from bench.runner import build_context
+from bench.context import build_context
 from bench.tasks import BaseModels, instantiate_task
 from bench.cache import ModelCache, default_cache_dir
 from bench_plugins.mi import cross_entropy

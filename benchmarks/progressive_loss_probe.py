@@ -15,7 +15,7 @@ import bench.kit.training as training
 from bench.registry import load_registry
 from bench.tasks import instantiate_task, BaseModels
 from bench.cache import ModelCache, default_cache_dir
-from bench.runner import build_context
+from bench.context import build_context
 from bench.kit.evaluation import error_count
 from bench_plugins.intrinsic_dim import IntrinsicDim
 

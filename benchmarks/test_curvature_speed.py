@@ -23,7 +23,7 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from bench.contracts import Split
+from bench.api.contracts import Split
 from bench.kit.curvature import diagonal_curvature, diagonal_curvature_loop
 
 
@@ -67,7 +67,7 @@ def test_small_model_agrees_with_the_naive_loop(benchmark) -> None:
 
 
 def test_lenet5_full_fashion_mnist(benchmark) -> None:
-    from bench.contracts import DatasetUnavailable
+    from bench.api.contracts import DatasetUnavailable
 
     torch.set_num_threads(2)
     try:

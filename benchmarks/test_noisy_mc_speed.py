@@ -12,7 +12,7 @@ import numpy as np
 import pytest
 import torch
 
-from bench.contracts import Split
+from bench.api.contracts import Split
 from bench.kit.evaluation import error_rate
 from bench.kit.stochastic import NoiseSpec, noisy_error_count
 from bench_plugins.models import LeNet5Net

@@ -139,6 +139,9 @@ def _subset(split: Split, k: int, generator: torch.Generator) -> Split:
 
 
 class Catoni(Bound):
+    # named random streams at the offsets they had before plugins declared them (same messages)
+    streams: ClassVar[dict[str, int]] = {"catoni.select-subset": 7_918, "catoni.select": 7_919,
+                                          "catoni.final": 104_729}
     name: ClassVar[str] = "catoni"
     version: ClassVar[str] = "0.3.0"
     description: ClassVar[str] = ("Catoni's PAC-Bayes bound with the message's Occam KL (seed 002 Thm 2.1); "

@@ -174,6 +174,8 @@ class Surgery:
 
 
 class DNS(Compressor):
+    # named random streams at the offsets they had before plugins declared them (same messages)
+    streams: ClassVar[dict[str, int]] = {"dns.surgery": 2, "dns.finetune": 7}
     name: ClassVar[str] = "dns"
     version: ClassVar[str] = "0.1.0"
     description: ClassVar[str] = ("Dynamic Network Surgery (prune and splice), then per-layer codebook "

@@ -9,16 +9,16 @@ same whichever executor ran it, and a cell finished by any worker is never run a
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Annotated, Any, Callable, ClassVar, Iterator
+from typing import Annotated, ClassVar, Iterator
 
-from bench.api import Executor, Ge, hookimpl
+from bench.api import Executor, Ge, Job, JobResult, Tick, Work, hookimpl
 
 
 class Local(Executor):
     name: ClassVar[str] = "local"
     description: ClassVar[str] = "run every job in this process, one after another (default)"
 
-    def execute(self, jobs: list[Any], work: Callable[..., Any], tick: Callable[[int], Any]) -> Iterator[Any]:
+    def execute(self, jobs: list[Job], work: Work, tick: Tick) -> Iterator[JobResult]:
         for job in jobs:
             yield work(job, tick)
 
@@ -41,7 +41,7 @@ class Dask(Executor):
     description: ClassVar[str] = "run jobs on a dask.distributed cluster (local processes or a scheduler address)"
     Params = DaskParams
 
-    def execute(self, jobs: list[Any], work: Callable[..., Any], tick: Callable[[int], Any]) -> Iterator[Any]:
+    def execute(self, jobs: list[Job], work: Work, tick: Tick) -> Iterator[JobResult]:
         try:
             from dask.distributed import Client, LocalCluster, as_completed
         except ImportError as exc:

@@ -132,6 +132,8 @@ _CURVATURE: dict[tuple, dict[str, Any]] = {}  # per decoded model, sample and se
 
 
 class Hessian(Bound):
+    # named random streams at the offsets they had before plugins declared them (same messages)
+    streams: ClassVar[dict[str, int]] = {"hessian.curvature": 404, "hessian.mc": 405}
     name: ClassVar[str] = "hessian"
     version: ClassVar[str] = "0.1.0"
     description: ClassVar[str] = ("loss-curvature PAC-Bayes bounds centred at the initialization (seed 004): "

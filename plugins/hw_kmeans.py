@@ -111,6 +111,8 @@ def prune_masks(model: torch.nn.Module, curvature: dict[str, np.ndarray], fracti
 
 class _HessianWeightedKMeans(Compressor):
     """Shared by both compressors; ``drhw-kmeans`` reads β and the block length from its parameters."""
+    # named random streams at the offsets they had before plugins declared them (same messages)
+    streams: ClassVar[dict[str, int]] = {"hw-kmeans.curvature": 101}
 
     def _beta_block(self) -> tuple[float, int]:
         return float(getattr(self.params, "beta", 0.0)), int(getattr(self.params, "block", 1))

@@ -156,6 +156,8 @@ def projector_seed(prior: Prior | RunContext) -> int:
 
 
 class IntrinsicDim(Compressor):
+    # named random streams at the offsets they had before plugins declared them (same messages)
+    streams: ClassVar[dict[str, int]] = {"id.subspace": 1, "id.qat": 2, "id.projector": 17}
     name: ClassVar[str] = "id"
     version: ClassVar[str] = "0.2.0"  # 0.2: the sparse projector never cancels a row
     description: ClassVar[str] = ("intrinsic-dimension subspace training θ₀+P·z, quantization-aware "

@@ -36,6 +36,8 @@ class PruneParams(CodingParams):
 
 
 class Prune(Compressor):
+    # named random streams at the offsets they had before plugins declared them (same messages)
+    streams: ClassVar[dict[str, int]] = {"prune.retrain": 1, "prune.finetune": 7}
     name: ClassVar[str] = "prune"
     version: ClassVar[str] = "0.1.0"
     description: ClassVar[str] = ("iterative magnitude pruning with retraining, then per-layer codebook "

@@ -33,6 +33,8 @@ class QuantizeParams(QuantizationParams):
 
 
 class Quantize(Compressor):
+    # named random streams at the offsets they had before plugins declared them (same messages)
+    streams: ClassVar[dict[str, int]] = {"quantize.finetune": 1}
     name: ClassVar[str] = "quantize"
     description: ClassVar[str] = "per-layer k-means weight sharing (+ centroid fine-tuning) and entropy coding"
     Params = QuantizeParams

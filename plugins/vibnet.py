@@ -304,6 +304,9 @@ def metrics(original: nn.Module, shrunk: nn.Module, sites: list[GateSite], kept:
 
 # ------------------------------------------------------------------------------------- the plugin
 class VIBNet(Compressor):
+    # named random streams at the offsets they had before plugins declared them (same messages)
+    streams: ClassVar[dict[str, int]] = {"vibnet.shuffle": 31, "vibnet.finetune": 32, "vibnet.codebook": 33,
+                                          "vibnet.init": 34}
     name: ClassVar[str] = "vibnet"
     version: ClassVar[str] = "0.2.0"  # 0.2: the gates' training noise from the run's seed alone
     description: ClassVar[str] = ("Variational Information Bottleneck neuron pruning (seed 003): gated units "

@@ -13,14 +13,14 @@ import pytest
 import torch
 
 import oracle
-from bench.contracts import BoundResult, Compressed, Evaluated
+from bench.api.contracts import BoundResult, Compressed, Evaluated
 from bench.kit import bounds as bounds_math
 from bench.kit.evaluation import error_count
 from bench.progress import progress
 from bench.registry import load_registry
 from bench.rows import (VACUOUS, ContractError, bound_columns, check_bound_result, check_compressed,
                         check_layers, check_sections, target_columns)
-from bench.runner import build_context
+from bench.context import build_context
 from bench.tasks import BaseModels, instantiate_task, merge_task
 from bench.cache import ModelCache, default_cache_dir
 from bench_plugins.catoni import Catoni

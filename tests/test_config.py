@@ -6,7 +6,7 @@ import pytest
 
 from bench.cli import main
 from bench.config import load_config
-from bench.params import ConfigError
+from bench.api.params import ConfigError
 
 
 def write(tmp_path, text):

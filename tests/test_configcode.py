@@ -136,7 +136,7 @@ def test_the_fashion_mnist_id_block_item_by_item(registry):
              "scale_power": 2.0, "quantizer": "progressive", "progressive_stages": 7, "progressive_epochs": 2,
              "progressive_lr": 0.03, "qat_epochs": 0, "codebook": "lattice", "lattice_step": "fixed", "step": 0.904,
              "symbol_code": "gaussian", "layout": "implied", "levels": 11}
-    params = registry.get("compressors", "id")(**block).params_json()
+    params = registry.get("compressors", "id")(**block).params_dict()
     task = {**TASK, "dataset": "fashion-mnist", "model": "lenet5"}
     code = code_of(registry, task, 0, 0.05, "id", params, "occam", {"form": "binomial", "alpha": 1.0001})
     items = dict(code.itemized())
@@ -157,7 +157,7 @@ def test_the_fashion_mnist_id_block_item_by_item(registry):
 
 def test_encoder_side_parameters_are_free_and_decoder_side_ones_are_paid(registry):
     def bits(**changes) -> int:
-        params = registry.get("compressors", "id")(**changes).params_json()
+        params = registry.get("compressors", "id")(**changes).params_dict()
         return code_of(registry, TASK, 0, 0.05, "id", params, "occam", {}).length
 
     base = bits()
@@ -188,8 +188,8 @@ def test_configurations_decode_back_exactly(registry):
          {"form": "lower", "prior_std_grid": 4}),
     ]
     for task, seed, delta, comp, cparams, bound, bparams in cases:
-        cparams = registry.get("compressors", comp)(**cparams).params_json()
-        bparams = registry.get("bounds", bound)(**bparams).params_json()
+        cparams = registry.get("compressors", comp)(**cparams).params_dict()
+        bparams = registry.get("bounds", bound)(**bparams).params_dict()
         c = configuration(task, seed, delta, comp, cparams, bound, bparams)
         word = cc.encode(c, declarations(registry, c, task["dataset"])).bits
         back = cc.decode(word, decoder(registry, task["dataset"]))

@@ -7,7 +7,7 @@ import pytest
 import torch
 from torch import nn
 
-from bench.contracts import Split
+from bench.api.contracts import Split
 from bench.kit.curvature import diagonal_curvature, diagonal_curvature_loop, sample_targets
 
 

@@ -13,7 +13,7 @@ import torch
 from scipy.stats import binom
 
 from bench.cli import main
-from bench.contracts import Split
+from bench.api.contracts import Split
 from bench.progress import progress
 from bench.registry import load_registry
 from bench.kit.models import state_digest

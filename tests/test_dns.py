@@ -10,7 +10,7 @@ import torch
 from torch import nn
 
 from bench.cli import main
-from bench.params import ConfigError
+from bench.api.params import ConfigError
 from bench_plugins.dns import DNS, DNSParams, Surgery, cubic_schedule, std_threshold, surgery_update
 
 

@@ -14,10 +14,10 @@ from torch import nn
 
 from bench.kit import coding
 from bench.cli import main
-from bench.params import ConfigError
+from bench.api.params import ConfigError
 from bench.kit.kmeans import _nearest_centres, hw_objective, to_blocks, weighted_kmeans, weighted_quantize_tensors
 from bench.kit.quantization import decode_model, encode_model
-from bench.runner import models_agree
+from bench.cell import models_agree
 from bench_plugins.hw_kmeans import DRHWKMeans, HWKMeans, prune_masks
 
 
@@ -114,7 +114,7 @@ def test_round_trip_shared_codebooks_and_blocks(scope, block, prune):
 def ctx():
     from bench.progress import progress
     from bench.registry import load_registry
-    from bench.runner import build_context
+    from bench.context import build_context
     from bench.tasks import BaseModels, instantiate_task, merge_task
     from bench.cache import ModelCache, default_cache_dir
 

@@ -15,7 +15,7 @@ import torch
 
 from bench.kit import bounds as bounds_math
 from bench.cli import main
-from bench.contracts import PRIOR_ONLY, Split
+from bench.api.contracts import PRIOR_ONLY, Split
 from bench.kit.evaluation import error_count, error_rate
 from conftest import run_bench
 

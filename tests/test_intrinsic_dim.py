@@ -16,10 +16,11 @@ import torch
 import oracle
 from bench.kit import coding
 from bench.cli import main
-from bench.params import ConfigError
+from bench.api.params import ConfigError
 from bench.progress import progress
 from bench.registry import load_registry
-from bench.runner import build_context, models_agree
+from bench.cell import models_agree
+from bench.context import build_context
 from bench.kit.evaluation import error_count
 from bench.kit.subspace import (Subspace, assign_levels, init_codebook, nearest_level, progressive_fractions,
                             progressive_quantize, quantize_ste, recalibrate_batchnorm, row_scale)

@@ -7,7 +7,7 @@ from typing import Literal
 
 import pytest
 
-from bench.params import ConfigError, build_params, content_hash, expand_grid
+from bench.api.params import ConfigError, build_params, content_hash, expand_grid
 
 
 @dataclass(frozen=True)

@@ -8,7 +8,7 @@ import json
 import pandas as pd
 import pytest
 
-from bench import hookspecs
+from bench.api import hookspecs
 from bench.registry import PluginError, load_registry
 from conftest import run_bench
 
@@ -75,7 +75,7 @@ def test_every_hook_is_documented():
     from pathlib import Path
 
     readme = (Path(__file__).parents[1] / "README.md").read_text()
-    from bench.contracts import KINDS
+    from bench.api.contracts import KINDS
 
     for name in (kind.hook for kind in KINDS):
         assert getattr(hookspecs, name).__doc__, name

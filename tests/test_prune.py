@@ -11,9 +11,9 @@ import torch
 from torch import nn
 
 from bench.cli import main
-from bench.contracts import Split
-from bench.params import ConfigError
-from bench.runner import models_agree
+from bench.api.contracts import Split
+from bench.api.params import ConfigError
+from bench.cell import models_agree
 from bench_plugins.prune import Prune, magnitude_masks, masked_fit
 
 
@@ -59,7 +59,7 @@ def test_params_are_validated_by_name():
 
 def test_compress_decodes_exactly_and_exposes_s_c_q(workspace):
     from bench.registry import load_registry
-    from bench.runner import build_context
+    from bench.context import build_context
     from bench.tasks import BaseModels, instantiate_task, merge_task
     from bench.cache import ModelCache, default_cache_dir
     from bench.progress import progress

@@ -83,7 +83,7 @@ def test_centroid_finetuning_keeps_weight_sharing_and_lowers_loss():
     codes = quantize_tensors(model, 2, seed=0, init="linear")
     wrapped = CodebookModel(model, codes)
     before = torch.nn.functional.cross_entropy(wrapped(x), y).item()
-    from bench.contracts import Split
+    from bench.api.contracts import Split
     wrapped.finetune(Split(x, y), epochs=20, lr=0.05, batch_size=64, generator=torch.Generator().manual_seed(0),
                      task_type="classification")
     after = torch.nn.functional.cross_entropy(wrapped(x), y).item()
@@ -156,7 +156,7 @@ def _small() -> torch.nn.Module:
 @pytest.mark.parametrize("shared,block", [(True, 1), (False, 2), (True, 3)])
 def test_shared_codebook_and_blocks_round_trip_into_a_fresh_template(shared, block):
     from bench.kit.kmeans import weighted_quantize_tensors
-    from bench.runner import models_agree
+    from bench.cell import models_agree
     model = _small()
     ones = {n: np.ones(tuple(p.shape)) for n, p in model.named_parameters() if p.dim() > 1}
     codes = weighted_quantize_tensors(model, ones, 3, seed=0, scope="network" if shared else "layer", block=block,

@@ -14,7 +14,7 @@ from torch import nn
 
 import oracle
 from bench.cli import main
-from bench.contracts import Split
+from bench.api.contracts import Split
 from bench.kit.stochastic import (NoiseSpec, best_prior_scale, codebook_kl, gaussian_kl_single, mixture_kl,
                               mixture_kl_jensen, noisy_error_count, noisy_network)
 

@@ -9,7 +9,7 @@ import torch
 
 from bench.progress import progress
 from bench.registry import load_registry
-from bench.runner import build_context
+from bench.context import build_context
 from bench.kit.models import first_difference, state_digest
 from bench.tasks import BaseModels, instantiate_task, merge_task, prior_from_spec, prior_spec
 from bench.cache import ModelCache, default_cache_dir
@@ -54,7 +54,7 @@ def test_round_trip_into_a_freshly_seeded_template(registry, task_name, compress
     compressed = cls(**COMPRESSORS[compressor]).compress(ctx)
     prior = prior_from_spec(prior_spec(task, 0, device), registry)  # rebuilt from plain data
     # the decoder gets its decoder-side parameters only, as the harness's decoding process does
-    decoder = cls.for_decoding(cls.decoder_side(cls(**COMPRESSORS[compressor]).params_json()))
+    decoder = cls.for_decoding(cls.decoder_side(cls(**COMPRESSORS[compressor]).params_dict()))
     decoded = decoder.decode(compressed.message, prior)
     assert state_digest(decoded) == state_digest(compressed.model), first_difference(compressed.model, decoded)
     template = prior.make_model()
@@ -66,7 +66,7 @@ def test_round_trip_into_a_freshly_seeded_template(registry, task_name, compress
 
 def test_a_decoder_cannot_read_an_encoder_side_parameter(registry):
     cls = registry.get("compressors", "id")
-    decoder = cls.for_decoding(cls.decoder_side(cls(dim=30, epochs=3).params_json()))
+    decoder = cls.for_decoding(cls.decoder_side(cls(dim=30, epochs=3).params_dict()))
     assert decoder.params.dim == 30  # decoder-side: there
     with pytest.raises(AttributeError, match="compressor 'id': parameter 'epochs' is encoder-side, so decode does "
                                              "not receive it"):

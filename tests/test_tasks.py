@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 import torch
 
-from bench.contracts import DatasetUnavailable, TaskSpec
+from bench.api.contracts import DatasetUnavailable, TaskSpec
 from bench.registry import load_registry
 from bench.tasks import BaseModels, instantiate_task, seeded_model_factory
 from bench.cache import ModelCache

@@ -143,7 +143,7 @@ def tiny_context():
     """The registry, a digits task with an 8-unit MLP, and its run context (in this process)."""
     from bench.progress import progress
     from bench.registry import load_registry
-    from bench.runner import build_context
+    from bench.context import build_context
     from bench.tasks import BaseModels, instantiate_task, merge_task
     from bench.cache import ModelCache, default_cache_dir
 

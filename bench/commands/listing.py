@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 import json
 
-from bench.contracts import KINDS
+from bench.api.contracts import KINDS
 
 
 def configure(parser: argparse.ArgumentParser) -> None:
@@ -14,7 +14,7 @@ def configure(parser: argparse.ArgumentParser) -> None:
 
 
 def listing(kinds: list[str]) -> dict[str, list[dict]]:
-    from bench.contracts import describe_params
+    from bench.api.contracts import describe_params
     from bench.registry import load_registry
 
     registry = load_registry()

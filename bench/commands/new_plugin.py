@@ -175,7 +175,7 @@ def configure(parser: argparse.ArgumentParser) -> None:
 
 def write(name: str, kind: str, out: Path) -> Path:
     if not re.fullmatch(r"[a-z][a-z0-9-]*", name):
-        from bench.params import ConfigError
+        from bench.api.params import ConfigError
 
         raise ConfigError(f"plugin name '{name}' must be lower-case letters, digits and '-', starting with a letter")
     slug = name
@@ -183,7 +183,7 @@ def write(name: str, kind: str, out: Path) -> Path:
     cls = "".join(part.capitalize() for part in name.split("-"))
     root = out / f"bench-{slug}"
     if root.exists():
-        from bench.params import ConfigError
+        from bench.api.params import ConfigError
 
         raise ConfigError(f"{root} exists already")
     (root / package).mkdir(parents=True)

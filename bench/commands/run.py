@@ -8,7 +8,7 @@ import time
 from pathlib import Path
 
 from bench.config import apply_assignment, load_config, parse_assignment, parse_names
-from bench.params import ConfigError
+from bench.api.params import ConfigError
 
 
 def default_config_path() -> Path | None:
@@ -79,18 +79,16 @@ def run(args: argparse.Namespace) -> int:
     from bench import leaderboard
     from bench.registry import load_registry
     from bench.runner import Runner
-    from bench.supervisor import JobSupervisor
 
     registry = load_registry()
     for record in registry.failed():
         print(f"warning: plugin '{record.name}' failed to load: {record.error}", file=sys.stderr)
     try:
-        runner = Runner(cfg, registry, argv=sys.argv)
+        runner = Runner(cfg, registry, argv=sys.argv, worker=started)
     except BaseException:
         if started is not None:
             started.kill()
         raise
-    runner.supervisor = JobSupervisor(runner, started) if started is not None else None
     print(f"run {runner.run_id}: {runner.n_cells()} cells on {runner.device}, results in {cfg.results}",
           file=sys.stderr)
     start = time.perf_counter()

@@ -1,5 +1,5 @@
 """Declared ranges of parameters: ``Annotated[int, Ge(1)]``, checked when a configuration is built
-(``bench.params``), with a one-line error that names the key."""
+(``bench.api.params``), with a one-line error that names the key."""
 
 from __future__ import annotations
 

@@ -10,15 +10,18 @@ from __future__ import annotations
 import dataclasses
 import hashlib
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Annotated, Any, Callable, ClassVar, ContextManager, Iterator, Literal, Protocol
+from typing import (TYPE_CHECKING, Annotated, Any, Callable, ClassVar, ContextManager, Iterator, Literal, Mapping,
+                    Protocol)
 
 import torch
 from torch import nn
 
-from bench.errors import PRIOR_ONLY, DatasetUnavailable  # noqa: F401  (part of the plugin contract)
+from bench.api.errors import PRIOR_ONLY, DatasetUnavailable  # noqa: F401  (part of the plugin contract)
+from bench.api.jobs import Job, JobResult, Tick, Work
+from bench.api.specs import Recipe, TaskSpec
 from bench.kit.ranges import Ge, Gt
 from bench.kit.types import LayerCode, Posterior, Split  # noqa: F401  (part of the plugin contract)
-from bench.params import build_params, params_dict
+from bench.api.params import build_params, params_dict
 
 if TYPE_CHECKING:
     from pathlib import Path
@@ -66,6 +69,9 @@ class Registered:
     version: ClassVar[str] = "0.1.0"
     description: ClassVar[str] = ""
     Params: ClassVar[type] = NoParams
+    #: Named random streams (``ctx.generator(name)``) pinned at offsets of their own. Only for keeping
+    #: the messages of an existing plugin byte-identical: a new plugin leaves it empty (names hash).
+    streams: ClassVar[dict[str, int]] = {}
 
     def __init__(self, **params: Any) -> None:
         self.params = build_params(self.Params, params, owner=f"{self.kind} '{self.name}'")
@@ -74,7 +80,7 @@ class Registered:
     def defaults(cls) -> dict[str, Any]:
         return params_dict(cls.Params())
 
-    def params_json(self) -> dict[str, Any]:
+    def params_dict(self) -> dict[str, Any]:
         return params_dict(self.params)
 
     @classmethod
@@ -161,43 +167,6 @@ class ModelFamily(Registered):
 
     def build(self, input_shape: tuple[int, ...], num_classes: int) -> nn.Module:
         raise NotImplementedError
-
-
-@dataclass(frozen=True)
-class Recipe:
-    """How a task's base model is trained (the run's seed is added by the harness)."""
-
-    optimizer: Literal["adam", "adamw", "sgd"] = "adam"
-    lr: Annotated[float, Gt(0)] = 1e-3
-    epochs: Annotated[int, Ge(0)] = 10
-    batch_size: Annotated[int, Ge(1)] = 128
-    weight_decay: Annotated[float, Ge(0)] = 0.0
-    momentum: Annotated[float, Ge(0)] = 0.9
-    schedule: Literal["constant", "cosine"] = "cosine"
-
-
-@dataclass(frozen=True)
-class TaskSpec:
-    """A task: a dataset and a model (both by registered name, with parameters) and a recipe."""
-
-    name: str
-    dataset: str
-    model: str
-    description: str = ""
-    dataset_params: dict[str, Any] = field(default_factory=dict)
-    model_params: dict[str, Any] = field(default_factory=dict)
-    recipe: dict[str, Any] = field(default_factory=dict)
-    version: str = "0.1.0"
-    kind: ClassVar[str] = "task"
-
-    def defaults(self) -> dict[str, Any]:
-        return {
-            "dataset": self.dataset,
-            "model": self.model,
-            "dataset_params": self.dataset_params,
-            "model_params": self.model_params,
-            "recipe": params_dict(build_params(Recipe, self.recipe, owner=f"task '{self.name}'")),
-        }
 
 
 # ------------------------------------------------------------------------------------ run context
@@ -316,22 +285,26 @@ class ModelCache(Protocol):
     def save(self, key: str, model: nn.Module, config: dict) -> None: ...
 
 
-#: The named random streams of the built-in plugins and the harness, at the offsets they have always
-#: used (so their messages stay what they were); any other name gets its own offset, hashed from it.
-STREAMS: dict[str, int] = {
-    "quantize.finetune": 1, "prune.retrain": 1, "prune.finetune": 7, "dns.surgery": 2, "dns.finetune": 7,
-    "hw-kmeans.curvature": 101, "id.subspace": 1, "id.qat": 2, "id.projector": 17,
-    "catoni.select-subset": 7_918, "catoni.select": 7_919, "catoni.final": 104_729,
-    "vibnet.shuffle": 31, "vibnet.finetune": 32, "vibnet.codebook": 33, "vibnet.init": 34,
-    "hessian.curvature": 404, "hessian.mc": 405, "harness.target-test": 7_777_777,
-}
+#: Named random streams at fixed offsets, as their owners declared them (``Registered.streams``, and the
+#: harness for its own): a name declared nowhere gets an offset of its own, hashed from the name.
+_DECLARED_STREAMS: dict[str, tuple[int, str]] = {}
+
+
+def declare_streams(streams: Mapping[str, int], owner: str) -> None:
+    """Record ``owner``'s streams at their offsets; one name cannot have two offsets."""
+    for name, offset in streams.items():
+        known = _DECLARED_STREAMS.get(name)
+        if known is not None and known[0] != offset:
+            raise ValueError(f"random stream '{name}' of {owner} is already declared at offset {known[0]} "
+                             f"by {known[1]}")
+        _DECLARED_STREAMS[name] = (int(offset), owner)
 
 
 def stream_offset(name: str) -> int:
     if not isinstance(name, str):
         raise TypeError(f"random streams are named (e.g. 'myplugin.shuffle'), got {name!r}")
-    if name in STREAMS:
-        return STREAMS[name]
+    if name in _DECLARED_STREAMS:
+        return _DECLARED_STREAMS[name][0]
     return int.from_bytes(hashlib.sha256(name.encode()).digest()[:4], "big") + (1 << 32)
 
 
@@ -510,14 +483,14 @@ class Bound(Registered):
 
 
 class Executor(Registered):
-    """Where a run's jobs execute. A job is one compressor configuration on one (task, seed) with all
-    its bound cells; ``work(job)`` runs it (writing its rows) and returns a ``JobResult``. ``work`` is
-    picklable, so an executor may run it in other processes or on other machines that share the
-    results folder. ``tick(n)`` advances the progress bar by ``n`` cells."""
+    """Where a run's jobs execute (``bench.api.jobs``): ``execute`` calls ``work(job, tick)`` for every job
+    (here, in other processes or on other machines that share the results folder: ``work`` is
+    picklable) and yields each ``JobResult`` as it comes; ``tick(n)`` advances the progress bar by ``n``
+    cells."""
 
     kind: ClassVar[str] = "executor"
 
-    def execute(self, jobs: list[Any], work: Callable[..., Any], tick: Callable[[int], Any]) -> Iterator[Any]:
+    def execute(self, jobs: list[Job], work: Work, tick: Tick) -> Iterator[JobResult]:
         raise NotImplementedError
 
 

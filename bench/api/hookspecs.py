@@ -20,29 +20,29 @@ Register = Callable[[Any], None]
 
 @hookspec
 def bench_register_datasets(register: Register) -> None:
-    """Register dataset classes (subclasses of ``bench.contracts.Dataset``)."""
+    """Register dataset classes (subclasses of ``bench.api.contracts.Dataset``)."""
 
 
 @hookspec
 def bench_register_models(register: Register) -> None:
-    """Register model classes (subclasses of ``bench.contracts.ModelFamily``)."""
+    """Register model classes (subclasses of ``bench.api.contracts.ModelFamily``)."""
 
 
 @hookspec
 def bench_register_tasks(register: Register) -> None:
-    """Register tasks (``bench.contracts.TaskSpec``: a dataset, a model and a training recipe)."""
+    """Register tasks (``bench.api.contracts.TaskSpec``: a dataset, a model and a training recipe)."""
 
 
 @hookspec
 def bench_register_compressors(register: Register) -> None:
-    """Register compressor classes (subclasses of ``bench.contracts.Compressor``)."""
+    """Register compressor classes (subclasses of ``bench.api.contracts.Compressor``)."""
 
 
 @hookspec
 def bench_register_bounds(register: Register) -> None:
-    """Register bound classes (subclasses of ``bench.contracts.Bound``)."""
+    """Register bound classes (subclasses of ``bench.api.contracts.Bound``)."""
 
 
 @hookspec
 def bench_register_executors(register: Register) -> None:
-    """Register executors (subclasses of ``bench.contracts.Executor``): where a run's jobs execute."""
+    """Register executors (subclasses of ``bench.api.contracts.Executor``): where a run's jobs execute."""

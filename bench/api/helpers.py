@@ -1,0 +1,26 @@
+"""Small helpers built-in plugins share, part of the API so third parties can use them too."""
+
+from __future__ import annotations
+
+from torch import nn
+
+from bench import kit
+import bench.kit.pruning  # noqa: F401  (kit.pruning below)
+from bench.api.contracts import Compressed, RunContext
+
+
+def sparse_compressed(model: nn.Module, masks: kit.pruning.Masks, p: kit.pruning.CodingParams, ctx: RunContext,
+                      stream: str, stats: dict | None = None, extras: dict | None = None) -> Compressed:
+    """A pruned model quantized and coded (``bench.kit.pruning.quantize_and_encode``, centroids
+    fine-tuned with the random stream ``stream``) as the ``Compressed`` a compressor returns."""
+    code = kit.pruning.quantize_and_encode(model, masks, p, ctx.seed, ctx.task.data.train, ctx.task.recipe.batch_size,
+                                           ctx.generator(stream), ctx.task.data.task_type, ctx.progress, stats, extras)
+    return Compressed(message=code.encoded.message, model=code.encoded.model, layers=code.encoded.layers,
+                      stats=code.stats, extras=code.extras, sections=code.encoded.sections)
+
+
+def classification_only(ctx: RunContext) -> str | None:
+    """A ``skip_reason`` for bounds of the 0-1 loss: why a regression task does not apply."""
+    if ctx.task.data.task_type != "classification":
+        return f"needs a classification task (0-1 loss); '{ctx.task.name}' is {ctx.task.data.task_type}"
+    return None
