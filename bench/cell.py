@@ -9,6 +9,7 @@ and a bound's result must pass ``bench.rows``'s checks before it becomes a row.
 
 from __future__ import annotations
 
+import hashlib
 import math
 import pickle
 import time
@@ -21,6 +22,7 @@ from torch import nn
 
 from bench.api.contracts import (Bound, BoundResult, BoundSkipped, Compressed, Evaluated, PriorSpec, RunContext,
                                  TaskInstance, TaskSpec, seeded_generator)
+from bench.api.jobs import JobReport
 from bench.api.params import canonical_json
 from bench.children import Child, ChildDied
 from bench.context import build_context
@@ -32,11 +34,14 @@ from bench.progress import say
 from bench.rows import (ContractError, bound_columns, check_bound_result, check_layers, check_same_outputs,
                         check_sections, target_columns)
 from bench.sandbox import Decoder
-from bench.tasks import BaseModels
+from bench.results import ResultsStore
+from bench.stats import inference_flops
+from bench.tasks import BaseModels, seeded_model_factory
 from bench.timeouts import time_limit
 
 if TYPE_CHECKING:
     from bench.compressing import CompressReply
+    from bench.planning import PluginConfig
 
 #: The offset of the harness's own random stream: the draws that measure a stochastic target's test error.
 TARGET_TEST_STREAM = 7_777_777
@@ -128,6 +133,25 @@ def models_agree(a: nn.Module, b: nn.Module, x: torch.Tensor | None = None) -> s
     return None
 
 
+def artifact_columns(task: TaskInstance, seed: int, evaluated: Evaluated, measured: Measured,
+                     device: torch.device) -> dict[str, Any]:
+    """The columns every bound's row of one artifact shares: sizes, exact error counts, costs."""
+    c = evaluated.compressed
+    n_params = count_params(evaluated.model)
+    return {
+        "n_train": evaluated.n_train, "n_test": measured.n_test, "n_params": n_params,
+        "n_prior": len(task.data.train) - evaluated.n_train,
+        "prior_fraction": float(task.config["dataset_params"].get("prior_fraction", 0.0)),
+        "n_params_kept": int(c.stats.get("n_params_kept", n_params)),
+        "message_bits": float(c.bits), "train_errors": evaluated.train_errors, "test_errors": measured.test_errors,
+        "train_err": evaluated.train_err, "test_err": measured.test_err,
+        "compression_ratio": 32.0 * n_params / max(c.bits, 1),
+        "flops": inference_flops(evaluated.model, task.data.input_shape),
+        "base_flops": inference_flops(seeded_model_factory(task, seed, device)(), task.data.input_shape),
+        "model_digest": state_digest(evaluated.model), "train_ce": measured.train_ce, "test_ce": measured.test_ce,
+    }
+
+
 def count_params(model: nn.Module) -> int:
     return sum(p.numel() for p in model.parameters())
 
@@ -213,6 +237,36 @@ class CellRunner:
         if own is not None:
             check_same_outputs(own.outputs, outputs, f"compressor '{name}'")
         return evaluated, measured, decoded.digest
+
+    def obtain(self, task: TaskInstance, spec: TaskSpec, seed: int, comp: PluginConfig, artifact_id: str,
+               prior: PriorSpec, store: ResultsStore, report: JobReport) -> tuple[Evaluated, Measured, float]:
+        """The evaluated artifact (from the message ``store`` kept, or compressed now in the compressing
+        process and kept there) decoded from the prior alone in a fresh process, its test errors and its
+        compression time."""
+        limit = self.limit
+        loaded = store.load_artifact_or_set_aside(artifact_id)
+        own = None
+        if loaded is not None:
+            message, meta, layers = loaded
+            compressed = Compressed(message=message, layers=layers, stats=meta.get("stats", {}),
+                                    extras=meta.get("extras", {}), sections=meta.get("sections"))
+            expected, seconds = meta["model_digest"], float(meta.get("compress_seconds", float("nan")))
+        else:
+            report.phase(f"compressor {comp.name}", limit)
+            own = self.compress(spec, seed, comp.name, comp.params, prior)
+            compressed, expected, seconds = own.compressed(), own.digest, own.seconds
+        report.phase(f"decoding and evaluating for compressor {comp.name}", limit)
+        evaluated, measured, digest = self.decode_and_evaluate(task, compressed, comp.cls, comp.params, prior, expected,
+                                                               own)
+        if loaded is None:
+            store.save_artifact(artifact_id, compressed.message, {
+                "artifact_id": artifact_id, "task": task.config, "seed": seed, "compressor": comp.name,
+                "compressor_version": comp.version, "compressor_params": comp.params,
+                "device": self.device.type, "stats": compressed.stats, "extras": compressed.extras,
+                "sections": compressed.sections, "compress_seconds": seconds, "bits": compressed.bits,
+                "sha256": hashlib.sha256(compressed.message).hexdigest(), "model_digest": digest,
+            }, compressed.layers)
+        return evaluated, measured, seconds
 
     # -------------------------------------------------------------------------------- bounding
     def bound(self, task: TaskInstance, seed: int, name: str, instance: Bound, evaluated: Evaluated,

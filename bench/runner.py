@@ -12,7 +12,6 @@ same command again skips the cells that have an ``ok`` row.
 from __future__ import annotations
 
 import functools
-import hashlib
 import os
 import secrets
 import socket
@@ -24,22 +23,20 @@ from typing import Any
 import torch
 
 import bench
-from bench.api.contracts import Compressed, Evaluated, TaskInstance
+from bench.api.contracts import TaskInstance
 from bench.api.jobs import Job, JobReport, JobResult, Tick
 from bench.api.params import canonical_json
 from bench.cache import ModelCache, default_cache_dir
-from bench.cell import CellRunner, CompressFailed, Measured, count_params
+from bench.cell import CellRunner, CompressFailed, artifact_columns
 from bench.config import RunConfig
 from bench.environment import environment, git_commit, resolve_device
-from bench.kit.models import state_digest
 from bench.ledger import Ledger
-from bench.planning import Plan, PluginConfig, Stamp
+from bench.planning import Plan, Stamp
 from bench.progress import progress, say
 from bench.registry import Registry
 from bench.results import ResultsStore
-from bench.stats import inference_flops
 from bench.supervisor import JobSupervisor
-from bench.tasks import BaseModels, instantiate_task, prior_spec, seeded_model_factory
+from bench.tasks import BaseModels, instantiate_task, prior_spec
 
 
 @dataclass
@@ -172,7 +169,9 @@ class Runner:
             report.phase(f"training the base model of {job.task}", None)
             self.cells.compress(self.plan.specs[job.task], job.seed, None, {}, None)  # trained where training is warm
             base_train, base_test = self.base_models.base_errors(task, job.seed)
-            evaluated, measured, compress_seconds = self.obtain(task, job.seed, comp, artifact_id, report)
+            prior = prior_spec(task, job.seed, self.device, self.base_models)  # trains a data-dependent prior here
+            evaluated, measured, compress_seconds = self.cells.obtain(task, self.plan.specs[job.task], job.seed, comp,
+                                                                      artifact_id, prior, self.store, report)
         except Exception as exc:
             error = str(exc) if isinstance(exc, CompressFailed) else f"{type(exc).__name__}: {exc}"
             tb = exc.tb if isinstance(exc, CompressFailed) else traceback.format_exc(limit=8)
@@ -190,55 +189,6 @@ class Runner:
             report.phase(None)
             self._finish([row], result, report)
         return result
-
-    def obtain(self, task: TaskInstance, seed: int, comp: PluginConfig, artifact_id: str,
-               report: JobReport) -> tuple[Evaluated, Measured, float]:
-        """The evaluated artifact (from the kept message, or compressed now in the compressing process)
-        decoded from the prior alone in a fresh process, its test errors and its compression time."""
-        limit = self.config.cell_timeout
-        prior = prior_spec(task, seed, self.device, self.base_models)  # trains a data-dependent prior here
-        loaded = self.store.load_artifact_or_set_aside(artifact_id)
-        own = None
-        if loaded is not None:
-            message, meta, layers = loaded
-            compressed = Compressed(message=message, layers=layers, stats=meta.get("stats", {}),
-                                    extras=meta.get("extras", {}), sections=meta.get("sections"))
-            expected, seconds = meta["model_digest"], float(meta.get("compress_seconds", float("nan")))
-        else:
-            report.phase(f"compressor {comp.name}", limit)
-            own = self.cells.compress(self.plan.specs[task.name], seed, comp.name, comp.params, prior)
-            compressed, expected, seconds = own.compressed(), own.digest, own.seconds
-        report.phase(f"decoding and evaluating for compressor {comp.name}", limit)
-        evaluated, measured, digest = self.cells.decode_and_evaluate(task, compressed, comp.cls, comp.params, prior,
-                                                                     expected, own)
-        if loaded is None:
-            self.store.save_artifact(artifact_id, compressed.message, {
-                "artifact_id": artifact_id, "task": task.config, "seed": seed, "compressor": comp.name,
-                "compressor_version": comp.version, "compressor_params": comp.params,
-                "device": self.device.type, "stats": compressed.stats, "extras": compressed.extras,
-                "sections": compressed.sections, "compress_seconds": seconds, "bits": compressed.bits,
-                "sha256": hashlib.sha256(compressed.message).hexdigest(), "model_digest": digest,
-            }, compressed.layers)
-        return evaluated, measured, seconds
-
-
-def artifact_columns(task: TaskInstance, seed: int, evaluated: Evaluated, measured: Measured,
-                     device: torch.device) -> dict[str, Any]:
-    """The columns every bound's row of one artifact shares: sizes, exact error counts, costs."""
-    c = evaluated.compressed
-    n_params = count_params(evaluated.model)
-    return {
-        "n_train": evaluated.n_train, "n_test": measured.n_test, "n_params": n_params,
-        "n_prior": len(task.data.train) - evaluated.n_train,
-        "prior_fraction": float(task.config["dataset_params"].get("prior_fraction", 0.0)),
-        "n_params_kept": int(c.stats.get("n_params_kept", n_params)),
-        "message_bits": float(c.bits), "train_errors": evaluated.train_errors, "test_errors": measured.test_errors,
-        "train_err": evaluated.train_err, "test_err": measured.test_err,
-        "compression_ratio": 32.0 * n_params / max(c.bits, 1),
-        "flops": inference_flops(evaluated.model, task.data.input_shape),
-        "base_flops": inference_flops(seeded_model_factory(task, seed, device)(), task.data.input_shape),
-        "model_digest": state_digest(evaluated.model), "train_ce": measured.train_ce, "test_ce": measured.test_ce,
-    }
 
 
 def failed_rows(rows: list[dict[str, Any]], error: str, tb: str | None = None) -> list[dict[str, Any]]:
