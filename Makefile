@@ -6,7 +6,7 @@ BIN := $(VENV)/bin
 # torch and torchvision are pinned to the builds on these machines' local index; elsewhere a normal install.
 TORCH := torch==2.14.1 torchvision==0.29.1
 
-.PHONY: setup run test speed mutation browser clean
+.PHONY: setup run test test-fast speed mutation browser clean
 
 $(BIN)/bench: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -30,6 +30,10 @@ browser:
 
 test: setup browser
 	$(BIN)/python -m pytest
+
+# The inner loop: everything but the end-to-end runs (marked slow), in under two minutes on two cores.
+test-fast: setup
+	$(BIN)/python -m pytest -m "not slow"
 
 # Mutation testing of the certificate path (slow; not part of `make test`): see [tool.mutmut] in
 # pyproject.toml and mutation-equivalents.md.

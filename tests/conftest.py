@@ -80,7 +80,46 @@ def third_party(monkeypatch: pytest.MonkeyPatch) -> Path:
     return FIXTURE_SITE
 
 
-def run_bench(*args: str, cwd: Path, timeout: float = 600, **kwargs) -> subprocess.CompletedProcess:
-    """The real console script, in a subprocess."""
+def _run_bench(*args: str, cwd: Path, timeout: float = 600, **kwargs) -> subprocess.CompletedProcess:
     return subprocess.run([str(BENCH), *args], cwd=cwd, capture_output=True, text=True, timeout=timeout,
                           env={**os.environ}, **kwargs)
+
+
+@pytest.fixture
+def run_bench():
+    """The real console script, in a subprocess: ``run_bench("run", ..., cwd=folder)``."""
+    return _run_bench
+
+
+@pytest.fixture
+def bench_script() -> Path:
+    """The path of the real ``bench`` console script (for tests that start and kill it themselves)."""
+    return BENCH
+
+
+@pytest.fixture(scope="session")
+def tiny_task_toml() -> str:
+    """A ``bench.toml`` fragment defining the small digits task ``tiny``."""
+    return TINY_TASK_TOML
+
+
+@pytest.fixture
+def one_thread():
+    """One thread for torch and for scikit-learn's k-means during the test (tiny convolutions are many
+    times slower with two on a busy 2-core machine; reductions stay deterministic), restored after."""
+    import torch
+    from threadpoolctl import threadpool_limits
+
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    with threadpool_limits(1):
+        yield
+    torch.set_num_threads(before)
+
+
+def pytest_collection_modifyitems(config, items) -> None:
+    """End-to-end tests (those that run the harness in a workspace) are ``slow``; ``make test-fast``
+    leaves them out."""
+    for item in items:
+        if "workspace" in getattr(item, "fixturenames", ()):
+            item.add_marker(pytest.mark.slow)

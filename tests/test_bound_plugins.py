@@ -33,13 +33,7 @@ CONFIG_BITS = 17.0  # what the run charges this cell's configuration (any value 
 TASK = {"dataset": "digits", "model": "mlp", "model_params": {"widths": [12]},
         "recipe": {"epochs": 8, "batch_size": 64, "lr": 0.01}}
 
-
-@pytest.fixture(autouse=True)
-def one_thread():
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
+pytestmark = pytest.mark.usefixtures("one_thread")
 
 
 @pytest.fixture(scope="module")

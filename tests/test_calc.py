@@ -38,6 +38,7 @@ def cli_results() -> dict[str, subprocess.CompletedProcess]:
     return results
 
 
+@pytest.mark.slow  # the real console script, in subprocesses
 def test_a_reader_that_goes_away_ends_it_quietly():
     """`bench calc ... | head -1` with the pipe closed before the answer: exit 141, no traceback."""
     proc = subprocess.Popen([str(BENCH), *CLI_CALLS["catoni_bits"]], stdout=subprocess.PIPE, stderr=subprocess.PIPE,
@@ -54,6 +55,7 @@ def _parse(stdout: str) -> tuple[float, dict[str, str]]:
     return float(lines[0]), detail
 
 
+@pytest.mark.slow  # the real console script, in subprocesses
 def test_cli_catoni_with_bits_matches_library(cli_results):
     res = cli_results["catoni_bits"]
     assert res.returncode == 0, res.stderr
@@ -71,6 +73,7 @@ def test_cli_catoni_with_bits_matches_library(cli_results):
     assert detail["form"] == "catoni"
 
 
+@pytest.mark.slow  # the real console script, in subprocesses
 def test_cli_bad_value_exits_2_with_one_line(cli_results):
     res = cli_results["bad_delta"]
     assert res.returncode == 2

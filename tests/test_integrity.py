@@ -17,7 +17,6 @@ from bench.kit import bounds as bounds_math
 from bench.cli import main
 from bench.api.contracts import PRIOR_ONLY, Split
 from bench.kit.evaluation import error_count, error_rate
-from conftest import run_bench
 
 TOY = ["--tasks", "toy-digits"]
 
@@ -27,7 +26,7 @@ def rows(workspace, folder: str = "results") -> pd.DataFrame:
 
 
 # --------------------------------------------------------------------------- decoders that cheat
-def test_a_decoder_that_fetches_the_trained_model_fails_its_cell(third_party, workspace):
+def test_a_decoder_that_fetches_the_trained_model_fails_its_cell(third_party, workspace, run_bench):
     out = run_bench("run", *TOY, "--compressors", "peek-model,dense", "--bounds", "occam",
                     "--set", 'compressor.peek-model.how=["prior","cache","pth","proc"]', "--no-leaderboard",
                     cwd=workspace)
@@ -46,7 +45,7 @@ def test_a_decoder_that_fetches_the_trained_model_fails_its_cell(third_party, wo
     assert list(df.loc[df["compressor"] == "dense", "status"]) == ["ok"]
 
 
-def test_a_forward_that_reads_state_left_by_compress_fails_its_cell(third_party, workspace):
+def test_a_forward_that_reads_state_left_by_compress_fails_its_cell(third_party, workspace, run_bench):
     """Its decoder returns the untrained initialization, its forward uses the trained weights compress
     left in a module variable: where compress never ran, the decoded model computes something else."""
     out = run_bench("run", *TOY, "--compressors", "global-state,dense", "--bounds", "occam", "--no-leaderboard",
@@ -60,7 +59,7 @@ def test_a_forward_that_reads_state_left_by_compress_fails_its_cell(third_party,
     assert list(df.loc[df["compressor"] == "dense", "status"]) == ["ok"]
 
 
-def test_a_model_that_calls_a_noisy_layer_twice_is_refused_by_a_stochastic_bound(third_party, workspace):
+def test_a_model_that_calls_a_noisy_layer_twice_is_refused_by_a_stochastic_bound(third_party, workspace, run_bench):
     out = run_bench("run", *TOY, "--compressors", "twice", "--bounds", "hessian,occam",
                     "--set", 'bound.hessian.form="baseline"', "--set", "bound.hessian.prior_std_grid=2",
                     "--no-leaderboard", cwd=workspace)
@@ -72,7 +71,7 @@ def test_a_model_that_calls_a_noisy_layer_twice_is_refused_by_a_stochastic_bound
     assert "noisy module '1.weight'" in df.loc["hessian", "error"]
 
 
-def test_a_decoder_that_reads_the_training_data_fails_its_cell(third_party, workspace):
+def test_a_decoder_that_reads_the_training_data_fails_its_cell(third_party, workspace, run_bench):
     out = run_bench("run", *TOY, "--compressors", "peek-data", "--bounds", "occam",
                     "--set", 'compressor.peek-data.how=["sklearn","registry"]', "--no-leaderboard", cwd=workspace)
     assert out.returncode == 1
@@ -107,7 +106,7 @@ def test_a_decoded_model_with_non_finite_values_fails(workspace):
 
 
 # ------------------------------------------------------------------------------ bounds that cheat
-def test_a_bound_that_returns_another_kind_than_it_declares_fails(third_party, workspace):
+def test_a_bound_that_returns_another_kind_than_it_declares_fails(third_party, workspace, run_bench):
     out = run_bench("run", *TOY, "--compressors", "dense", "--bounds", "mislabeled", "--no-leaderboard",
                     cwd=workspace)
     assert out.returncode == 1
@@ -116,7 +115,7 @@ def test_a_bound_that_returns_another_kind_than_it_declares_fails(third_party, w
     assert "bound 'mislabeled' returned kind 'certificate' but declares bound_kind 'expectation'" in row.error
 
 
-def test_a_bound_that_skips_the_message_fails_its_cell(third_party, workspace):
+def test_a_bound_that_skips_the_message_fails_its_cell(third_party, workspace, run_bench):
     """Consistent with itself in every column, it certifies the decoded model with the KL of its
     configuration alone: the harness owns the message cost."""
     out = run_bench("run", *TOY, "--compressors", "dense,quantize", "--bounds", "skip-message,occam",
@@ -132,7 +131,7 @@ def test_a_bound_that_skips_the_message_fails_its_cell(third_party, workspace):
     assert (df["message_bits"].dropna() > 0).all()  # the rows' message is the artifact's, whatever a bound says
 
 
-def test_a_zero_certificate_is_refuted_never_ranked_and_fails_the_run(third_party, workspace):
+def test_a_zero_certificate_is_refuted_never_ranked_and_fails_the_run(third_party, workspace, run_bench):
     out = run_bench("run", *TOY, "--compressors", "dense", "--bounds", "zero,occam", cwd=workspace)
     assert out.returncode == 1
     df = rows(workspace)
@@ -147,7 +146,7 @@ def test_a_zero_certificate_is_refuted_never_ranked_and_fails_the_run(third_part
 
 # -------------------------------------------------------------------------------- time limits
 @pytest.mark.parametrize("how", ["python", "c"])
-def test_a_compressor_that_never_returns_fails_under_the_local_executor(third_party, workspace, how):
+def test_a_compressor_that_never_returns_fails_under_the_local_executor(third_party, workspace, how, run_bench):
     out = run_bench("run", *TOY, "--compressors", "hang,dense", "--bounds", "occam", "--cell-timeout", "1",
                     "--set", f'compressor.hang.how="{how}"', "--no-leaderboard", cwd=workspace, timeout=120)
     assert out.returncode == 1
@@ -159,7 +158,7 @@ def test_a_compressor_that_never_returns_fails_under_the_local_executor(third_pa
     assert list(df.loc[df["compressor"] == "dense", "status"]) == ["ok"]
 
 
-def test_a_compressor_that_never_returns_fails_under_dask(third_party, workspace):
+def test_a_compressor_that_never_returns_fails_under_dask(third_party, workspace, run_bench):
     out = run_bench("run", *TOY, "--compressors", "hang,dense", "--bounds", "occam", "--cell-timeout", "1",
                     "--set", 'compressor.hang.how=["python","c"]', "--executor", "dask",
                     "--set", "executor.workers=1", "--no-leaderboard", cwd=workspace, timeout=300)
@@ -207,7 +206,7 @@ def test_a_configuration_pays_the_same_bits_in_any_folder(third_party, workspace
     assert again.error_bound == pytest.approx(expected, rel=1e-12)
 
 
-def test_a_leaderboard_over_two_folders_ranks_every_row_as_it_stands(third_party, workspace):
+def test_a_leaderboard_over_two_folders_ranks_every_row_as_it_stands(third_party, workspace, run_bench):
     grid = ["run", *TOY, "--compressors", "toy-sign,dense", "--bounds", "occam,catoni", "--no-leaderboard"]
     assert main([*grid, "--set", "compressor.toy-sign.variant=[0,1]", "--results", "a"]) == 0
     assert main([*grid, "--set", "compressor.toy-sign.variant=[1,5]", "--results", "b"]) == 0
@@ -225,7 +224,7 @@ def test_a_leaderboard_over_two_folders_ranks_every_row_as_it_stands(third_party
 
 
 # ------------------------------------------------------------------------------- damaged files
-def test_a_truncated_row_file_is_quarantined_and_its_cell_redone(workspace):
+def test_a_truncated_row_file_is_quarantined_and_its_cell_redone(workspace, run_bench):
     argv = ["run", "--compressors", "dense", "--bounds", "occam", "--no-leaderboard"]
     assert main(argv) == 0
     [path] = list((workspace / "results").glob("*.parquet"))

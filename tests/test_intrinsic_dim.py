@@ -30,17 +30,7 @@ from bench_plugins.intrinsic_dim import IntrinsicDim
 
 FAST = {"dim": 40, "epochs": 2, "lr": 0.05, "qat_epochs": 1, "levels": 5}
 
-
-@pytest.fixture(autouse=True)
-def one_thread():
-    """Tiny convolutions are many times slower with two threads on a busy 2-core machine."""
-    from threadpoolctl import threadpool_limits  # scikit-learn's k-means too
-
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    with threadpool_limits(1):
-        yield
-    torch.set_num_threads(before)
+pytestmark = pytest.mark.usefixtures("one_thread")
 
 
 def context(task_name: str = "digits-mlp", override: dict | None = None, seed: int = 0):

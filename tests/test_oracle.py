@@ -69,6 +69,7 @@ mc_passes = 2
     return df[df["status"] == "ok"]
 
 
+@pytest.mark.slow  # a run of every compressor and bound
 def test_every_row_agrees_with_the_oracle(rows):
     kinds = set()
     for _, row in rows.iterrows():

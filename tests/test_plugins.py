@@ -10,7 +10,6 @@ import pytest
 
 from bench.api import hookspecs
 from bench.registry import PluginError, load_registry
-from conftest import run_bench
 
 
 def test_builtins_register_through_entry_points():
@@ -46,7 +45,8 @@ def test_load_plugins_limits_third_party(third_party, monkeypatch):
     assert "toy" in names and "broken" not in names
 
 
-def test_cli_lists_plugins_and_errors(third_party, tmp_path):
+@pytest.mark.slow  # the real console script, in subprocesses
+def test_cli_lists_plugins_and_errors(third_party, tmp_path, run_bench):
     out = run_bench("plugins", "--json", cwd=tmp_path)
     assert out.returncode == 0, out.stderr
     records = {r["name"]: r for r in json.loads(out.stdout)}
@@ -58,7 +58,7 @@ def test_cli_lists_plugins_and_errors(third_party, tmp_path):
     assert "delay=0.0" in listed.stdout  # parameters with defaults
 
 
-def test_third_party_compressor_runs_and_is_ranked(third_party, workspace):
+def test_third_party_compressor_runs_and_is_ranked(third_party, workspace, run_bench):
     out = run_bench("run", "--tasks", "toy-digits", "--compressors", "toy-sign,dense", "--bounds", "occam",
                     cwd=workspace)
     assert out.returncode == 0, out.stderr

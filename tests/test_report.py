@@ -13,7 +13,8 @@ import pytest
 
 from bench import report
 from bench.cli import main
-from conftest import TINY_TASK_TOML
+
+pytestmark = pytest.mark.slow  # pages of real runs, and a real browser
 
 CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
 
@@ -37,11 +38,11 @@ def test_points_below_the_line_are_suspect_or_refuted():
 
 
 @pytest.fixture(scope="module")
-def results(tmp_path_factory) -> Path:
+def results(tmp_path_factory, tiny_task_toml) -> Path:
     import os
 
     folder = tmp_path_factory.mktemp("report")
-    (folder / "bench.toml").write_text(TINY_TASK_TOML + """
+    (folder / "bench.toml").write_text(tiny_task_toml + """
 [profiles.default]
 tasks = ["tiny"]
 seeds = [0]

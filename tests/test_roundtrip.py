@@ -30,13 +30,7 @@ COMPRESSORS = {
     "id": {"dim": 30, "epochs": 1, "lr": 0.05, "qat_epochs": 1, "levels": 5},
 }
 
-
-@pytest.fixture(autouse=True)
-def one_thread():
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
+pytestmark = pytest.mark.usefixtures("one_thread")
 
 
 @pytest.fixture(scope="module")

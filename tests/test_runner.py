@@ -12,7 +12,6 @@ import pandas as pd
 import paying
 from bench.cli import main
 from bench.results import ResultsStore
-from conftest import BENCH
 
 
 def rows(workspace):
@@ -59,8 +58,8 @@ def test_rerun_skips_finished_cells_and_each_pays_its_configuration(third_party,
     assert len(rows(workspace)) == 8  # a narrowed grid is the same configurations: nothing to do
 
 
-def test_sigkill_mid_run_then_rerun_completes_every_cell_once(third_party, workspace):
-    argv = [str(BENCH), "run", "--tasks", "toy-digits", "--compressors", "toy-sign", "--bounds", "occam,catoni",
+def test_sigkill_mid_run_then_rerun_completes_every_cell_once(third_party, workspace, bench_script):
+    argv = [str(bench_script), "run", "--tasks", "toy-digits", "--compressors", "toy-sign", "--bounds", "occam,catoni",
             "--set", "compressor.toy-sign.delay=1.5", "--set", "compressor.toy-sign.variant=[0,1,2,3,4,5]",
             "--no-leaderboard"]
     proc = subprocess.Popen(argv, cwd=workspace, env={**os.environ}, stdout=subprocess.DEVNULL,

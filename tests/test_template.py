@@ -10,13 +10,12 @@ from pathlib import Path
 
 import pytest
 
-from conftest import run_bench
 
 PIP = [sys.executable, "-m", "pip", "install", "-q", "--no-deps", "--no-build-isolation"]
 
 
 @pytest.mark.parametrize("kind", ["compressor", "bound", "task"])
-def test_a_generated_plugin_is_listed_run_and_ranked(kind, tmp_path, workspace, monkeypatch):
+def test_a_generated_plugin_is_listed_run_and_ranked(kind, tmp_path, workspace, monkeypatch, run_bench):
     name = f"my-{kind}"
     out = run_bench("new-plugin", name, "--kind", kind, "--out", str(tmp_path), cwd=workspace)
     assert out.returncode == 0, out.stderr
@@ -40,6 +39,6 @@ def test_a_generated_plugin_is_listed_run_and_ranked(kind, tmp_path, workspace, 
         assert own.returncode == 0, own.stdout + own.stderr
 
 
-def test_a_bad_plugin_name_is_a_one_line_error(workspace):
+def test_a_bad_plugin_name_is_a_one_line_error(workspace, run_bench):
     out = run_bench("new-plugin", "Bad Name", cwd=workspace)
     assert out.returncode == 2 and out.stderr.count("\n") == 1 and "Bad Name" in out.stderr

@@ -6,7 +6,6 @@ import pandas as pd
 import pytest
 
 from bench.cli import main
-from conftest import run_bench
 
 
 @pytest.fixture
@@ -26,7 +25,7 @@ def test_verify_agrees_on_every_ok_cell(finished_run, capsys):
     assert out.count("AGREES") == 6 and "DIFFERS" not in out
 
 
-def test_verify_fails_cleanly_on_a_corrupted_message(finished_run):
+def test_verify_fails_cleanly_on_a_corrupted_message(finished_run, run_bench):
     workspace, df = finished_run
     row = df[(df["compressor"] == "quantize") & (df["bound"] == "occam")].iloc[0]
     path = workspace / "results" / "_artifacts" / row["artifact_id"] / "message.bin"

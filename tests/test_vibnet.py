@@ -15,7 +15,6 @@ from torch import nn
 from bench.cli import main
 from bench_plugins.vibnet import (Gate, Gated, VIBNet, gammas, gate_sites, layer_chain, metrics, multiplications,
                                   shrink)
-from conftest import run_bench
 
 
 def test_gate_alpha_and_penalty_by_hand():
@@ -115,7 +114,7 @@ def test_models_it_cannot_gate_name_the_layer():
         layer_chain(Residual(), (4,))
 
 
-def test_a_negative_gamma_is_a_one_line_error(workspace):
+def test_a_negative_gamma_is_a_one_line_error(workspace, run_bench):
     out = run_bench("run", "--compressors", "vibnet", "--bounds", "occam", "--set", "compressor.vibnet.gamma=-1",
                     cwd=workspace)
     assert out.returncode == 2
