@@ -1,16 +1,16 @@
 """Compressor ``id``: intrinsic-dimension subspace training, quantization and arithmetic coding (seed 000).
 
 θ = θ₀ + P·z with θ₀ the run's seeded initialization and P a seeded random projection (both prior
-knowledge: rebuilt by the decoder, never sent). z ∈ R^d is trained from 0 on the training set (with
-``noise > 0``, against uniform noise on z, so that it lands where rounding is cheap), then quantized to
+knowledge: rebuilt by the decoder, never sent). z ∈ R^d is trained from 0 on the training set, then
+quantized to
 ``levels`` learned levels: each coordinate to its nearest level, or with ``quantizer = "gptq"`` in order of
 curvature, correcting the rest for each rounding error (bench.kit.gptq), or with ``quantizer =
 "progressive"`` a growing share at a time, retraining the rest in between, then a few epochs of
 quantization-aware training (straight-through gradients, learned codebook). The message is::
 
     z         the level of every coordinate, entropy-coded under its own counts (bench.kit.coding), or
-              with ``symbol_code = "adaptive"`` under Laplace's sequential rule (no counts sent), or with
-              ``"gaussian"`` (lattice only) under a discrete Gaussian whose width is one byte;
+              with ``symbol_code = "gaussian"`` (lattice only) under a discrete Gaussian whose width is one
+              byte;
               with levels = 0, z itself at ``z_precision``
     codebook  the levels actually used, at ``codebook_precision``; for a lattice one step, and with
               ``lattice_step = "fixed"`` nothing (the step is a parameter, so the decoder has it)
@@ -26,7 +26,7 @@ That saves the header's three bytes, about a hundredth of the data-free frontier
 
 The last epoch is always kept (nothing is selected by any error). Subspace training depends only on what
 ``IntrinsicDim.training_config`` lists (task, seed, dim, projector and its scale, the optimizer's settings,
-weight decay, noise), so grid points that differ only in the quantization reuse it: it is cached on disk
+weight decay), so grid points that differ only in the quantization reuse it: it is cached on disk
 under ``$BENCH_CACHE_DIR/id-subspace``.
 """
 
@@ -53,9 +53,6 @@ SECTIONS = ("z", "codebook", "rest")
 SUBSPACE_CODE_VERSION = "2"  # bump when subspace training changes the z it produces (2: sparse rows)
 
 
-RMS_STEPS = 1.43  # RMS(z) in lattice steps at the data-free frontier (d = 1000, 9 levels by 2·max|z|/levels)
-
-
 @dataclass(frozen=True)
 class IntrinsicDimParams:
     dim: Annotated[int, Ge(1)] = 250
@@ -63,60 +60,58 @@ class IntrinsicDimParams:
     scale: Literal["none", "init"] = "none"  # init: P·z's rows scaled by each tensor's RMS at θ₀
     scale_power: Annotated[float, Ge(0)] = 1.0  # init: the RMS raised to this power (> 1: more on small fan-in tensors)
     levels: Annotated[int, Between(0, 65536, closed=True)] = 7  # 0: no quantization (z stored at z_precision)
-    init: Literal["uniform", "kmeans"] = "uniform"
-    rate: Annotated[float, Ge(0)] = 0.0  # > 0: entropy-constrained level assignment (fewer bits, more distortion;
-    # with progressive, at each fixing)
+    init: Literal["linear", "kmeans++"] = "linear"  # the learned codebook's start: evenly spaced bins, or k-means
     optimizer: Literal["adam", "adamw", "sgd"] | None = None  # None: the task's recipe
     lr: Annotated[float | None, Gt(0)] = 0.1  # for z (unit-norm columns need far larger steps than θ); None: the recipe's
     epochs: Annotated[int | None, Ge(0)] = None  # None: the task's recipe
     batch_size: Annotated[int | None, Ge(1)] = None  # None: the task's recipe
     schedule: Literal["constant", "cosine"] | None = None  # None: the task's recipe
-    weight_decay: Annotated[float, Ge(0)] = 0.0
-    noise: Annotated[float, Ge(0)] = 0.0  # > 0: subspace training sees z + uniform noise this many RMS(z) wide
+    weight_decay: Annotated[float, Ge(0)] = 0.0  # on z: a Gaussian prior on z, the one the symbol code assumes
     qat_epochs: Annotated[int, Ge(0)] = 2
     qat_lr: Annotated[float, Gt(0)] = 3e-3
     quantizer: Literal["nearest", "gptq", "progressive"] = "nearest"  # gptq: second-order, error-compensating
-    # level choice; progressive: fix a growing share of z to levels, retraining the rest in between
-    progressive_stages: Annotated[int, Ge(1)] = 4  # progressive: stages before the rest is rounded (1/2, 3/4, ...
-    # fixed after each at the default share)
-    progressive_share: Annotated[float, Gt(0), Lt(1)] = 0.5  # progressive: share of the free coordinates each
-    # stage fixes (smaller: only the nearest few each time, so smaller rounding errors, but more stages)
+    # level choice (Frantar et al.); progressive: fix a growing share of z to levels, retraining the rest (INQ)
+    progressive_stages: Annotated[int, Ge(1)] = 4  # progressive: stages before the rest is rounded (1/2, 3/4, ...)
     progressive_epochs: Annotated[int, Ge(0)] = 1  # progressive: retraining epochs per stage
     progressive_lr: Annotated[float, Gt(0)] = 0.01  # progressive: Adam's rate for the free coordinates (cosine)
-    progressive_branches: Annotated[int, Ge(1)] = 1  # progressive: retrain each stage this many times, keep the
-    # branch whose rounded z makes the fewest training errors (free in bits: the code does not change)
     hessian_examples: Annotated[int, Ge(1)] = 8192  # gptq: training points of the Fisher estimate
     damp: Annotated[float, Ge(0)] = 0.01  # gptq: fraction of the mean curvature added to H's diagonal
     origin: Literal["init", "prior"] = "init"  # θ₀: the seeded initialization, or the data-dependent prior's model
     codebook: Literal["learned", "lattice"] = "learned"  # lattice: evenly spaced levels, at most the step is sent
-    lattice_step: Literal["max", "rms", "fixed"] = "max"  # lattice: step 2·max|z|/levels, or RMS(z)/rms_steps
-    # (then `levels` only bounds the alphabet: an outlier of z no longer coarsens every other coordinate's
-    # step), or `step` itself: a hyperparameter, so the decoder has it from the prior and nothing is sent
-    rms_steps: Annotated[float, Gt(0)] = RMS_STEPS  # lattice_step = rms: RMS(z) in lattice steps
-    step: Annotated[float | None, Gt(0)] = None  # lattice_step = fixed: the step (in z's units). Choose it
-    # before the run or from a declared grid: every value tried on the training data is a configuration the
-    # results folder's ledger pays for, which is what makes leaving it out of the message honest
-    symbol_code: Literal["table", "adaptive", "gaussian"] = "table"  # adaptive: no histogram sent (Laplace's
-    # rule); gaussian: a discrete Gaussian of one byte's width (lattice only)
+    lattice_step: Literal["max", "fixed"] = "max"  # lattice: step 2·max|z|/levels (sent), or `step` itself: a
+    # parameter, so the decoder has it and nothing is sent
+    step: Annotated[float | None, Gt(0)] = None  # lattice_step = fixed: the step (in z's units); paid for in every
+    # certificate's configuration bits, like every decoder-side parameter
+    symbol_code: Literal["table", "gaussian"] = "table"  # gaussian: a discrete Gaussian of one byte's width (lattice only)
     codebook_precision: Precision = "float16"
     z_precision: Precision = "float16"
     rest_precision: Precision = "float16"
     layout: Literal["sections", "implied"] = "sections"  # implied: no header of section lengths (the decoder
     # knows them: lattice or unquantized only)
 
+    #: Options that were tried and did not help (docs/id.md has the numbers): setting one is an error.
+    RETIRED: ClassVar[dict[str, str]] = {
+        "noise": "training z against uniform noise cost more training error than it saved bits (docs/id.md)",
+        "rate": "entropy-constrained levels cost training error without saving bits; use symbol_code = "
+                "'gaussian' with a fixed lattice step (docs/id.md)",
+        "progressive_branches": "the best-of-B branch per stage did not carry to the end (docs/id.md)",
+        "progressive_share": "fixing a third per stage did no better than half (docs/id.md)",
+        "rms_steps": "lattice_step = 'rms' was removed; use lattice_step = 'fixed' with a step (docs/id.md)",
+        "lattice_step=rms": "the RMS rule did not move the frontier; use lattice_step = 'fixed' with a step "
+                            "(docs/id.md)",
+        "symbol_code=adaptive": "Laplace's rule coded no shorter than the table; use 'table' or 'gaussian' "
+                                "(docs/id.md)",
+        "init=uniform": "renamed: use init = 'linear' (the same evenly spaced start)",
+        "init=kmeans": "renamed: use init = 'kmeans++' (the same k-means, k-means++ seeding)",
+    }
+
     def validate(self) -> None:  # what a range cannot say
         if self.projector not in PROJECTORS:
             raise ValueError(f"parameter 'projector' must be one of {', '.join(PROJECTORS)}")
         if self.levels == 1:
             raise ValueError("parameter 'levels' must be 0 (no quantization) or in [2, 65536]")
-        if self.quantizer == "gptq" and self.rate > 0:
-            raise ValueError(f"parameter 'rate' must be 0 with quantizer = {self.quantizer!r} (it chooses the levels)")
         if self.symbol_code == "gaussian" and self.codebook != "lattice":
             raise ValueError("parameter 'symbol_code' = 'gaussian' needs codebook = 'lattice' (evenly spaced levels)")
-        if self.lattice_step == "rms" and self.codebook != "lattice":
-            raise ValueError("parameter 'lattice_step' = 'rms' needs codebook = 'lattice'")
-        if self.rms_steps != RMS_STEPS and self.lattice_step != "rms":
-            raise ValueError("parameter 'rms_steps' applies only with lattice_step = 'rms'")
         if self.lattice_step == "fixed" and (self.codebook != "lattice" or self.step is None or self.levels == 0):
             raise ValueError("parameter 'lattice_step' = 'fixed' needs codebook = 'lattice', levels > 0 and a 'step'")
         if self.step is not None:  # both sides build the levels in float32: they must exist there
@@ -129,11 +124,7 @@ class IntrinsicDimParams:
             raise ValueError("parameter 'step' applies only with lattice_step = 'fixed'")
         if self.lattice_step == "fixed" and self.qat_epochs > 0:
             raise ValueError("parameter 'qat_epochs' must be 0 with lattice_step = 'fixed' (QAT would move the "
-                             "step, which the decoder takes from the prior)")
-        if self.progressive_share != 0.5 and self.quantizer != "progressive":
-            raise ValueError("parameter 'progressive_share' applies only with quantizer = 'progressive'")
-        if self.progressive_branches > 1 and self.quantizer != "progressive":
-            raise ValueError("parameter 'progressive_branches' applies only with quantizer = 'progressive'")
+                             "step, which the decoder takes from its parameters)")
         if self.layout == "implied" and self.levels > 0 and self.codebook != "lattice":
             raise ValueError("parameter 'layout' = 'implied' needs codebook = 'lattice' or levels = 0 "
                              "(a learned codebook's length is not known to the decoder)")
@@ -146,8 +137,6 @@ def lattice_step(z: torch.Tensor, p: IntrinsicDimParams) -> float:
     rounded: compress and decode both use the parameter itself)."""
     if p.lattice_step == "fixed":
         return float(p.step)
-    if p.lattice_step == "rms":
-        return float(z.double().pow(2).mean().sqrt()) / p.rms_steps
     return 2 * float(z.abs().max()) / p.levels
 
 
@@ -159,7 +148,7 @@ class IntrinsicDim(Compressor):
     # named random streams at the offsets they had before plugins declared them (same messages)
     streams: ClassVar[dict[str, int]] = {"id.subspace": 1, "id.qat": 2, "id.projector": 17}
     name: ClassVar[str] = "id"
-    version: ClassVar[str] = "0.2.0"  # 0.2: the sparse projector never cancels a row
+    version: ClassVar[str] = "0.3.0"  # 0.3: the options that lost retired (same messages for the rest)
     description: ClassVar[str] = ("intrinsic-dimension subspace training θ₀+P·z, quantization-aware "
                                   "training of z and arithmetic coding (seed 000)")
     Params = IntrinsicDimParams
@@ -181,7 +170,7 @@ class IntrinsicDim(Compressor):
             "lr": p.lr if p.lr is not None else r.lr,
             "epochs": p.epochs if p.epochs is not None else r.epochs,
             "batch_size": p.batch_size or r.batch_size, "schedule": p.schedule or r.schedule,
-            "weight_decay": p.weight_decay, "momentum": r.momentum, **({"noise": p.noise} if p.noise > 0 else {}),
+            "weight_decay": p.weight_decay, "momentum": r.momentum,
             "code": SUBSPACE_CODE_VERSION, "torch": torch.__version__.split("+")[0],
             **({"origin": hashlib.sha256(ctx.prior.spec.prior_state).hexdigest()} if p.origin == "prior" else {}),
         }
@@ -207,7 +196,7 @@ class IntrinsicDim(Compressor):
                 space, ctx.task.data.train, optimizer=cfg["optimizer"], lr=cfg["lr"], epochs=cfg["epochs"],
                 batch_size=cfg["batch_size"], weight_decay=cfg["weight_decay"], momentum=cfg["momentum"],
                 schedule=cfg["schedule"], generator=ctx.generator("id.subspace"),
-                task_type=ctx.task.data.task_type, progress=ctx.progress, noise=cfg.get("noise", 0.0))
+                task_type=ctx.task.data.task_type, progress=ctx.progress)
             holder.z.copy_(z.cpu())
             holder.last.copy_(torch.tensor([stats["loss"], stats["err"]], dtype=torch.float64))
             cache.save(key, holder, cfg)
@@ -228,7 +217,7 @@ class IntrinsicDim(Compressor):
             sections["z"] = coding.encode_floats(zq.numpy(), p.z_precision)
             sections["codebook"] = b""
         else:
-            if p.codebook == "lattice":  # the uniform init's bin centres: 2·max|z|/L apart, or RMS(z)/rms_steps
+            if p.codebook == "lattice":  # the linear init's bin centres: 2·max|z|/L apart, or the fixed step
                 start = lattice_levels(lattice_step(z, p), p.levels)
             else:
                 start = init_codebook(z.cpu().numpy(), p.levels, p.init, ctx.seed)
@@ -241,12 +230,11 @@ class IntrinsicDim(Compressor):
                     space, z, torch.from_numpy(start), train, stages=p.progressive_stages,
                     epochs=p.progressive_epochs, lr=p.progressive_lr, batch_size=batch_size,
                     generator=ctx.generator("id.progressive"), task_type=ctx.task.data.task_type,
-                    progress=ctx.progress, rate=p.rate, branches=p.progressive_branches, share=p.progressive_share)
+                    progress=ctx.progress)
             z, codebook, qat_stats = quantize_aware_train(
                 space, z, torch.from_numpy(start), train, lr=p.qat_lr, epochs=p.qat_epochs,
                 batch_size=batch_size, generator=ctx.generator("id.qat"),
-                task_type=ctx.task.data.task_type, progress=ctx.progress, rate=p.rate,
-                lattice=p.codebook == "lattice")
+                task_type=ctx.task.data.task_type, progress=ctx.progress, lattice=p.codebook == "lattice")
             extras["qat_last_epoch"] = qat_stats
             if p.lattice_step == "fixed":  # the decoder has the step from the prior: nothing is sent
                 sent = np.zeros(0, np.float32)
@@ -256,18 +244,14 @@ class IntrinsicDim(Compressor):
                 cb = torch.from_numpy(lattice_levels(float(sent[0]), p.levels))
             else:
                 cb = torch.from_numpy(coding.round_to_precision(codebook.cpu().numpy(), p.codebook_precision))
-            # progressive without QAT leaves every coordinate on the level its fixing chose: keep it there
-            final_rate = 0.0 if p.quantizer == "progressive" and p.qat_epochs == 0 else p.rate
-            symbols = assign_levels(z.cpu(), cb, final_rate).numpy()
+            symbols = assign_levels(z.cpu(), cb).numpy()
             if p.codebook == "learned":  # drop levels no coordinate uses; keep the order
                 used = np.unique(symbols)
                 symbols = np.searchsorted(used, symbols)
                 cb = cb[torch.from_numpy(used)]
                 sent = cb.numpy()
             zq = cb[torch.from_numpy(symbols)]
-            if p.symbol_code == "adaptive":
-                sections["z"] = coding.encode_symbols_adaptive(symbols, len(cb))
-            elif p.symbol_code == "gaussian":
+            if p.symbol_code == "gaussian":
                 sections["z"] = coding.encode_symbols_gaussian(symbols, len(cb))
             else:
                 sections["z"] = coding.encode_symbols(symbols, len(cb))
@@ -312,9 +296,7 @@ class IntrinsicDim(Compressor):
                 cb = lattice_levels(float(cb[0]), p.levels)
             if not 1 <= cb.size <= p.levels:
                 raise coding.CorruptMessage(f"{cb.size} codebook levels, at most {p.levels} allowed")
-            if p.symbol_code == "adaptive":
-                symbols = coding.decode_symbols_adaptive(sections["z"], space.d, cb.size)
-            elif p.symbol_code == "gaussian":
+            if p.symbol_code == "gaussian":
                 symbols = coding.decode_symbols_gaussian(sections["z"], space.d, cb.size)
             else:
                 symbols = coding.decode_symbols(sections["z"])

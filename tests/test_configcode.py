@@ -147,11 +147,11 @@ def test_the_fashion_mnist_id_block_item_by_item(registry):
     assert items["compressor id: step = 0.904"] == 4 + 1 + 22  # optional: one bit, then 904·10^-3
     assert items["compressor id: scale_power = 2.0"] == 4 + 6  # 2·10^0: Elias delta of 5, then of 1
     assert items['compressor id: codebook = "lattice"'] == 4 + 0  # the one other choice
-    assert items['compressor id: lattice_step = "fixed"'] == 4 + 1  # one of the two others
-    assert items['compressor id: symbol_code = "gaussian"'] == 4 + 1
+    assert items['compressor id: lattice_step = "fixed"'] == 4 + 0  # the only other choice
+    assert items['compressor id: symbol_code = "gaussian"'] == 4 + 0
     assert items['compressor id: layout = "implied"'] == 4 + 0
     assert items['compressor id: scale = "init"'] == 4 + 0
-    assert code.length == 116
+    assert code.length == 114
     assert not any("epochs" in what or "weight_decay" in what or "quantizer" in what for what in items)
 
 
@@ -162,9 +162,9 @@ def test_encoder_side_parameters_are_free_and_decoder_side_ones_are_paid(registr
 
     base = bits()
     for encoder_side in ({"epochs": 3}, {"lr": 0.5}, {"weight_decay": 1e-3}, {"quantizer": "progressive"},
-                         {"qat_epochs": 5}, {"rate": 0.1}):
+                         {"qat_epochs": 5}, {"init": "kmeans++"}):
         assert bits(**encoder_side) == base, encoder_side
-    for decoder_side in ({"dim": 300}, {"levels": 9}, {"projector": "dense"}, {"symbol_code": "adaptive"}):
+    for decoder_side in ({"dim": 300}, {"levels": 9}, {"projector": "dense"}, {"z_precision": "float32"}):
         assert bits(**decoder_side) > base, decoder_side
 
 

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import json
 import math
+import re
 
 import numpy as np
 import pandas as pd
@@ -21,8 +22,7 @@ from bench.progress import progress
 from bench.registry import load_registry
 from bench.cell import models_agree
 from bench.context import build_context
-from bench.kit.evaluation import error_count
-from bench.kit.subspace import (Subspace, assign_levels, init_codebook, nearest_level, progressive_fractions,
+from bench.kit.subspace import (Subspace, init_codebook, nearest_level, progressive_fractions,
                             progressive_quantize, quantize_ste, recalibrate_batchnorm, row_scale)
 from bench.tasks import BaseModels, instantiate_task, merge_task
 from bench.cache import ModelCache, default_cache_dir
@@ -51,19 +51,19 @@ def clear_subspace_cache() -> None:
 
 
 # ----------------------------------------------------------------------------------- by hand
-def test_uniform_levels_are_bin_means():
+def test_linear_levels_are_bin_means():
     z = np.array([-1.0, -0.5, 0.0, 0.5, 1.0])
     # bins [-1, 0) and [0, 1] (edges widened by 1e-6): means -0.75 and 0.5
-    assert init_codebook(z, 2, "uniform", 0) == pytest.approx([-0.75, 0.5])
+    assert init_codebook(z, 2, "linear", 0) == pytest.approx([-0.75, 0.5])
     # an empty bin takes its centre: bins of width 2/3 over [-1, 1], nothing in the middle one
-    assert init_codebook(np.array([-1.0, -0.9, 0.9, 1.0]), 3, "uniform", 0) == pytest.approx(
+    assert init_codebook(np.array([-1.0, -0.9, 0.9, 1.0]), 3, "linear", 0) == pytest.approx(
         [-0.95, 0.0, 0.95], abs=1e-6)
 
 
 def test_kmeans_levels_find_the_clusters():
     rng = np.random.default_rng(0)
     z = np.concatenate([rng.normal(-2, 0.01, 100), rng.normal(3, 0.01, 50)])
-    assert init_codebook(z, 2, "kmeans", 0) == pytest.approx([-2, 3], abs=0.01)
+    assert init_codebook(z, 2, "kmeans++", 0) == pytest.approx([-2, 3], abs=0.01)
 
 
 def test_straight_through_quantization():
@@ -76,22 +76,6 @@ def test_straight_through_quantization():
     (q * weights).sum().backward()
     assert z.grad.tolist() == weights.tolist()  # straight through
     assert codebook.grad.tolist() == [1.0, 5.0, 9.0]  # summed per level
-
-
-def test_entropy_constrained_assignment_trades_distortion_for_bits():
-    z = torch.randn(4000, generator=torch.Generator().manual_seed(0))
-    codebook = torch.linspace(-2.5, 2.5, 7)
-    assert torch.equal(assign_levels(z, codebook, 0.0), nearest_level(z, codebook))
-
-    def bits_and_distortion(rate):
-        index = assign_levels(z, codebook, rate)
-        counts = torch.bincount(index, minlength=7).double()
-        p = counts[counts > 0] / len(z)
-        return float(-(counts[counts > 0] * torch.log2(p)).sum()), float((z - codebook[index]).pow(2).mean())
-
-    points = [bits_and_distortion(r) for r in (0.0, 0.1, 0.3, 1.0)]
-    assert all(a[0] > b[0] and a[1] < b[1] for a, b in zip(points, points[1:]))
-    assert torch.equal(assign_levels(z, codebook, 0.3), assign_levels(z.clone(), codebook, 0.3))  # deterministic
 
 
 def test_init_row_scale_is_a_normalized_per_tensor_rms():
@@ -113,18 +97,11 @@ FIXED = {"codebook": "lattice", "lattice_step": "fixed", "step": 0.5, "qat_epoch
 def test_params_are_validated_by_name():
     for bad, key in [({"levels": 1}, "levels"), ({"dim": 0}, "dim"), ({"lr": -1.0}, "lr"),
                      ({"qat_epochs": -1}, "qat_epochs"), ({"projector": "nope"}, "projector"),
-                     ({"rate": -0.1}, "rate"), ({"scale": "nope"}, "scale"), ({"noise": -1.0}, "noise"),
-                     ({"quantizer": "gptq", "rate": 0.1}, "rate"), ({"symbol_code": "nope"}, "symbol_code"),
+                     ({"scale": "nope"}, "scale"), ({"symbol_code": "nope"}, "symbol_code"),
                      ({"progressive_stages": 0}, "progressive_stages"),
                      ({"progressive_lr": 0.0}, "progressive_lr"), ({"symbol_code": "gaussian"}, "symbol_code"),
                      ({"scale_power": 2.0}, "scale_power"), ({"scale": "init", "scale_power": -1.0}, "scale_power"),
-                     ({"progressive_branches": 0}, "progressive_branches"),
-                     ({"progressive_branches": 2}, "progressive_branches"), ({"lattice_step": "nope"}, "lattice_step"),
-                     ({"progressive_share": 0.25}, "progressive_share"),
-                     ({"quantizer": "progressive", "progressive_share": 1.0}, "progressive_share"),
-                     ({"quantizer": "progressive", "progressive_share": 0.0}, "progressive_share"),
-                     ({"lattice_step": "rms"}, "lattice_step"), ({"rms_steps": 2.0}, "rms_steps"),
-                     ({"codebook": "lattice", "lattice_step": "rms", "rms_steps": 0.0}, "rms_steps"),
+                     ({"lattice_step": "nope"}, "lattice_step"),
                      ({"lattice_step": "fixed"}, "lattice_step"), ({"step": 0.5}, "parameter 'step'"),
                      ({**FIXED, "qat_epochs": 1}, "qat_epochs"), ({**FIXED, "step": 0.0}, "parameter 'step'"),
                      ({**FIXED, "step": float("inf")}, "parameter 'step'"),
@@ -132,6 +109,22 @@ def test_params_are_validated_by_name():
                      ({**FIXED, "codebook": "learned", "symbol_code": "table"}, "lattice_step")]:
         with pytest.raises(ConfigError, match=key):
             IntrinsicDim(**bad)
+
+
+@pytest.mark.parametrize("retired, says", [
+    ({"noise": 0.3}, "parameter 'noise' was removed: training z against uniform noise"),
+    ({"rate": 0.1}, "parameter 'rate' was removed"),
+    ({"progressive_branches": 3}, "parameter 'progressive_branches' was removed"),
+    ({"progressive_share": 0.33}, "parameter 'progressive_share' was removed"),
+    ({"rms_steps": 1.43}, "parameter 'rms_steps' was removed"),
+    ({"lattice_step": "rms"}, "lattice_step = 'rms' was removed: the RMS rule did not move the frontier"),
+    ({"symbol_code": "adaptive"}, "symbol_code = 'adaptive' was removed"),
+    ({"init": "uniform"}, "init = 'uniform' was removed: renamed: use init = 'linear'"),
+])
+def test_a_removed_option_is_a_one_line_error_that_says_what_to_use(retired, says):
+    with pytest.raises(ConfigError, match="^compressor 'id': " + re.escape(says)) as info:
+        IntrinsicDim(**retired)
+    assert "\n" not in str(info.value)
 
 
 # ------------------------------------------------------------------------------- compressing
@@ -174,7 +167,7 @@ def test_scale_power_decodes_exactly_and_changes_the_model():
 
 def test_batchnorm_parameters_are_in_theta_and_statistics_in_the_message():
     ctx = context("tiny-bn", BN_TASK)
-    comp = IntrinsicDim(**{**FAST, "projector": "sparse", "scale": "init", "rate": 0.2})
+    comp = IntrinsicDim(**{**FAST, "projector": "sparse", "scale": "init"})
     space = Subspace(ctx.make_model(), "kron", 10, 0, ctx.device)
     assert any(name.endswith(".weight") and space.shapes[i] == (2,) for i, name in enumerate(space.names))
     assert space.D == sum(p.numel() for p in ctx.make_model().parameters())
@@ -190,14 +183,13 @@ def test_batchnorm_parameters_are_in_theta_and_statistics_in_the_message():
     assert torch.allclose(again.get_buffer("1.running_mean"), decoded.get_buffer("1.running_mean"), atol=1e-3)
 
 
-def test_noise_gptq_and_adaptive_codes_decode_exactly_into_a_fresh_prior():
-    """The three quantization-side options change what is sent, never what the decoder can rebuild."""
+def test_gptq_and_the_gaussian_code_decode_exactly_into_a_fresh_prior():
+    """The quantization-side options change what is sent, never what the decoder can rebuild."""
     ctx = context()
     plain = IntrinsicDim(**FAST).compress(ctx)
     for extra in ({"quantizer": "gptq", "hessian_examples": 300},
-                  {"quantizer": "gptq", "hessian_examples": 300, "qat_epochs": 0, "symbol_code": "adaptive"},
-                  {"noise": 0.5, "symbol_code": "adaptive"},
-                  {"codebook": "lattice", "quantizer": "gptq", "hessian_examples": 300, "symbol_code": "adaptive"},
+                  {"quantizer": "gptq", "hessian_examples": 300, "qat_epochs": 0},
+                  {"codebook": "lattice", "quantizer": "gptq", "hessian_examples": 300},
                   {"codebook": "lattice", "quantizer": "gptq", "hessian_examples": 300, "symbol_code": "gaussian"},
                   {"codebook": "lattice", "quantizer": "progressive", "progressive_stages": 2, "qat_epochs": 0}):
         comp = IntrinsicDim(**{**FAST, **extra})
@@ -205,28 +197,21 @@ def test_noise_gptq_and_adaptive_codes_decode_exactly_into_a_fresh_prior():
         decoded = IntrinsicDim(**{**FAST, **extra}).decode(out.message, context().prior)
         assert models_agree(out.model, decoded, ctx.task.data.train.x[:256]) is None, extra
         assert out.message != plain.message, extra
-        if extra.get("symbol_code") == "gaussian":  # the same symbols as under Laplace's rule, other bytes
-            adaptive = IntrinsicDim(**{**FAST, **extra, "symbol_code": "adaptive"}).compress(ctx)
-            assert out.extras["counts"] == adaptive.extras["counts"]
-            assert out.extras["section_bits"]["z"] != adaptive.extras["section_bits"]["z"]
-            wrong = IntrinsicDim(**{**FAST, **extra, "symbol_code": "adaptive"})  # decode must read the width
+        if extra.get("symbol_code") == "gaussian":  # the same symbols as under the table, other bytes
+            table = IntrinsicDim(**{**FAST, **extra, "symbol_code": "table"}).compress(ctx)
+            assert out.extras["counts"] == table.extras["counts"]
+            assert out.extras["section_bits"]["z"] != table.extras["section_bits"]["z"]
+            wrong = IntrinsicDim(**{**FAST, **extra, "symbol_code": "table"})  # decode must read the width
             try:
                 misread = wrong.decode(out.message, context().prior)
             except coding.CorruptMessage:
                 pass
             else:
                 assert models_agree(out.model, misread, ctx.task.data.train.x[:256]) is not None
-        if extra.get("symbol_code") == "adaptive":  # no histogram in the message: shorter than the table
-            table = IntrinsicDim(**{**FAST, **extra, "symbol_code": "table"}).compress(ctx)
-            assert out.extras["counts"] == table.extras["counts"]
-            assert out.extras["section_bits"]["z"] < table.extras["section_bits"]["z"]
         if extra.get("codebook") == "lattice":  # one float16 step; the levels are its multiples
             assert out.extras["section_bits"]["codebook"] == 16
             cb = np.array(out.extras["codebook"])
             assert len(cb) == 5 and np.allclose(np.diff(cb), cb[3] - cb[2]) and cb[2] == 0
-    noisy = IntrinsicDim(**{**FAST, "noise": 0.5})
-    assert noisy.training_config(ctx) != IntrinsicDim(**FAST).training_config(ctx)  # its own cached z
-    assert "noise" not in IntrinsicDim(**FAST).training_config(ctx)  # old caches stay valid
 
 
 @pytest.mark.parametrize("quantizer", ["gptq", "progressive"])
@@ -244,10 +229,6 @@ def test_quantizer_loses_less_training_loss_than_nearest_rounding(quantizer):
 def test_progressive_shares_by_hand():
     assert progressive_fractions(3) == [0.5, 0.75, 0.875, 1.0]
     assert progressive_fractions(1) == [0.5, 1.0]
-    assert progressive_fractions(3, 0.25) == [0.25, 0.4375, 0.578125, 1.0]  # 1 - (3/4)^k
-    for bad in (0.0, 1.0, -0.5):
-        with pytest.raises(ValueError, match="share"):
-            progressive_fractions(2, bad)
 
 
 def progressive_setup():
@@ -269,80 +250,20 @@ def test_progressive_without_retraining_is_nearest_rounding():
     assert torch.equal(out, codebook[nearest_level(z, codebook)])
 
 
-@pytest.mark.parametrize("share", [0.5, 0.25])
-def test_progressive_fixes_every_coordinate_to_a_level_and_retrains_the_rest(share):
+def test_progressive_fixes_every_coordinate_to_a_level_and_retrains_the_rest():
     ctx, space, z, codebook = progressive_setup()
+    share = 0.5
     out, history = progressive_quantize(space, z, codebook, ctx.task.data.train, stages=2, epochs=2, lr=0.3,
                                         batch_size=64, generator=torch.Generator().manual_seed(0),
-                                        task_type="classification", share=share)
+                                        task_type="classification")
     assert len(history) == 2 and all(math.isfinite(h["loss"]) for h in history)
     assert bool(torch.isin(out, codebook).all())
     # the first share is fixed before any retraining, nearest the levels first: those coordinates are rounded
     gap = (z - codebook[nearest_level(z, codebook)]).abs()
     first = torch.argsort(gap, stable=True)[: round(space.d * share)]
     assert torch.equal(out[first], codebook[nearest_level(z, codebook)][first])
-    if share < 0.5:  # the next nearest up to half were still free in the first retraining: some moved
-        nxt = torch.argsort(gap, stable=True)[round(space.d * share): space.d // 2]
-        assert not torch.equal(out[nxt], codebook[nearest_level(z, codebook)][nxt])
     # the rest moved while the first share was held: some land on another level than plain rounding's
     assert not torch.equal(out, codebook[nearest_level(z, codebook)])
-
-
-def test_progressive_branches_keep_the_fewest_rounded_errors_and_end_on_them():
-    """Each stage keeps the branch whose rounded z errs least; the last fixing rounds every free
-    coordinate to its nearest level, so the returned z makes exactly the last stage's kept errors
-    (recounted here on the weights a decoder rebuilds from the returned z)."""
-    ctx, space, z, codebook = progressive_setup()
-    train = ctx.task.data.train
-    common = dict(stages=2, epochs=1, lr=0.3, batch_size=64, task_type="classification")
-    out, history = progressive_quantize(space, z, codebook, train, generator=torch.Generator().manual_seed(0),
-                                        branches=3, **common)
-    assert len(history) == 2
-    for stage in history:
-        assert len(stage["branch_errors"]) == 3 and stage["kept_errors"] == min(stage["branch_errors"])
-    assert len({tuple(s["branch_errors"]) for s in history}) == 2  # the branches really differ
-    assert bool(torch.isin(out, codebook).all())
-    assert error_count(space.load(out), train) == history[-1]["kept_errors"]
-    single, plain = progressive_quantize(space, z, codebook, train, generator=torch.Generator().manual_seed(0),
-                                         **common)
-    assert "branch_errors" not in plain[0]  # one branch: no evaluation, the old path
-    first, _ = progressive_quantize(space, z, codebook, train, generator=torch.Generator().manual_seed(0),
-                                    branches=1, **common)
-    assert torch.equal(first, single)
-    with pytest.raises(ValueError, match="classification"):
-        progressive_quantize(space, z, codebook, train, generator=torch.Generator().manual_seed(0), branches=2,
-                             **{**common, "task_type": "regression"})
-
-
-def test_progressive_branches_decode_exactly_and_cost_no_bits_of_code():
-    ctx = context()
-    extra = {"codebook": "lattice", "quantizer": "progressive", "progressive_stages": 2, "qat_epochs": 0,
-             "symbol_code": "gaussian", "progressive_branches": 2}
-    out = IntrinsicDim(**{**FAST, **extra}).compress(ctx)
-    assert [len(s["branch_errors"]) for s in out.extras["progressive_stages"]] == [2, 2]
-    decoded = IntrinsicDim(**{**FAST, **extra, "progressive_branches": 1}).decode(out.message, context().prior)
-    assert models_agree(out.model, decoded, ctx.task.data.train.x[:256]) is None
-
-
-def test_rms_lattice_step_ignores_an_outlier_and_decodes_exactly():
-    """lattice_step = rms: the step is RMS(z)/rms_steps, whatever z's largest coordinate; `levels` only
-    bounds the alphabet. Checked against the step computed here from the cached z."""
-    ctx = context()
-    extra = {"codebook": "lattice", "quantizer": "progressive", "progressive_stages": 1, "progressive_epochs": 0,
-             "qat_epochs": 0, "symbol_code": "gaussian", "levels": 15, "lattice_step": "rms", "rms_steps": 2.0}
-    comp = IntrinsicDim(**{**FAST, **extra})
-    z, _ = comp.trained_z(comp.space(ctx), ctx)
-    out = comp.compress(ctx)
-    step = float(np.float16(float(z.double().pow(2).mean().sqrt()) / 2.0))
-    cb = np.array(out.extras["codebook"])
-    assert len(cb) == 15 and cb[8] - cb[7] == pytest.approx(step, rel=1e-6)
-    by_max = IntrinsicDim(**{**FAST, **extra, "lattice_step": "max", "rms_steps": 1.43}).compress(ctx)
-    assert np.diff(by_max.extras["codebook"])[0] == pytest.approx(float(np.float16(2 * float(z.abs().max()) / 15)),
-                                                                  rel=1e-6)
-    decoded = IntrinsicDim(**{**FAST, **extra}).decode(out.message, context().prior)
-    assert models_agree(out.model, decoded, ctx.task.data.train.x[:256]) is None
-    with pytest.raises(ConfigError, match="lattice_step"):
-        IntrinsicDim(**{**FAST, "lattice_step": "rms"})
 
 
 def test_weight_decay_is_a_gaussian_prior_on_z_that_shrinks_it_and_keys_its_cache():
@@ -381,56 +302,7 @@ def test_fixed_lattice_step_is_not_sent_and_decodes_exactly(layout):
             IntrinsicDim(**{**FAST, **extra}).decode(smuggled, fresh.prior)
 
 
-def test_progressive_with_a_rate_fixes_to_the_entropy_constrained_levels():
-    """Without retraining, the first stage fixes half of z to ``assign_levels`` at that rate (those nearest
-    their level first); in all, more coordinates land on the frequent middle level than by rounding."""
-    ctx, space, z, _ = progressive_setup()
-    codebook = torch.linspace(-1, 1, 5) * float(z.abs().max())
-    common = dict(stages=3, epochs=0, lr=0.01, batch_size=64, task_type="classification")
-    out, _ = progressive_quantize(space, z, codebook, ctx.task.data.train, generator=torch.Generator().manual_seed(0),
-                                  rate=0.5, **common)
-    assert bool(torch.isin(out, codebook).all())
-    constrained = codebook[assign_levels(z, codebook, 0.5)]
-    first = torch.argsort((z - constrained).abs(), stable=True)[: space.d // 2]
-    assert torch.equal(out[first], constrained[first])
-    nearest = codebook[nearest_level(z, codebook)]
-    assert int((out == 0).sum()) > int((nearest == 0).sum())
-    plain, _ = progressive_quantize(space, z, codebook, ctx.task.data.train,
-                                    generator=torch.Generator().manual_seed(0), **common)
-    assert torch.equal(plain, nearest)  # rate 0 is the nearest level, as before
-
-
-def test_progressive_rate_reaches_the_message_and_decodes_exactly():
-    ctx = context()
-    extra = {"codebook": "lattice", "quantizer": "progressive", "progressive_stages": 2, "qat_epochs": 0,
-             "symbol_code": "gaussian"}
-    plain = IntrinsicDim(**{**FAST, **extra}).compress(ctx)
-    comp = IntrinsicDim(**{**FAST, **extra, "rate": 2.0})
-    out = comp.compress(ctx)
-    middle = len(out.extras["counts"]) // 2
-    assert out.extras["counts"][middle] > plain.extras["counts"][middle]  # more coordinates on 0
-    decoded = IntrinsicDim(**{**FAST, **extra, "rate": 2.0}).decode(out.message, context().prior)
-    assert models_agree(out.model, decoded, ctx.task.data.train.x[:256]) is None
-
-
-def test_progressive_levels_reach_the_message_unchanged_at_any_rate(monkeypatch):
-    """Without QAT the model was fitted to the levels each fixing chose: the final assignment must not move
-    them (an entropy-constrained reassignment would pull the outer levels inward)."""
-    import bench_plugins.intrinsic_dim as plugin
-
-    def rare_outer_levels(space, z, codebook, *args, **kwargs):  # two coordinates on each end, the rest on 0
-        out = torch.full((space.d,), float(codebook[len(codebook) // 2]))
-        out[:2], out[2:4] = codebook[0], codebook[-1]
-        return out.to(z.dtype), []
-
-    monkeypatch.setattr(plugin, "progressive_quantize", rare_outer_levels)
-    ctx = context()
-    extra = {"codebook": "lattice", "quantizer": "progressive", "qat_epochs": 0, "rate": 5.0}
-    out = IntrinsicDim(**{**FAST, **extra}).compress(ctx)
-    assert out.extras["counts"] == [2, 0, 36, 0, 2]
-
-
-@pytest.mark.parametrize("task, symbol_code, levels", [("digits-mlp", "gaussian", 5), ("tiny-bn", "adaptive", 5),
+@pytest.mark.parametrize("task, symbol_code, levels", [("digits-mlp", "gaussian", 5), ("tiny-bn", "table", 5),
                                                         ("tiny-bn", "gaussian", 0)])
 def test_implied_layout_is_the_sections_without_their_header_and_decodes_exactly(task, symbol_code, levels):
     """layout = implied: the same three sections back to back, nothing else (the header's bytes saved), and

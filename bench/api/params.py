@@ -109,12 +109,24 @@ def field_types(params_cls: type) -> dict[str, Any]:
     return {f.name: hints[f.name] for f in dataclasses.fields(params_cls)}
 
 
+def check_retired(params_cls: type, values: Mapping[str, Any], owner: str) -> None:
+    """A parameter (``name``) or a value of one (``name=value``) listed in the class's ``RETIRED`` table
+    is a one-line error that says it was removed and what to use instead."""
+    retired: Mapping[str, str] = getattr(params_cls, "RETIRED", {})
+    for key, value in values.items():
+        for what in (key, f"{key}={value}"):
+            if what in retired:
+                shown = f"parameter '{key}'" if what == key else f"{key} = {value!r}"
+                raise ConfigError(f"{owner}: {shown} was removed: {retired[what]}")
+
+
 def build_params(params_cls: type, values: Mapping[str, Any] | None, *, owner: str, check: bool = True) -> Any:
     """Instantiate ``params_cls`` from ``values``; unknown keys and wrong types name the key and owner.
     ``check = False`` skips the cross-field ``validate()`` (a decoder's partial view of values that
     were validated whole)."""
     values = dict(values or {})
     types_ = field_types(params_cls)
+    check_retired(params_cls, values, owner)
     unknown = sorted(set(values) - set(types_))
     if unknown:
         known = ", ".join(sorted(types_)) or "(none)"

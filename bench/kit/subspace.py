@@ -22,7 +22,7 @@ from torch import nn
 from torch.func import functional_call
 
 from bench.kit.types import Split
-from bench.kit.evaluation import error_count, loss_fn, minibatches
+
 from bench.kit.projectors import Projector, make_projector
 from bench.kit.training import Hooks, make_optimizer, make_scheduler, train_loop
 
@@ -115,23 +115,11 @@ def _run_epochs(step_params: list[torch.Tensor], forward: Callable[[torch.Tensor
 
 def train_subspace(space: Subspace, train: Split, *, optimizer: str, lr: float, epochs: int, batch_size: int,
                    weight_decay: float, momentum: float, schedule: str, generator: torch.Generator,
-                   task_type: str, progress: Callable | None = None, noise: float = 0.0) -> tuple[torch.Tensor, dict]:
-    """Train z from 0 (θ = θ₀) for ``epochs``; the last epoch's z is the result (no selection).
-
-    ``noise > 0`` trains against quantization: every forward pass sees z plus uniform noise of width
-    ``noise`` times z's current RMS (the step of a lattice that many RMS wide), so training settles where
-    rounding z to such a lattice costs little training loss: a flat region, cheap to code."""
+                   task_type: str, progress: Callable | None = None) -> tuple[torch.Tensor, dict]:
+    """Train z from 0 (θ = θ₀) for ``epochs``; the last epoch's z is the result (no selection)."""
     z = torch.zeros(space.d, device=space.device, requires_grad=True)
-
-    def forward(x: torch.Tensor) -> torch.Tensor:
-        if noise <= 0:
-            return space(z, x)
-        width = noise * z.detach().pow(2).mean().sqrt()
-        jitter = (torch.rand(space.d, generator=generator) - 0.5).to(space.device)
-        return space(z + width * jitter, x)
-
     space.model.train()
-    stats = _run_epochs([z], forward, train, optimizer=optimizer, lr=lr, epochs=epochs,
+    stats = _run_epochs([z], lambda x: space(z, x), train, optimizer=optimizer, lr=lr, epochs=epochs,
                         batch_size=batch_size, weight_decay=weight_decay, momentum=momentum, schedule=schedule,
                         generator=generator, task_type=task_type, device=space.device, progress=progress,
                         desc=f"subspace d={space.d}")
@@ -145,28 +133,17 @@ def nearest_level(z: torch.Tensor, codebook: torch.Tensor) -> torch.Tensor:
     return (z[:, None] - codebook[None, :]).abs().argmin(dim=1)
 
 
-def assign_levels(z: torch.Tensor, codebook: torch.Tensor, rate: float = 0.0, rounds: int = 3) -> torch.Tensor:
-    """Each coordinate's level. ``rate = 0``: the nearest. ``rate > 0``: entropy-constrained scalar
-    quantization, the level minimizing (z - c_k)²/var(z) + rate·(-log2 p_k) with p_k the levels'
-    frequencies, a few fixed-point rounds from the nearest assignment (deterministic). Larger ``rate``
-    trades distortion for a shorter code of the symbols."""
-    index = nearest_level(z, codebook)
-    if rate <= 0:
-        return index
-    levels, n = codebook.shape[0], z.shape[0]
-    distortion = (z[:, None] - codebook[None, :]).pow(2) / z.var().clamp_min(1e-12)
-    for _ in range(rounds):
-        p = torch.bincount(index, minlength=levels).clamp_min(1).to(z.dtype) / n
-        index = (distortion - rate * torch.log2(p)[None, :]).argmin(dim=1)
-    return index
+def assign_levels(z: torch.Tensor, codebook: torch.Tensor) -> torch.Tensor:
+    """Each coordinate's level: the nearest."""
+    return nearest_level(z, codebook)
 
 
 class _Quantize(torch.autograd.Function):
     """z -> codebook[assigned level]; straight-through to z, summed per level to the codebook."""
 
     @staticmethod
-    def forward(ctx, z, codebook, rate=0.0):  # type: ignore[override]
-        index = assign_levels(z, codebook, rate)
+    def forward(ctx, z, codebook):  # type: ignore[override]
+        index = assign_levels(z, codebook)
         ctx.save_for_backward(index)
         ctx.levels = codebook.shape[0]
         return codebook[index]
@@ -175,26 +152,26 @@ class _Quantize(torch.autograd.Function):
     def backward(ctx, grad):  # type: ignore[override]
         (index,) = ctx.saved_tensors
         grad_codebook = torch.zeros(ctx.levels, dtype=grad.dtype, device=grad.device).index_add_(0, index, grad)
-        return grad, grad_codebook, None
+        return grad, grad_codebook
 
 
-def quantize_ste(z: torch.Tensor, codebook: torch.Tensor, rate: float = 0.0) -> torch.Tensor:
-    return _Quantize.apply(z, codebook, rate)
+def quantize_ste(z: torch.Tensor, codebook: torch.Tensor) -> torch.Tensor:
+    return _Quantize.apply(z, codebook)
 
 
 def init_codebook(z: np.ndarray, levels: int, init: str, seed: int) -> np.ndarray:
-    """Initial levels: ``uniform`` (the mean of z in each of ``levels`` equal bins over [-max|z|, max|z|],
-    the bin's centre when empty; seed 000's code) or ``kmeans`` (1-D k-means, k-means++ seeding)."""
+    """Initial levels: ``linear`` (the mean of z in each of ``levels`` equal bins over [-max|z|, max|z|],
+    the bin's centre when empty; seed 000's code) or ``kmeans++`` (1-D k-means, k-means++ seeding)."""
     z = np.asarray(z, dtype=np.float64).ravel()
-    if init == "kmeans":
+    if init == "kmeans++":
         from bench.kit.quantization import kmeans_1d
 
         codebook, _ = kmeans_1d(z, levels, seed, init="kmeans++")
         if len(codebook) < levels:  # fewer distinct values than levels
             codebook = np.unique(np.concatenate([codebook, np.linspace(z.min() - 1, z.max() + 1, levels)]))[:levels]
         return np.sort(codebook).astype(np.float32)
-    if init != "uniform":
-        raise ValueError(f"parameter 'init' must be 'uniform' or 'kmeans', got {init!r}")
+    if init != "linear":
+        raise ValueError(f"parameter 'init' must be 'linear' or 'kmeans++', got {init!r}")
     largest = max(float(np.abs(z).max()), 1e-8) * (1 + 1e-6)
     edges = np.linspace(-largest, largest, levels + 1)
     bins = np.clip(np.digitize(z, edges) - 1, 0, levels - 1)
@@ -211,8 +188,7 @@ def lattice_levels(step: float, levels: int) -> np.ndarray:
 
 def quantize_aware_train(space: Subspace, z: torch.Tensor, codebook: torch.Tensor, train: Split, *, lr: float,
                          epochs: int, batch_size: int, generator: torch.Generator, task_type: str,
-                         progress: Callable | None = None, rate: float = 0.0,
-                         lattice: bool = False) -> tuple[torch.Tensor, torch.Tensor, dict]:
+                         progress: Callable | None = None, lattice: bool = False) -> tuple[torch.Tensor, torch.Tensor, dict]:
     """Adam on (z, codebook) with the quantized z in the forward pass; returns the last epoch's pair.
     ``lattice``: the codebook stays a symmetric lattice (``codebook`` must be one) and only its step
     trains, so the message needs one number instead of one per level."""
@@ -228,7 +204,7 @@ def quantize_aware_train(space: Subspace, z: torch.Tensor, codebook: torch.Tenso
     stats = {}
     if epochs > 0:
         space.model.train()
-        stats = _run_epochs(trained, lambda x: space(quantize_ste(z, levels(), rate), x), train,
+        stats = _run_epochs(trained, lambda x: space(quantize_ste(z, levels()), x), train,
                             optimizer="adam", lr=lr, epochs=epochs, batch_size=batch_size, weight_decay=0.0,
                             momentum=0.9, schedule="constant", generator=generator, task_type=task_type,
                             device=space.device, progress=progress, desc=f"quantization-aware L={len(codebook)}")
@@ -236,91 +212,44 @@ def quantize_aware_train(space: Subspace, z: torch.Tensor, codebook: torch.Tenso
     return z.detach(), levels().detach(), stats
 
 
-def progressive_fractions(stages: int, share: float = 0.5) -> list[float]:
-    """The share of z fixed after each stage: each stage fixes ``share`` of the still free coordinates (1/2,
-    3/4, 7/8, ... at one half; ``stages`` of them), then all of it. A smaller share fixes only the nearest
-    few at each stage, so each fixing rounds smaller gaps: if retraining leaves the free coordinates' gaps
-    uniform over a step, the nearest ``share`` of them lie within share/2 of a level, a mean square of
-    share²/12 step² against 1/12 for plain rounding. The price is more stages."""
-    if not 0 < share < 1:
-        raise ValueError(f"share must be in (0, 1), got {share}")
-    return [1 - (1 - share) ** k for k in range(1, stages + 1)] + [1.0]
+def progressive_fractions(stages: int) -> list[float]:
+    """The share of z fixed after each stage: each stage fixes half of the still free coordinates (1/2,
+    3/4, 7/8, ...; ``stages`` of them), then all of it."""
+    return [1 - 0.5 ** k for k in range(1, stages + 1)] + [1.0]
 
 
 def progressive_quantize(space: Subspace, z: torch.Tensor, codebook: torch.Tensor, train: Split, *, stages: int,
                          epochs: int, lr: float, batch_size: int, generator: torch.Generator, task_type: str,
-                         progress: Callable | None = None, rate: float = 0.0,
-                         branches: int = 1, share: float = 0.5) -> tuple[torch.Tensor, list[dict]]:
+                         progress: Callable | None = None) -> tuple[torch.Tensor, list[dict]]:
     """Incremental quantization (Zhou et al. 2017, INQ, in z-space): fix a growing share of the coordinates
     to their nearest level (those nearest a level first, so each fixing costs least) and retrain the rest
     on the real training loss to absorb the error, ``epochs`` each (Adam, cosine from ``lr``); each stage
-    fixes ``share`` of the coordinates still free (``progressive_fractions``); the last
-    share is rounded with nothing left to compensate. One-shot rounding of all of z at once (even GPTQ's,
-    which compensates only through a quadratic model) loses far more at a coarse codebook.
+    fixes half of the coordinates still free (``progressive_fractions``); the last share is rounded with
+    nothing left to compensate. One-shot rounding of all of z at once (even GPTQ's, which compensates
+    only through a quadratic model) loses far more at a coarse codebook.
 
-    ``rate > 0``: each fixing takes the entropy-constrained level (``assign_levels`` over all of z, fixed
-    and free) instead of the nearest, so coordinates between levels go to the more frequent, cheaper one
-    (mostly 0) and the retraining absorbs the larger error; the order is still by distance to that level.
-
-    ``branches > 1``: each stage's retraining runs that many times from the same start, each on its own
-    stream of minibatches, and the stage keeps the branch whose z, rounded to its nearest levels now, makes
-    the fewest training errors (greedy best-of-``branches`` per stage; the retraining's noise is a few
-    tenths of a point of final training error). The choice costs no bits: the decoder and the code are
-    the same whichever branch wins, and the Occam prior weighs every message, not one per search path.
-
-    Returns z with every coordinate on a level of ``codebook`` and each stage's last-epoch statistics
-    (with ``branches > 1`` also every branch's rounded training errors and the one kept)."""
-    if branches < 1:
-        raise ValueError(f"branches must be at least 1, got {branches}")
-    if branches > 1 and task_type != "classification":
-        raise ValueError("progressive branches are chosen by training errors: classification only")
+    Returns z with every coordinate on a level of ``codebook`` and each stage's last-epoch statistics."""
     codebook = codebook.detach().to(space.device)
     free = z.detach().clone().requires_grad_(True)
     fixed = torch.zeros(space.d, dtype=torch.bool, device=space.device)
     values = torch.zeros(space.d, device=space.device)
     history = []
-    for fraction in progressive_fractions(stages, share):
+    for fraction in progressive_fractions(stages):
         target = space.d if fraction >= 1 else int(round(fraction * space.d))
         with torch.no_grad():
-            if rate > 0:
-                level = codebook[assign_levels(torch.where(fixed, values, free.detach()), codebook, rate)]
-            else:
-                level = codebook[nearest_level(free.detach(), codebook)]
+            level = codebook[nearest_level(free.detach(), codebook)]
             gap = (free.detach() - level).abs().masked_fill(fixed, float("inf"))
             order = torch.argsort(gap, stable=True)[: target - int(fixed.sum())]
             values[order] = level[order]
             fixed[order] = True
         if fraction >= 1 or epochs == 0:
             continue
-
-        def retrain(label: str = "") -> dict:
-            space.model.train()
-            stats = _run_epochs([free], lambda x: space(torch.where(fixed, values, free), x), train,
-                                optimizer="adam", lr=lr, epochs=epochs, batch_size=batch_size, weight_decay=0.0,
-                                momentum=0.9, schedule="cosine", generator=generator, task_type=task_type,
-                                device=space.device, progress=progress, desc=f"progressive {fraction:.3f} fixed{label}")
-            space.model.eval()
-            return stats
-
-        if branches == 1:
-            history.append(retrain())
-            continue
-        start = free.detach().clone()
-        best: tuple[int, torch.Tensor, dict] | None = None  # (rounded errors, free z, stats)
-        tried = []
-        for branch in range(branches):
-            with torch.no_grad():
-                free.copy_(start)
-            stats = retrain(f" ({branch + 1}/{branches})")
-            rounded = torch.where(fixed, values, codebook[nearest_level(free.detach(), codebook)])
-            errors = error_count(space.load(rounded), train)  # on the weights a decoder rebuilds from it
-            tried.append(errors)
-            if best is None or errors < best[0]:
-                best = (errors, free.detach().clone(), stats)
-        assert best is not None
-        with torch.no_grad():
-            free.copy_(best[1])
-        history.append({**best[2], "branch_errors": tried, "kept_errors": best[0]})
+        space.model.train()
+        history.append(_run_epochs([free], lambda x: space(torch.where(fixed, values, free), x), train,
+                                   optimizer="adam", lr=lr, epochs=epochs, batch_size=batch_size, weight_decay=0.0,
+                                   momentum=0.9, schedule="cosine", generator=generator, task_type=task_type,
+                                   device=space.device, progress=progress, desc=f"progressive {fraction:.3f} fixed"))
+        space.model.eval()
     return values.detach(), history
 
 

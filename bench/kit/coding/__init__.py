@@ -2,10 +2,9 @@
 
 * ``encode_symbols``/``decode_symbols``: integer arrays under their own empirical
   categorical model (the histogram travels in the message).
-* ``encode_symbols_adaptive``/``decode_symbols_adaptive``: a known number of symbols over a known
-  alphabet under Laplace's sequential rule (no histogram sent: short sequences, small alphabets).
-* ``encode_symbols_gaussian``/``decode_symbols_gaussian``: the same, under a discrete Gaussian whose
-  width is one byte of the message (symbols on an evenly spaced lattice, such as a rounded z).
+* ``encode_symbols_gaussian``/``decode_symbols_gaussian``: a known number of symbols over a known
+  alphabet under a discrete Gaussian whose width is one byte of the message (symbols on an evenly
+  spaced lattice, such as a rounded z; no histogram sent).
 * ``encode_positions``/``decode_positions``: sparse kept indices as entropy-coded gaps.
 * ``encode_floats``/``decode_floats``/``round_to_precision``: float16/float32 values.
 * ``pack_sections``/``unpack_sections``: named sections in one self-delimiting message;
@@ -15,7 +14,6 @@
 Every decoder raises :class:`CorruptMessage` on truncated, overlong or inconsistent input.
 """
 
-from .adaptive import decode_symbols_adaptive, encode_symbols_adaptive
 from .bits import BitReader, BitWriter, CorruptMessage, elias_delta_bits
 from .container import pack_sections, section_lengths, split_known_lengths, unpack_sections
 from .floats import PRECISIONS, decode_floats, encode_floats, round_to_precision
@@ -30,13 +28,11 @@ __all__ = [
     "decode_floats",
     "decode_positions",
     "decode_symbols",
-    "decode_symbols_adaptive",
     "decode_symbols_gaussian",
     "elias_delta_bits",
     "encode_floats",
     "encode_positions",
     "encode_symbols",
-    "encode_symbols_adaptive",
     "encode_symbols_gaussian",
     "pack_sections",
     "round_to_precision",

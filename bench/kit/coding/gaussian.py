@@ -1,11 +1,11 @@
 """Symbols on an evenly spaced alphabet under a discrete Gaussian whose width is one byte of the message.
 
 A subspace vector z rounded to a lattice is close to a sampled Gaussian: its levels' counts follow a
-discretized bell, which one number describes. Laplace's sequential rule (``adaptive``) learns the counts
-as it goes and pays about ``(L-1)/2·log2 n`` bits for it (some 33 bits for a thousand coordinates on nine
-levels); here the encoder sends one byte that picks the width, and codes every symbol under it. Measured
-on the data-free frontier's z (d = 1000, 9 levels): 2578 bits of cross-entropy against 2574 of empirical
-entropy, where Laplace's rule needs 2607.
+discretized bell, which one number describes. Sending the counts (``encode_symbols``) or learning them as
+it goes (Laplace's sequential rule, about ``(L-1)/2·log2 n`` bits: some 33 for a thousand coordinates on
+nine levels) costs more; here the encoder sends one byte that picks the width, and codes every symbol
+under it. Measured on the data-free frontier's z (d = 1000, 9 levels): 2578 bits of cross-entropy
+against 2574 of empirical entropy, where Laplace's rule needs 2607.
 
 The model is ``p(s) ∝ ρ^m(s)``, ``m(s) = (2s - (L-1))²``, a Gaussian in the centred symbol ``s - (L-1)/2``
 with ``ρ = exp(-1/(8σ²))``. The byte ``b`` sets ``1 - ρ = (16 + b mod 16)·2^-(b div 16 + 5)``, a dyadic
