@@ -7,7 +7,6 @@ import contextlib
 import fcntl
 import json
 import os
-import tempfile
 from pathlib import Path
 from typing import Iterator
 
@@ -15,6 +14,7 @@ import torch
 from torch import nn
 
 import bench
+from bench.atomic import write_atomically
 from bench.kit.training import TRAINING_CODE_VERSION
 from bench.api.params import canonical_json, content_hash
 
@@ -58,10 +58,7 @@ class ModelCache:
         return True
 
     def save(self, key: str, model: nn.Module, config: dict) -> None:
-        self.root.mkdir(parents=True, exist_ok=True)
         state = {k: v.detach().cpu() for k, v in model.state_dict().items()}
-        with tempfile.NamedTemporaryFile(dir=self.root, prefix=".tmp-", suffix=".pt", delete=False) as f:
-            torch.save(state, f)
-        os.replace(f.name, self.root / f"{key}.pt")
+        write_atomically(self.root / f"{key}.pt", lambda f: torch.save(state, f))
         meta = {"config": config, "bench_version": bench.__version__, "torch_version": torch.__version__}
-        (self.root / f"{key}.json").write_text(json.dumps(json.loads(canonical_json(meta)), indent=2))
+        write_atomically(self.root / f"{key}.json", json.dumps(json.loads(canonical_json(meta)), indent=2))

@@ -16,27 +16,52 @@ from __future__ import annotations
 import tomllib
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Annotated, Any, Literal
 
-from bench.api.params import ConfigError
+from bench.api.params import ConfigError, build_params, coerce, field_types
+from bench.kit.ranges import Gt, Lt
 
-PROFILE_KEYS = {
-    "description": str,
-    "tasks": list,
-    "seeds": list,
-    "compressors": (list, str),
-    "bounds": (list, str),
-    "delta": (float, int),
-    "device": str,
-    "cell_timeout": (float, int),
-    "results": str,
-    "executor": (str, dict),
-    "compressor": dict,
-    "bound": dict,
-    "task": dict,
-}
 TOP_KEYS = {"profiles", "tasks"}
-DEVICES = ("auto", "cpu", "cuda")
+
+
+@dataclass(frozen=True)
+class Profile:
+    """One ``[profiles.NAME]`` table, validated like a plugin's parameters (``bench.api.params``): an
+    unknown key or a wrong type or range is a one-line error naming the key. δ is checked here and
+    nowhere else (``checked``, for the values the command line overrides)."""
+
+    description: str = ""
+    tasks: tuple[str, ...] = ()
+    seeds: tuple[int, ...] = (0,)
+    compressors: str | tuple[str, ...] = "all"  # a list of names, a comma-separated string, or "all"
+    bounds: str | tuple[str, ...] = "all"
+    delta: Annotated[float, Gt(0), Lt(1)] = 0.05
+    device: Literal["auto", "cpu", "cuda"] = "auto"
+    cell_timeout: Annotated[float, Gt(0)] | None = None  # seconds a compressor, decoder or bound may take
+    results: str = "results"
+    executor: str | dict = "local"  # a name, or a table with "name" and the executor's parameters
+    compressor: dict = field(default_factory=dict)  # NAME -> its parameters (a list value is a grid)
+    bound: dict = field(default_factory=dict)
+    task: dict = field(default_factory=dict)  # NAME -> overrides of that task
+
+    def validate(self) -> None:
+        if not self.seeds:
+            raise ValueError("parameter 'seeds' must be a non-empty list of integers")
+        for section in ("compressor", "bound", "task"):
+            for name, params in getattr(self, section).items():
+                if not isinstance(params, dict):
+                    raise ValueError(f"parameter '{section}.{name}' must be a table of parameters")
+        if isinstance(self.executor, dict) and not isinstance(self.executor.get("name"), str):
+            raise ValueError("parameter 'executor' as a table needs a 'name'")
+
+
+def checked(key: str, value: Any, where: str) -> Any:
+    """``value`` for the profile field ``key``, validated by the field's declaration (one place for δ,
+    the device and the time limit, whether they come from bench.toml or the command line)."""
+    try:
+        return coerce(value, field_types(Profile)[key], key)
+    except ConfigError as exc:
+        raise ConfigError(f"{where}: {exc}") from None
 
 
 @dataclass
@@ -57,17 +82,6 @@ class RunConfig:
     executor_params: dict[str, Any] = field(default_factory=dict)
     data_dir: Path | None = None
     download: bool = False
-
-
-def _check_type(where: str, key: str, value: Any, expected: Any) -> None:
-    types_ = expected if isinstance(expected, tuple) else (expected,)
-    if isinstance(value, bool) and bool not in types_:
-        ok = False
-    else:
-        ok = isinstance(value, types_)
-    if not ok:
-        names = " or ".join(t.__name__ for t in types_)
-        raise ConfigError(f"{where}: '{key}' must be {names}, got {value!r}")
 
 
 def parse_names(where: str, key: str, value: Any) -> list[str] | None:
@@ -104,29 +118,16 @@ def load_config(path: Path | None, profile: str = "default") -> RunConfig:
             return RunConfig()
         known = ", ".join(sorted(profiles)) or "(none)"
         raise ConfigError(f"{where}: unknown profile '{profile}' (known: {known})")
-    prof = profiles[profile]
     pwhere = f"{where}: profile '{profile}'"
-    for key, value in prof.items():
-        if key not in PROFILE_KEYS:
-            raise ConfigError(f"{pwhere}: unknown key '{key}' (known: {', '.join(sorted(PROFILE_KEYS))})")
-        _check_type(pwhere, key, value, PROFILE_KEYS[key])
-    cfg = RunConfig(profile=profile)
-    cfg.tasks = list(prof.get("tasks", []))
-    if not all(isinstance(t, str) for t in cfg.tasks):
-        raise ConfigError(f"{pwhere}: 'tasks' must be a list of task names")
-    cfg.seeds = list(prof.get("seeds", [0]))
-    if not cfg.seeds or not all(isinstance(s, int) and not isinstance(s, bool) for s in cfg.seeds):
-        raise ConfigError(f"{pwhere}: 'seeds' must be a non-empty list of integers")
-    cfg.compressors = parse_names(pwhere, "compressors", prof.get("compressors", "all"))
-    cfg.bounds = parse_names(pwhere, "bounds", prof.get("bounds", "all"))
-    for sect in ("compressor", "bound", "task"):
-        for name, params in prof.get(sect, {}).items():
-            if not isinstance(params, dict):
-                raise ConfigError(f"{pwhere}: '{sect}.{name}' must be a table of parameters")
-    cfg.compressor_params = {k: dict(v) for k, v in prof.get("compressor", {}).items()}
-    cfg.bound_params = {k: dict(v) for k, v in prof.get("bound", {}).items()}
+    prof = build_params(Profile, profiles[profile], owner=pwhere)
+    cfg = RunConfig(profile=profile, tasks=list(prof.tasks), seeds=list(prof.seeds), delta=prof.delta,
+                    device=prof.device, cell_timeout=prof.cell_timeout, results=Path(prof.results))
+    cfg.compressors = parse_names(pwhere, "compressors", prof.compressors)
+    cfg.bounds = parse_names(pwhere, "bounds", prof.bounds)
+    cfg.compressor_params = {k: dict(v) for k, v in prof.compressor.items()}
+    cfg.bound_params = {k: dict(v) for k, v in prof.bound.items()}
     overrides = {k: dict(v) for k, v in data.get("tasks", {}).items()}
-    for name, table in prof.get("task", {}).items():
+    for name, table in prof.task.items():
         merged = overrides.setdefault(name, {})
         for key, value in table.items():
             if isinstance(value, dict) and isinstance(merged.get(key), dict):
@@ -134,24 +135,12 @@ def load_config(path: Path | None, profile: str = "default") -> RunConfig:
             else:
                 merged[key] = value
     cfg.task_overrides = overrides
-    cfg.delta = float(prof.get("delta", 0.05))
-    if not 0 < cfg.delta < 1:
-        raise ConfigError(f"{pwhere}: 'delta' must be in (0, 1), got {cfg.delta}")
-    cfg.device = prof.get("device", "auto")
-    if cfg.device not in DEVICES:
-        raise ConfigError(f"{pwhere}: 'device' must be one of {', '.join(DEVICES)}, got {cfg.device!r}")
-    timeout = prof.get("cell_timeout")
-    cfg.cell_timeout = float(timeout) if timeout else None
-    cfg.results = Path(prof.get("results", "results"))
-    executor = prof.get("executor", "local")
-    if isinstance(executor, dict):
-        executor = dict(executor)
-        if not isinstance(executor.get("name"), str):
-            raise ConfigError(f"{pwhere}: 'executor' table needs a 'name'")
+    if isinstance(prof.executor, dict):
+        executor = dict(prof.executor)
         cfg.executor = executor.pop("name")
         cfg.executor_params = executor
     else:
-        cfg.executor = executor
+        cfg.executor = prof.executor
     return cfg
 
 

@@ -28,6 +28,7 @@ import numpy as np
 import pandas as pd
 
 from bench import leaderboard
+from bench.atomic import write_atomically
 from bench.ledger import Ledger
 from bench.results import ResultsStore
 
@@ -304,7 +305,7 @@ def build(results: Path, out: Path, task: str | None = None,
             + "\n".join(sections) + f"<script>{SORT_JS}</script></body></html>\n")
     out.mkdir(parents=True, exist_ok=True)
     index = out / "index.html"
-    index.write_text(page, encoding="utf-8")
+    write_atomically(index, page)
     return index
 
 

@@ -16,9 +16,7 @@ from __future__ import annotations
 
 import hashlib
 import json
-import os
 import shutil
-import tempfile
 import zipfile
 from pathlib import Path
 from typing import Any, Iterable
@@ -30,6 +28,7 @@ import pyarrow.dataset as ds
 import pyarrow.parquet as pq
 
 from bench.api.contracts import LayerCode
+from bench.atomic import write_atomically
 from bench.api.params import canonical_json
 from bench.progress import say
 
@@ -67,15 +66,6 @@ SCHEMA = pa.schema([
 COLUMNS = SCHEMA.names
 
 
-def _atomic_write_bytes(path: Path, data: bytes) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    with tempfile.NamedTemporaryFile(dir=path.parent, prefix=".tmp-", delete=False) as f:
-        f.write(data)
-        f.flush()
-        os.fsync(f.fileno())
-    os.replace(f.name, path)
-
-
 class ResultsStore:
     def __init__(self, root: Path) -> None:
         self.root = Path(root)
@@ -92,13 +82,7 @@ class ResultsStore:
             if unknown:
                 raise KeyError(f"unknown results column '{unknown[0]}'")
         table = pa.Table.from_pylist([{c: r.get(c) for c in COLUMNS} for r in rows], schema=SCHEMA)
-        self.root.mkdir(parents=True, exist_ok=True)
-        final = self.root / f"{run_id}-{seq:05d}.parquet"
-        with tempfile.NamedTemporaryFile(dir=self.root, prefix=".tmp-", suffix=".parquet", delete=False) as f:
-            tmp = Path(f.name)
-        pq.write_table(table, tmp)
-        os.replace(tmp, final)
-        return final
+        return write_atomically(self.root / f"{run_id}-{seq:05d}.parquet", lambda f: pq.write_table(table, f))
 
     def row_files(self) -> list[Path]:
         """Finished row files (temporary files of a write in flight start with a dot)."""
@@ -149,7 +133,7 @@ class ResultsStore:
 
     def write_sidecar(self, run_id: str, info: dict[str, Any]) -> None:
         data = json.dumps(json.loads(canonical_json(info)), indent=2).encode()
-        _atomic_write_bytes(self.root / "_runs" / f"{run_id}.json", data)
+        write_atomically(self.root / "_runs" / f"{run_id}.json", data)
 
     # ------------------------------------------------------------------------------- artifacts
     def artifact_dir(self, artifact_id: str) -> Path:
@@ -161,21 +145,19 @@ class ResultsStore:
     def save_artifact(self, artifact_id: str, message: bytes, meta: dict[str, Any],
                       layers: list[LayerCode] | None) -> None:
         d = self.artifact_dir(artifact_id)
-        _atomic_write_bytes(d / "message.bin", message)
+        write_atomically(d / "message.bin", message)
         if layers is not None:
             arrays: dict[str, np.ndarray] = {}
             for i, layer in enumerate(layers):
                 arrays[f"{i}.positions"] = np.asarray(layer.positions, dtype=np.int64)
                 arrays[f"{i}.codebook"] = np.asarray(layer.codebook, dtype=np.float32)
                 arrays[f"{i}.assignments"] = np.asarray(layer.assignments, dtype=np.int64)
-            with tempfile.NamedTemporaryFile(dir=d, prefix=".tmp-", suffix=".npz", delete=False) as f:
-                np.savez(f, **arrays)
-            os.replace(f.name, d / "layers.npz")
+            write_atomically(d / "layers.npz", lambda f: np.savez(f, **arrays))
             meta = {**meta, "layers": [
                 {"name": l.name, "size": l.size, "positions_bits": l.positions_bits,
                  "codebook_bits": l.codebook_bits} for l in layers]}
         # meta.json last: its presence marks a complete artifact
-        _atomic_write_bytes(d / "meta.json", json.dumps(json.loads(canonical_json(meta)), indent=2).encode())
+        write_atomically(d / "meta.json", json.dumps(json.loads(canonical_json(meta)), indent=2))
 
     def load_artifact(self, artifact_id: str, check: bool = True) -> tuple[bytes, dict[str, Any], list[LayerCode] | None]:
         """The kept message, its meta data and layers; ``check``: the message must match its sha256."""

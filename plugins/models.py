@@ -52,10 +52,8 @@ class LeNet300100(ModelFamily):
 
 
 class LeNet5Net(nn.Module):
-    def __init__(self, in_channels: int, spatial: tuple[int, int], num_classes: int, fc: int = 500,
-                 flip: bool = False) -> None:
+    def __init__(self, in_channels: int, spatial: tuple[int, int], num_classes: int, fc: int = 500) -> None:
         super().__init__()
-        self.flip = flip
         self.features = nn.Sequential(
             nn.Conv2d(in_channels, 20, 5), nn.ReLU(), nn.MaxPool2d(2),
             nn.Conv2d(20, 50, 5), nn.ReLU(), nn.MaxPool2d(2),
@@ -69,16 +67,15 @@ class LeNet5Net(nn.Module):
         )
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        logits = self.classifier(self.features(x))
-        if self.flip:  # a mirror-invariant classifier: every filter is also seen mirrored, at no weight's cost
-            logits = (logits + self.classifier(self.features(x.flip(-1)))) / 2
-        return logits
+        return self.classifier(self.features(x))
 
 
 @dataclass(frozen=True)
 class LeNet5Params:
     fc: Annotated[int, Ge(1)] = 500  # width of the hidden fully connected layer (most of the weights)
-    flip: bool = False  # average the logits of the image and its left-right mirror (twice the compute)
+
+    RETIRED: ClassVar[dict[str, str]] = {
+        "flip": "averaging the logits of an image and its mirror fitted no better in a random subspace (docs/id.md)"}
 
 
 class LeNet5(ModelFamily):
@@ -89,33 +86,33 @@ class LeNet5(ModelFamily):
     def build(self, input_shape, num_classes):
         if len(input_shape) != 3:
             raise ValueError(f"lenet5 needs image inputs (C, H, W), got shape {input_shape}")
-        return LeNet5Net(input_shape[0], input_shape[1:], num_classes, self.params.fc, self.params.flip)
+        return LeNet5Net(input_shape[0], input_shape[1:], num_classes, self.params.fc)
 
 
 @dataclass(frozen=True)
 class ConvNetParams:
     k: Annotated[int, Ge(1)] = 16
-    norm: Literal["batch", "group"] = "batch"  # group: GroupNorm, no running statistics to send
+
+    RETIRED: ClassVar[dict[str, str]] = {
+        "norm": "the GroupNorm ConvNet lost far more to quantization than LeNet-5 (docs/id.md)"}
 
 
-def _conv_bn_relu(c_in: int, c_out: int, norm: str = "batch") -> list[nn.Module]:
-    layer = nn.BatchNorm2d(c_out) if norm == "batch" else nn.GroupNorm(min(8, c_out), c_out)
-    return [nn.Conv2d(c_in, c_out, 3, padding=1), layer, nn.ReLU()]
+def _conv_bn_relu(c_in: int, c_out: int) -> list[nn.Module]:
+    return [nn.Conv2d(c_in, c_out, 3, padding=1), nn.BatchNorm2d(c_out), nn.ReLU()]
 
 
 class ConvNet(ModelFamily):
     name: ClassVar[str] = "convnet"
-    description: ClassVar[str] = ("the small ConvNet of seed 000 Table 5 (9 conv layers with BatchNorm, or "
-                                  "GroupNorm with norm = 'group', width k)")
+    description: ClassVar[str] = "the small ConvNet of seed 000 Table 5 (9 conv layers with BatchNorm, width k)"
     Params = ConvNetParams
 
     def build(self, input_shape, num_classes):
         if len(input_shape) != 3:
             raise ValueError(f"convnet needs image inputs (C, H, W), got shape {input_shape}")
-        k, c, norm = self.params.k, input_shape[0], self.params.norm
-        layers = _conv_bn_relu(c, k, norm) + _conv_bn_relu(k, k, norm) + _conv_bn_relu(k, 2 * k, norm) + [nn.MaxPool2d(2)]
-        layers += sum((_conv_bn_relu(2 * k, 2 * k, norm) for _ in range(3)), []) + [nn.MaxPool2d(2)]
-        layers += sum((_conv_bn_relu(2 * k, 2 * k, norm) for _ in range(3)), [])
+        k, c = self.params.k, input_shape[0]
+        layers = _conv_bn_relu(c, k) + _conv_bn_relu(k, k) + _conv_bn_relu(k, 2 * k) + [nn.MaxPool2d(2)]
+        layers += sum((_conv_bn_relu(2 * k, 2 * k) for _ in range(3)), []) + [nn.MaxPool2d(2)]
+        layers += sum((_conv_bn_relu(2 * k, 2 * k) for _ in range(3)), [])
         layers += [nn.AdaptiveAvgPool2d(1), nn.Flatten(), nn.Linear(2 * k, num_classes)]
         return nn.Sequential(*layers)
 

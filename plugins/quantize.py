@@ -27,8 +27,8 @@ class QuantizeParams(QuantizationParams):
     origin: Literal["none", "prior"] = "none"
 
     def validate(self) -> None:  # what a range cannot say
-        if self.origin == "prior" and self.finetune_epochs:
-            raise ValueError("parameter 'finetune_epochs' must be 0 with origin = 'prior' (the centroids of a "
+        if self.origin == "prior" and self.codebook_epochs:
+            raise ValueError("parameter 'codebook_epochs' must be 0 with origin = 'prior' (the centroids of a "
                              "difference are not fine-tuned)")
 
 
@@ -46,9 +46,9 @@ class Quantize(Compressor):
         if p.origin == "prior":
             return self._difference(model, ctx)
         codes = quantize_tensors(model, p.levels, ctx.seed, p.init)
-        if p.finetune_epochs:
+        if p.codebook_epochs:
             CodebookModel(model, codes).finetune(
-                ctx.task.data.train, p.finetune_epochs, p.finetune_lr, ctx.task.recipe.batch_size,
+                ctx.task.data.train, p.codebook_epochs, p.codebook_lr, ctx.task.recipe.batch_size,
                 ctx.generator("quantize.finetune"), ctx.task.data.task_type, ctx.progress)
         encoded = encode_model(model, codes, False, p.codebook_precision, p.rest_precision)
         n_params = sum(t.numel() for t in encoded.model.parameters())

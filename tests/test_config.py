@@ -35,10 +35,13 @@ recipe = { epochs = 3 }
 
 
 @pytest.mark.parametrize("text, fragment", [
-    ("[profiles.default]\ntaks = []\n", "unknown key 'taks'"),
-    ("[profiles.default]\nseeds = 3\n", "'seeds' must be list"),
-    ("[profiles.default]\ndelta = 2.0\n", "'delta' must be in (0, 1)"),
-    ("[profiles.default]\ndevice = \"tpu\"\n", "'device' must be one of auto, cpu, cuda"),
+    ("[profiles.default]\ntaks = []\n", "unknown parameter 'taks' (known: bound, bounds, cell_timeout, "),
+    ("[profiles.default]\nseeds = 3\n", "parameter 'seeds' must be a list"),
+    ("[profiles.default]\nseeds = []\n", "parameter 'seeds' must be a non-empty list"),
+    ("[profiles.default]\ndelta = 2.0\n", "profile 'default': parameter 'delta' must be < 1, got 2.0"),
+    ("[profiles.default]\ndevice = \"tpu\"\n", "parameter 'device' must be one of 'auto', 'cpu', 'cuda'"),
+    ("[profiles.default]\ncell_timeout = -3\n", "parameter 'cell_timeout' must be"),
+    ("[profiles.default.compressor]\nquantize = 3\n", "parameter 'compressor.quantize' must be a table"),
     ("[profile.default]\n", "unknown top-level key 'profile'"),
     ("[profiles.default\n", "invalid TOML"),
 ])
@@ -62,6 +65,7 @@ def test_unknown_profile_lists_known(tmp_path):
     (["--set", "task.tiny.model=\"nope\""], "unknown model 'nope' (known: "),
     (["--set", "task.tiny.recipe.lr=-1"], "'lr' must be > 0"),
     (["--seeds", "a"], "--seeds must be comma-separated integers"),
+    (["--delta", "1.5"], "--delta: parameter 'delta' must be < 1, got 1.5"),
 ])
 def test_cli_errors_are_one_line(workspace, capsys, argv, fragment):
     assert main(["run", *argv]) == 2

@@ -70,9 +70,9 @@ def test_compress_decodes_exactly_and_exposes_s_c_q(workspace):
     task = instantiate_task(spec, registry)
     base = BaseModels(ModelCache(default_cache_dir()), torch.device("cpu"), progress)
     ctx = build_context(task, 0, torch.device("cpu"), base, 0.05)
-    comp = Prune(sparsity=0.8, steps=2, retrain_epochs=1, levels=4, finetune_epochs=1)
+    comp = Prune(sparsity=0.8, steps=2, retrain_epochs=1, levels=4, codebook_epochs=1)
     c = comp.compress(ctx)
-    again = Prune(sparsity=0.8, steps=2, retrain_epochs=1, levels=4, finetune_epochs=1).compress(ctx)
+    again = Prune(sparsity=0.8, steps=2, retrain_epochs=1, levels=4, codebook_epochs=1).compress(ctx)
     assert c.message == again.message  # same configuration and seed, same bytes
     decoded = comp.decode(c.message, ctx.prior)
     assert models_agree(c.model, decoded, task.data.train.x) is None

@@ -99,16 +99,13 @@ def test_lenet5_has_the_seeds_parameter_count(registry):
     assert sum(p.numel() for p in narrow.parameters()) == 77_484
 
 
-def test_lenet5_flip_is_mirror_invariant_and_averages_the_two_views(registry):
-    torch.manual_seed(0)
-    plain = registry.get("models", "lenet5")().build((1, 28, 28), 10).eval()
-    flip = registry.get("models", "lenet5")(flip=True).build((1, 28, 28), 10).eval()
-    flip.load_state_dict(plain.state_dict())  # the same weights: flip adds none
-    x = torch.randn(3, 1, 28, 28)
-    with torch.no_grad():
-        assert torch.allclose(flip(x), flip(x.flip(-1)), atol=1e-6)
-        assert torch.allclose(flip(x), (plain(x) + plain(x.flip(-1))) / 2, atol=1e-6)
-        assert not torch.allclose(plain(x), plain(x.flip(-1)), atol=1e-3)
+def test_retired_model_options_say_so_in_one_line(registry):
+    from bench.api.params import ConfigError
+
+    for family, option, says in (("lenet5", {"flip": True}, "model 'lenet5': parameter 'flip' was removed"),
+                                 ("convnet", {"norm": "group"}, "model 'convnet': parameter 'norm' was removed")):
+        with pytest.raises(ConfigError, match=says):
+            registry.get("models", family)(**option)
 
 
 def test_seeded_initialization_ignores_global_rng(registry):

@@ -7,7 +7,7 @@ import sys
 import time
 from pathlib import Path
 
-from bench.config import apply_assignment, load_config, parse_assignment, parse_names
+from bench.config import apply_assignment, checked, load_config, parse_assignment, parse_names
 from bench.api.params import ConfigError
 
 
@@ -52,17 +52,15 @@ def build_config(args: argparse.Namespace):
     if args.device:
         cfg.device = args.device
     if args.delta is not None:
-        if not 0 < args.delta < 1:
-            raise ConfigError(f"--delta must be in (0, 1), got {args.delta}")
-        cfg.delta = args.delta
+        cfg.delta = checked("delta", args.delta, "--delta")
     if args.results:
         cfg.results = args.results
     if args.executor:
         if args.executor != cfg.executor:
             cfg.executor_params = {}
         cfg.executor = args.executor
-    if args.cell_timeout:
-        cfg.cell_timeout = args.cell_timeout
+    if args.cell_timeout is not None:
+        cfg.cell_timeout = checked("cell_timeout", args.cell_timeout, "--cell-timeout")
     cfg.data_dir, cfg.download = args.data_dir, args.download
     for text in args.set:
         apply_assignment(cfg, *parse_assignment(text))

@@ -5,7 +5,7 @@ fine-tuning, the sparse message of ``bench.kit.quantization``)."""
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Annotated, Callable, Literal
+from typing import Annotated, Callable, ClassVar, Literal
 
 import numpy as np
 import torch
@@ -29,10 +29,18 @@ class QuantizationParams:
 
     levels: Annotated[int, Ge(1)] = 8
     init: Literal["linear", "kmeans++"] = "linear"
-    finetune_epochs: Annotated[int, Ge(0)] = 0
-    finetune_lr: Annotated[float, Gt(0)] = 1e-4
+    codebook_epochs: Annotated[int, Ge(0)] = 0  # epochs of centroid tuning (the weights stay on the codebook)
+    codebook_lr: Annotated[float, Gt(0)] = 1e-4
     codebook_precision: Literal["float16", "float32"] = "float16"
     rest_precision: Literal["float16", "float32"] = "float16"
+
+    #: Names one plugin used for another thing: in every plugin, ``codebook_*`` tunes the centroids and
+    #: ``finetune_*`` trains the weights.
+    RETIRED: ClassVar[dict[str, str]] = {
+        "finetune_epochs": "renamed: use codebook_epochs (epochs of centroid tuning; finetune_epochs trains "
+                           "the weights, as in vibnet)",
+        "finetune_lr": "renamed: use codebook_lr (the rate of centroid tuning)",
+    }
 
 
 @dataclass(frozen=True)
@@ -40,7 +48,7 @@ class CodingParams(QuantizationParams):
     """The quantize-and-encode tail of a pruned model (the centroids are fine-tuned for one epoch by
     default)."""
 
-    finetune_epochs: Annotated[int, Ge(0)] = 1
+    codebook_epochs: Annotated[int, Ge(0)] = 1
 
 
 def apply_masks(model: nn.Module, masks: Masks) -> None:
@@ -122,8 +130,8 @@ def quantize_and_encode(model: nn.Module, masks: Masks, p: CodingParams, seed: i
     apply_masks(model, masks)
     np_masks = {n: m.detach().cpu().numpy() for n, m in masks.items()}
     codes = quantize_tensors(model, p.levels, seed, p.init, masks=np_masks)
-    if p.finetune_epochs:
-        CodebookModel(model, codes).finetune(train, p.finetune_epochs, p.finetune_lr, batch_size, generator,
+    if p.codebook_epochs:
+        CodebookModel(model, codes).finetune(train, p.codebook_epochs, p.codebook_lr, batch_size, generator,
                                              task_type, progress)
     encoded = encode_model(model, codes, True, p.codebook_precision, p.rest_precision)
     kept = {c.name: int(len(c.kept())) for c in codes}
