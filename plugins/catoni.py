@@ -58,18 +58,20 @@ LN2 = math.log(2.0)
 
 @dataclass(frozen=True)
 class CatoniParams:
-    alpha: Annotated[float, Gt(1)] = bounds_math.DEFAULT_CATONI_ALPHA
-    robust: bool = False
-    lambda_min: Annotated[float, Gt(0)] = 1e-5
-    lambda_max: Annotated[float, Gt(0)] = 10.0
+    alpha: Annotated[float, Gt(1)] = bounds_math.DEFAULT_CATONI_ALPHA  # Catoni's α > 1, fixed in advance
+    robust: bool = False  # true: the robustness-adjusted bound of seed 002 Thm 4.3 (a stochastic classifier)
+    lambda_min: Annotated[float, Gt(0)] = 1e-5  # smallest prior scale λ of the geometric grid
+    lambda_max: Annotated[float, Gt(0)] = 10.0  # largest prior scale λ of the grid
     lambda_grid: Annotated[int, Ge(1)] = 511  # G values; each layer pays log2(G + 1) bits (G scales or "no noise")
     sigma_grid: Annotated[tuple[float, ...], Gt(0)] = (0.01, 0.02, 0.04, 0.07, 0.1, 0.15, 0.2, 0.3, 0.45)
+    # the σ search's common multiples of each layer's RMS weight
     sigma_refine_rounds: Annotated[int, Ge(0)] = 2
+    # per-layer refinements of σ (×½, ×2, none) after the common multiple
     noise: Literal["search", "always"] = "search"  # always: every layer keeps some noise (never σ = 0)
-    sigma_select_examples: Annotated[int, Ge(1)] = 10_000
-    mc_passes: Annotated[int, Ge(1)] = 1
-    mc_batch_size: Annotated[int, Ge(1)] = 1000
-    delta_prime_fraction: Annotated[float, Gt(0), Lt(1)] = 0.1
+    sigma_select_examples: Annotated[int, Ge(1)] = 10_000  # training examples the σ search estimates the bound on
+    mc_passes: Annotated[int, Ge(1)] = 1  # Monte-Carlo passes over the training set for the stochastic error
+    mc_batch_size: Annotated[int, Ge(1)] = 1000  # examples per Monte-Carlo batch (the draws' order depends on it)
+    delta_prime_fraction: Annotated[float, Gt(0), Lt(1)] = 0.1  # δ′ = this share of δ, spent on the Monte-Carlo term
 
     def validate(self) -> None:  # what a range cannot say
         if self.lambda_min >= self.lambda_max:

@@ -25,6 +25,7 @@ FASHION_MNIST_DEBIAN = Path("/usr/share/datasets/fashion-mnist")
 @dataclass(frozen=True)
 class ImageParams:
     train_fraction: Annotated[float, Gt(0), Le(1)] = 1.0
+    # a deterministic, stratified share of the training set (1: all of it)
     merge_classes: Annotated[int, Ge(0)] = 0  # k > 0: classes merged, in order, into k contiguous groups (2: "MNIST-2")
     prior_fraction: Annotated[float, Between(0, 1)] = 0.0  # p > 0: a stratified p of the training set is S_prior (a data-dependent prior)
 
@@ -240,12 +241,12 @@ class SVHN(_Torchvision):
 
 @dataclass(frozen=True)
 class LinearRegressionParams:
-    d: Annotated[int, Ge(1)] = 50
-    n: Annotated[int, Ge(1)] = 80
-    n_test: Annotated[int, Ge(1)] = 10000
+    d: Annotated[int, Ge(1)] = 50  # dimension of x and of w*
+    n: Annotated[int, Ge(1)] = 80  # training examples
+    n_test: Annotated[int, Ge(1)] = 10000  # test examples
     noise: Annotated[float, Ge(0)] = 1.0  # sigma' (standard deviation of the label noise)
     w_values: tuple[float, ...] = (1.0, -1.0)  # w* takes these values, in equal shares
-    data_seed: int = 0
+    data_seed: int = 0  # the seed of the data (x, w*, noise), apart from the run's
 
     def validate(self) -> None:  # what a range cannot say
         if not self.w_values:

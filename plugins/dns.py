@@ -76,17 +76,18 @@ def cubic_schedule(final: float, progress: float) -> float:
 
 @dataclass(frozen=True)
 class DNSParams(CodingParams):
-    epochs: Annotated[int, Ge(1)] = 4
-    lr: Annotated[float, Gt(0)] = 1e-3
+    epochs: Annotated[int, Ge(1)] = 4  # surgery training epochs (masks updated, all weights trained)
+    lr: Annotated[float, Gt(0)] = 1e-3  # Adam's rate for the surgery training
     rule: Literal["std", "quantile"] = "std"
+    # std: threshold mean|w| + c·std|w| (the paper); quantile: a scheduled share of |w|
     c: tuple[float, ...] = (1.0,)  # rule "std": one multiple for every tensor, or one per coded tensor
     c_stages: Annotated[int, Ge(1)] = 1  # > 1: c ramps piecewise constant from 0 (seed 002)
     sparsity: Annotated[float, Between(0, 1)] = 0.9  # rule "quantile": target fraction pruned per tensor
     layer_sparsity: Annotated[tuple[float, ...], Between(0, 1)] = ()  # rule "quantile": one target per coded tensor
-    gamma: Annotated[float, Ge(0)] = 1e-4
-    power: Annotated[float, Ge(0)] = 1.0
-    margin: Annotated[float, Between(0, 1)] = 0.1
-    stop_fraction: Annotated[float, Gt(0), Le(1)] = 0.75
+    gamma: Annotated[float, Ge(0)] = 1e-4  # mask updates happen with probability (1 + gamma·t)^-power at step t
+    power: Annotated[float, Ge(0)] = 1.0  # see gamma
+    margin: Annotated[float, Between(0, 1)] = 0.1  # prune at |w| <= (1 - margin)·τ, splice back at |w| > (1 + margin)·τ
+    stop_fraction: Annotated[float, Gt(0), Le(1)] = 0.75  # share of the training steps after which the masks are frozen
 
     def validate(self) -> None:  # what a range cannot say
         if not self.c:

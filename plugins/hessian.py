@@ -48,19 +48,20 @@ Form = Literal["lower", "baseline", "diag", "layerwise"]
 
 @dataclass(frozen=True)
 class HessianParams:
-    form: Form = "diag"
-    prior_std_min: Annotated[float, Gt(0)] = 1e-3  # s₁ grid (geometric, fixed in advance, paid: log2 of its size)
-    prior_std_max: Annotated[float, Gt(0)] = 1.0
-    prior_std_grid: Annotated[int, Ge(1)] = 16
-    beta_min: Annotated[float, Gt(0)] = 1e-6  # β grid (a posterior parameter: free)
-    beta_max: Annotated[float, Gt(0)] = 1e2
-    beta_grid: Annotated[int, Ge(1)] = 33
+    form: Form = "diag"  # lower: the diagnostic floor; baseline, diag, layerwise: certificates
+    prior_std_min: Annotated[float, Gt(0)] = 1e-3  # smallest prior std s₁ of the grid (geometric, fixed in advance)
+    prior_std_max: Annotated[float, Gt(0)] = 1.0  # largest prior std s₁ of the grid
+    prior_std_grid: Annotated[int, Ge(1)] = 16  # values of s₁ in the geometric grid (log2 of it paid per certificate)
+    beta_min: Annotated[float, Gt(0)] = 1e-6  # smallest β of the grid (a posterior parameter: free)
+    beta_max: Annotated[float, Gt(0)] = 1e2  # largest β
+    beta_grid: Annotated[int, Ge(1)] = 33  # β values (a posterior parameter: free)
     curvature: Literal["sampled", "exact", "empirical"] = "sampled"
-    curvature_samples: Annotated[int, Ge(1)] = 1
+    # the diagonal GGN with sampled or exact labels, or the empirical Fisher
+    curvature_samples: Annotated[int, Ge(1)] = 1  # sampled labels per example (curvature = sampled)
     curvature_examples: Annotated[int, Ge(0)] = 0  # 0: the whole training set
-    mc_passes: Annotated[int, Ge(1)] = 1
-    mc_batch_size: Annotated[int, Ge(1)] = 1000
-    delta_prime_fraction: Annotated[float, Gt(0), Lt(1)] = 0.1
+    mc_passes: Annotated[int, Ge(1)] = 1  # Monte-Carlo passes over the training set for the stochastic error
+    mc_batch_size: Annotated[int, Ge(1)] = 1000  # examples per Monte-Carlo batch (the draws' order depends on it)
+    delta_prime_fraction: Annotated[float, Gt(0), Lt(1)] = 0.1  # δ′ = this share of δ, spent on the Monte-Carlo term
 
     def validate(self) -> None:  # what a range cannot say
         if self.prior_std_min > self.prior_std_max:

@@ -52,17 +52,22 @@ _CACHE_SIZE = 4
 
 @dataclass(frozen=True)
 class HWKMeansParams:
-    levels: Annotated[int, Ge(1)] = 8
+    levels: Annotated[int, Ge(1)] = 8  # K, the codebook size (a list is a grid)
     scope: Literal["layer", "network"] = "layer"
+    # layer: one codebook per weight tensor; network: one shared codebook, written once
     curvature: Literal["sampled", "exact", "empirical", "none"] = "sampled"
+    # the diagonal curvature weighting the k-means: sampled/exact GGN, empirical Fisher, or none
     curvature_samples: Annotated[int, Ge(1)] = 1  # sampled labels per example (curvature = "sampled")
     curvature_examples: Annotated[int, Ge(0)] = 0  # training examples for the curvature (0: all)
     init: Literal["auto", "linear", "kmeans++", "random"] = "auto"
-    iterations: Annotated[int, Ge(1)] = 300
+    # the centres' start: auto (linear for scalars, kmeans++ for blocks), linear, kmeans++ or random
+    iterations: Annotated[int, Ge(1)] = 300  # k-means iterations at most
     prune: Annotated[float, Between(0, 1)] = 0.0  # fraction of each layer's weights removed before clustering
     prune_criterion: Literal["magnitude", "saliency"] = "magnitude"
-    codebook_precision: Literal["float16", "float32"] = "float16"
+    # which weights prune removes: smallest |w|, or smallest OBD saliency h·w²
+    codebook_precision: Literal["float16", "float32"] = "float16"  # how the codebook travels in the message
     rest_precision: Literal["float16", "float32"] = "float16"
+    # how biases and BatchNorm parameters and statistics travel in the message
 
 
 

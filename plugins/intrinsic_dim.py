@@ -55,8 +55,9 @@ SUBSPACE_CODE_VERSION = "2"  # bump when subspace training changes the z it prod
 
 @dataclass(frozen=True)
 class IntrinsicDimParams:
-    dim: Annotated[int, Ge(1)] = 250
+    dim: Annotated[int, Ge(1)] = 250  # d, the dimension of the subspace z trains in
     projector: Literal["dense", "sparse", "fastfood", "kron"] = "kron"
+    # the seeded random projection P (all rebuilt from the seed, never sent)
     scale: Literal["none", "init"] = "none"  # init: P·z's rows scaled by each tensor's RMS at θ₀
     scale_power: Annotated[float, Ge(0)] = 1.0  # init: the RMS raised to this power (> 1: more on small fan-in tensors)
     levels: Annotated[int, Between(0, 65536, closed=True)] = 7  # 0: no quantization (z stored at z_precision)
@@ -68,7 +69,8 @@ class IntrinsicDimParams:
     schedule: Literal["constant", "cosine"] | None = None  # None: the task's recipe
     weight_decay: Annotated[float, Ge(0)] = 0.0  # on z: a Gaussian prior on z, the one the symbol code assumes
     qat_epochs: Annotated[int, Ge(0)] = 2
-    qat_lr: Annotated[float, Gt(0)] = 3e-3
+    # quantization-aware training of z and the codebook after the levels are chosen
+    qat_lr: Annotated[float, Gt(0)] = 3e-3  # Adam's rate for quantization-aware training
     quantizer: Literal["nearest", "gptq", "progressive"] = "nearest"  # gptq: second-order, error-compensating
     # level choice (Frantar et al.); progressive: fix a growing share of z to levels, retraining the rest (INQ)
     progressive_stages: Annotated[int, Ge(1)] = 4  # progressive: stages before the rest is rounded (1/2, 3/4, ...)
@@ -83,9 +85,9 @@ class IntrinsicDimParams:
     step: Annotated[float | None, Gt(0)] = None  # lattice_step = fixed: the step (in z's units); paid for in every
     # certificate's configuration bits, like every decoder-side parameter
     symbol_code: Literal["table", "gaussian"] = "table"  # gaussian: a discrete Gaussian of one byte's width (lattice only)
-    codebook_precision: Precision = "float16"
-    z_precision: Precision = "float16"
-    rest_precision: Precision = "float16"
+    codebook_precision: Precision = "float16"  # how the codebook (or the lattice step) travels in the message
+    z_precision: Precision = "float16"  # how z travels when levels = 0
+    rest_precision: Precision = "float16"  # how the BatchNorm statistics travel in the message
     layout: Literal["sections", "implied"] = "sections"  # implied: no header of section lengths (the decoder
     # knows them: lattice or unquantized only)
 

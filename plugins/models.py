@@ -30,8 +30,8 @@ def _mlp(in_dim: int, widths: tuple[int, ...], out_dim: int, activation: str) ->
 
 @dataclass(frozen=True)
 class MLPParams:
-    widths: Annotated[tuple[int, ...], Ge(1)] = (256, 256)
-    activation: Literal["relu", "tanh"] = "relu"
+    widths: Annotated[tuple[int, ...], Ge(1)] = (256, 256)  # hidden layer widths, in order
+    activation: Literal["relu", "tanh"] = "relu"  # between the hidden layers
 
 
 class MLP(ModelFamily):
@@ -91,7 +91,7 @@ class LeNet5(ModelFamily):
 
 @dataclass(frozen=True)
 class ConvNetParams:
-    k: Annotated[int, Ge(1)] = 16
+    k: Annotated[int, Ge(1)] = 16  # width: channels of the first block (2k in the later ones)
 
     RETIRED: ClassVar[dict[str, str]] = {
         "norm": "the GroupNorm ConvNet lost far more to quantization than LeNet-5 (docs/id.md)"}
@@ -128,7 +128,7 @@ class SqueezeOutput(nn.Module):
 
 @dataclass(frozen=True)
 class LinearParams:
-    bias: bool = False
+    bias: bool = False  # a bias term
 
 
 class Linear(ModelFamily):
@@ -145,7 +145,7 @@ class Linear(ModelFamily):
 
 @dataclass(frozen=True)
 class TimmParams:
-    arch: str = "resnet18"
+    arch: str = "resnet18"  # the timm model name (also given as model = "timm:NAME")
 
 
 class Timm(ModelFamily):

@@ -16,6 +16,7 @@ from bench.api import Bound, BoundResult, Evaluated, Gt, RunContext, classificat
 @dataclass(frozen=True)
 class OccamParams:
     form: Literal["binomial", "kl", "catoni"] = "binomial"
+    # binomial tail inversion (tightest), kl inversion, or Catoni's bound
     alpha: Annotated[float, Gt(1)] = bounds_math.DEFAULT_CATONI_ALPHA  # only for form = "catoni"
 
 

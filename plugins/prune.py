@@ -29,10 +29,11 @@ from bench.kit.quantization import coded_tensor_names
 class PruneParams(CodingParams):
     sparsity: Annotated[float, Between(0, 1)] = 0.8  # fraction of the coded weights pruned
     scope: Literal["global", "layer"] = "global"
+    # global: one magnitude threshold over all coded tensors; layer: one per tensor
     layer_sparsity: Annotated[tuple[float, ...], Between(0, 1)] = ()  # one target per coded tensor; overrides both
-    steps: Annotated[int, Ge(1)] = 3
-    retrain_epochs: Annotated[int, Ge(0)] = 2
-    retrain_lr: Annotated[float, Gt(0)] = 1e-3
+    steps: Annotated[int, Ge(1)] = 3  # pruning rounds; round i prunes to 1 - (1 - sparsity)^(i/steps)
+    retrain_epochs: Annotated[int, Ge(0)] = 2  # masked retraining of the weights after each round
+    retrain_lr: Annotated[float, Gt(0)] = 1e-3  # Adam's rate for the masked retraining
 
 
 class Prune(Compressor):

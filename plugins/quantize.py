@@ -25,6 +25,7 @@ from bench.kit.quantization import CodebookModel, decode_model, encode_model, qu
 @dataclass(frozen=True)
 class QuantizeParams(QuantizationParams):
     origin: Literal["none", "prior"] = "none"
+    # prior: code the difference to the data-dependent prior's model instead of the weights
 
     def validate(self) -> None:  # what a range cannot say
         if self.origin == "prior" and self.codebook_epochs:

@@ -49,7 +49,7 @@ INIT_LOGVAR = -9.0  # the authors' initialization: μ ~ N(1, 0.01²), log σ² =
 @dataclass(frozen=True)
 class VIBNetParams:
     gamma: Annotated[float, Ge(0)] = 1e-4  # γ'
-    epochs: Annotated[int, Ge(0)] = 10
+    epochs: Annotated[int, Ge(0)] = 10  # information-bottleneck training of weights and gates (cached)
     lr: Annotated[float, Gt(0)] = 1e-3  # the network's weights
     gate_lr: Annotated[float, Gt(0)] = 1e-2  # the gates' μ and log σ² (the authors' code has this separate rate too)
     threshold: float = 0.0  # prune a unit when log α < threshold (the authors' code: 0)
@@ -57,11 +57,12 @@ class VIBNetParams:
     finetune_lr: Annotated[float | None, Gt(0)] = None  # None: lr
     input_bottleneck: bool = True  # MLPs: gates on the input pixels too
     batch_size: Annotated[int | None, Ge(1)] = None  # None: the task's recipe
-    levels: Annotated[int, Ge(1)] = 16
+    levels: Annotated[int, Ge(1)] = 16  # codebook size per coded tensor of the shrunk network
     codebook_epochs: Annotated[int, Ge(0)] = 0  # centroid fine-tuning after quantization
-    codebook_lr: Annotated[float, Gt(0)] = 1e-4
-    codebook_precision: Literal["float16", "float32"] = "float16"
+    codebook_lr: Annotated[float, Gt(0)] = 1e-4  # Adam's rate for centroid tuning
+    codebook_precision: Literal["float16", "float32"] = "float16"  # how the codebook travels in the message
     rest_precision: Literal["float16", "float32"] = "float16"
+    # how biases and BatchNorm parameters and statistics travel in the message
 
     def validate(self) -> None:  # what a range cannot say
         if not math.isfinite(self.gamma):

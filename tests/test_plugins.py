@@ -80,3 +80,24 @@ def test_every_hook_is_documented():
     for name in (kind.hook for kind in KINDS):
         assert getattr(hookspecs, name).__doc__, name
         assert name in readme, f"README does not document {name}"
+
+
+def test_every_parameter_of_a_built_in_plugin_describes_itself():
+    """`bench list` shows each parameter's description, read from its declaration: none may be blank."""
+    from bench.commands.listing import listing
+
+    blank = [f"{kind} {item['name']}: {p['name']}" for kind, items in listing(["datasets", "models", "compressors",
+                                                                               "bounds", "executors"]).items()
+             for item in items if item["plugin"] != "adversary" for p in item["params"] if not p["description"]]
+    assert not blank, blank
+
+
+def test_listing_one_plugin_marks_what_certificates_pay_for(capsys):
+    from bench.cli import main
+
+    assert main(["list", "compressors", "id"]) == 0
+    out = capsys.readouterr().out
+    assert "dim = 250  [decoder-side, paid]  d, the dimension of the subspace z trains in" in out
+    assert "\n      epochs = null  None: the task's recipe" in out  # encoder-side: free, no mark
+    assert "removed options:" in out and "noise: training z against uniform noise" in out
+    assert "quantize" not in out.split("removed options:")[0]  # one plugin

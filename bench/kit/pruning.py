@@ -27,12 +27,14 @@ __all__ = ["CodingParams", "Masks", "QuantizationParams", "SparseCode", "apply_m
 class QuantizationParams:
     """Per-layer k-means codebooks: ``levels``, their initialization, centroid fine-tuning, precisions."""
 
-    levels: Annotated[int, Ge(1)] = 8
+    levels: Annotated[int, Ge(1)] = 8  # codebook size per coded tensor (k-means centroids)
     init: Literal["linear", "kmeans++"] = "linear"
+    # the centroids' start: evenly spaced between the extremes, or k-means++ seeding
     codebook_epochs: Annotated[int, Ge(0)] = 0  # epochs of centroid tuning (the weights stay on the codebook)
-    codebook_lr: Annotated[float, Gt(0)] = 1e-4
-    codebook_precision: Literal["float16", "float32"] = "float16"
+    codebook_lr: Annotated[float, Gt(0)] = 1e-4  # Adam's rate for centroid tuning
+    codebook_precision: Literal["float16", "float32"] = "float16"  # how the codebook travels in the message
     rest_precision: Literal["float16", "float32"] = "float16"
+    # how biases and BatchNorm parameters and statistics travel in the message
 
     #: Names one plugin used for another thing: in every plugin, ``codebook_*`` tunes the centroids and
     #: ``finetune_*`` trains the weights.
