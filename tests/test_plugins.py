@@ -55,7 +55,7 @@ def test_cli_lists_plugins_and_errors(third_party, tmp_path, run_bench):
     assert listed.returncode == 0, listed.stderr
     line = next(l for l in listed.stdout.splitlines() if l.strip().startswith("toy-sign"))
     assert "0.3.0" in line and "[toy]" in line and "sign of each weight" in line
-    assert "delay=0.0" in listed.stdout  # parameters with defaults
+    assert "delay = 0.0" in listed.stdout  # parameters with defaults
 
 
 def test_third_party_compressor_runs_and_is_ranked(third_party, workspace, run_bench):
