@@ -10,6 +10,7 @@ import sys
 # subcommand -> (module, configure function, run function)
 SUBCOMMANDS: dict[str, tuple[str, str, str]] = {
     "run": ("bench.commands.run", "configure", "run"),
+    "init": ("bench.commands.init", "configure", "run"),
     "list": ("bench.commands.listing", "configure", "run"),
     "plugins": ("bench.commands.listing", "configure_plugins", "run_plugins"),
     "leaderboard": ("bench.commands.leaderboard", "configure", "run"),
@@ -20,6 +21,7 @@ SUBCOMMANDS: dict[str, tuple[str, str, str]] = {
 }
 HELP = {
     "run": "run tasks x seeds x compressors x bounds and write the results table",
+    "init": "write a commented bench.toml (the built-in default profile) to start from",
     "list": "list registered tasks, datasets, models, compressors and bounds with their parameters",
     "plugins": "list the loaded plugins, their versions and any load errors",
     "leaderboard": "print ranked tables of the results",

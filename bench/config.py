@@ -20,6 +20,7 @@ from typing import Annotated, Any, Literal
 
 from bench.api.params import ConfigError, build_params, coerce, field_types
 from bench.kit.ranges import Gt, Lt
+from bench.starter import BENCH_TOML
 
 TOP_KEYS = {"profiles", "tasks"}
 
@@ -39,6 +40,7 @@ class Profile:
     device: Literal["auto", "cpu", "cuda"] = "auto"
     cell_timeout: Annotated[float, Gt(0)] | None = None  # seconds a compressor, decoder or bound may take
     results: str = "results"
+    claim_timeout: Annotated[float, Gt(0)] = 60.0  # seconds after which a claim not renewed is taken over
     executor: str | dict = "local"  # a name, or a table with "name" and the executor's parameters
     compressor: dict = field(default_factory=dict)  # NAME -> its parameters (a list value is a grid)
     bound: dict = field(default_factory=dict)
@@ -78,6 +80,7 @@ class RunConfig:
     device: str = "auto"
     cell_timeout: float | None = None
     results: Path = Path("results")
+    claim_timeout: float = 60.0
     executor: str = "local"
     executor_params: dict[str, Any] = field(default_factory=dict)
     data_dir: Path | None = None
@@ -95,13 +98,19 @@ def parse_names(where: str, key: str, value: Any) -> list[str] | None:
     return list(value)
 
 
-def read_toml(path: Path) -> dict[str, Any]:
+def read_toml(path: Path | None) -> dict[str, Any]:
+    """The configuration file's tables; ``None``: the built-in default (``bench.starter``)."""
     try:
-        with open(path, "rb") as f:
-            data = tomllib.load(f)
+        if path is None:
+            data = tomllib.loads(BENCH_TOML)
+        else:
+            with open(path, "rb") as f:
+                data = tomllib.load(f)
     except FileNotFoundError:
         raise ConfigError(f"config file not found: {path}") from None
-    except tomllib.TOMLDecodeError as exc:
+    except IsADirectoryError:
+        raise ConfigError(f"config file {path} is a folder") from None
+    except tomllib.TOMLDecodeError as exc:  # its message ends "(at line L, column C)"
         raise ConfigError(f"{path}: invalid TOML: {exc}") from None
     unknown = sorted(set(data) - TOP_KEYS)
     if unknown:
@@ -110,18 +119,17 @@ def read_toml(path: Path) -> dict[str, Any]:
 
 
 def load_config(path: Path | None, profile: str = "default") -> RunConfig:
-    data = read_toml(path) if path is not None else {}
-    where = f"{path or 'config'}"
+    data = read_toml(path)
+    where = f"{path or 'the built-in configuration (no bench.toml)'}"
     profiles = data.get("profiles", {})
     if profile not in profiles:
-        if path is None and profile == "default":
-            return RunConfig()
         known = ", ".join(sorted(profiles)) or "(none)"
         raise ConfigError(f"{where}: unknown profile '{profile}' (known: {known})")
     pwhere = f"{where}: profile '{profile}'"
     prof = build_params(Profile, profiles[profile], owner=pwhere)
     cfg = RunConfig(profile=profile, tasks=list(prof.tasks), seeds=list(prof.seeds), delta=prof.delta,
-                    device=prof.device, cell_timeout=prof.cell_timeout, results=Path(prof.results))
+                    device=prof.device, cell_timeout=prof.cell_timeout, results=Path(prof.results),
+                    claim_timeout=prof.claim_timeout)
     cfg.compressors = parse_names(pwhere, "compressors", prof.compressors)
     cfg.bounds = parse_names(pwhere, "bounds", prof.bounds)
     cfg.compressor_params = {k: dict(v) for k, v in prof.compressor.items()}

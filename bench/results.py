@@ -17,6 +17,7 @@ from __future__ import annotations
 import hashlib
 import json
 import shutil
+import tempfile
 import zipfile
 from pathlib import Path
 from typing import Any, Iterable
@@ -29,7 +30,7 @@ import pyarrow.parquet as pq
 
 from bench.api.contracts import LayerCode
 from bench.atomic import write_atomically
-from bench.api.params import canonical_json
+from bench.api.params import ConfigError, canonical_json
 from bench.progress import say
 
 STR, F64, I64 = pa.string(), pa.float64(), pa.int64()
@@ -71,6 +72,18 @@ class ResultsStore:
         self.root = Path(root)
         self.artifacts = self.root / "_artifacts"
         self.quarantine = self.root / "_quarantine"
+
+    def prepare(self) -> None:
+        """Make the folder and prove it writable, before any work: a results path that is a file or
+        cannot be written is a one-line error now, not a lost cell later."""
+        if self.root.exists() and not self.root.is_dir():
+            raise ConfigError(f"results folder {self.root} is a file, not a folder")
+        try:
+            self.root.mkdir(parents=True, exist_ok=True)
+            with tempfile.TemporaryFile(dir=self.root, prefix=".probe-"):
+                pass
+        except OSError as exc:
+            raise ConfigError(f"results folder {self.root} cannot be written: {exc.strerror or exc}") from None
 
     # ------------------------------------------------------------------------------------ rows
     def append(self, rows: Iterable[dict[str, Any]], run_id: str, seq: int) -> Path:

@@ -59,6 +59,7 @@ class Runner:
                          Stamp(str(self.device), torch.__version__, bench.__version__, git_commit()))
         self.executor = registry.entry("executors", config.executor).obj(**config.executor_params)
         self.store = ResultsStore(config.results)
+        self.store.prepare()
         self.ledger = Ledger(config.results)
         self.base_models = BaseModels(ModelCache(default_cache_dir()), self.device, progress)
         self.cells = CellRunner(self.device, self.base_models, config.delta, config.cell_timeout,

@@ -69,6 +69,9 @@ def build_config(args: argparse.Namespace):
 
 def run(args: argparse.Namespace) -> int:
     cfg = build_config(args)
+    if args.config is None and default_config_path() is None:
+        print(f"no bench.toml in {Path.cwd()}: running the built-in '{cfg.profile}' profile "
+              f"({', '.join(cfg.tasks)}); `bench init` writes it as a bench.toml to edit", file=sys.stderr)
     started = None
     if cfg.executor == "local":  # the worker process's imports overlap ours
         from bench.supervisor import JobSupervisor
