@@ -62,6 +62,23 @@ class _Forked:
             pass
 
 
+def process_alive(pid: int) -> bool:
+    """Whether process ``pid`` of this machine is running (a zombie awaiting its reaper has ended)."""
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        pass  # someone else's process: it exists
+    try:
+        with open(f"/proc/{pid}/stat", "rb") as f:
+            return f.read().rsplit(b")", 1)[-1].split()[0] != b"Z"
+    except FileNotFoundError:
+        return False
+    except (OSError, IndexError):
+        return True  # no /proc (macOS): os.kill said it exists
+
+
 class _Adopted:
     """The ``Popen`` methods ``Child`` uses, for a process a zygote forked (the zygote reaps it, so once
     it has ended its exit status is unknown here)."""
@@ -70,16 +87,8 @@ class _Adopted:
         self.pid, self.returncode = pid, None
 
     def poll(self) -> int | None:
-        if self.returncode is None:
-            try:
-                os.kill(self.pid, 0)
-                with open(f"/proc/{self.pid}/stat", "rb") as f:  # a zombie awaiting its reaper has ended
-                    if f.read().rsplit(b")", 1)[-1].split()[0] == b"Z":
-                        self.returncode = -1
-            except (ProcessLookupError, FileNotFoundError):
-                self.returncode = -1
-            except (PermissionError, OSError, IndexError):
-                pass
+        if self.returncode is None and not process_alive(self.pid):
+            self.returncode = -1
         return self.returncode
 
     def wait(self, timeout: float | None = None) -> int:

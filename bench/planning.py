@@ -188,7 +188,7 @@ class Plan:
             "started_at": datetime.now(timezone.utc).isoformat(),
             "config": {
                 "tasks": cfg.tasks, "seeds": cfg.seeds, "delta": cfg.delta, "device": cfg.device,
-                "cell_timeout": cfg.cell_timeout, "results": str(cfg.results),
+                "cell_timeout": cfg.cell_timeout, "results": str(cfg.results), "claim_timeout": cfg.claim_timeout,
                 "data_dir": str(cfg.data_dir) if cfg.data_dir else None, "download": cfg.download,
                 "compressors": [[{"name": p.name, "params": p.params} for p in g] for g in self.compressors],
                 "bounds": [[{"name": p.name, "params": p.params} for p in g] for g in self.bounds],

@@ -2,7 +2,9 @@
 
 Layout of a results folder::
 
-    <run_id>-<seq>.parquet     one file per finished cell (atomic: written under a dot name, renamed)
+    <cell_id>.parquet          one file per finished cell, named by the cell (atomic: written under a
+                               dot name, renamed), so a cell has one row whoever computed it
+    _claims/<artifact_id>.<n>  the claim of the process computing a job (bench.claims)
     _runs/<run_id>.json        the full configuration and environment of each run
     _artifacts/<id>/           message.bin (the certificate's evidence), meta.json, layers.npz
     _ledger/<writer>.jsonl     every configuration ever evaluated (bench.ledger)
@@ -86,16 +88,56 @@ class ResultsStore:
             raise ConfigError(f"results folder {self.root} cannot be written: {exc.strerror or exc}") from None
 
     # ------------------------------------------------------------------------------------ rows
-    def append(self, rows: Iterable[dict[str, Any]], run_id: str, seq: int) -> Path:
-        """Write rows as one Parquet file, atomically; missing columns become nulls, unknown ones are
-        an error (a misspelt key must not become a silent null column)."""
-        rows = list(rows)
+    def path_of(self, cell_id: str) -> Path:
+        return self.root / f"{cell_id}.parquet"
+
+    def write_rows(self, rows: Iterable[dict[str, Any]]) -> list[Path]:
+        """Write each row as its cell's one file, atomically, so a cell has one row however many
+        processes computed it. A ``failed`` or ``skipped`` row never replaces an ``ok`` one (a slow
+        owner whose claim was taken over must not undo the taker's result). Missing columns become
+        nulls; unknown ones are an error (a misspelt key must not become a silent null column)."""
+        written = []
         for row in rows:
             unknown = sorted(set(row) - set(COLUMNS))
             if unknown:
                 raise KeyError(f"unknown results column '{unknown[0]}'")
-        table = pa.Table.from_pylist([{c: r.get(c) for c in COLUMNS} for r in rows], schema=SCHEMA)
-        return write_atomically(self.root / f"{run_id}-{seq:05d}.parquet", lambda f: pq.write_table(table, f))
+            path = self.path_of(row["cell_id"])
+            if row.get("status") != "ok" and (self.row_of(row["cell_id"]) or {}).get("status") == "ok":
+                continue
+            table = pa.Table.from_pylist([{c: row.get(c) for c in COLUMNS}], schema=SCHEMA)
+            written.append(write_atomically(path, lambda f: pq.write_table(table, f)))
+        return written
+
+    def row_of(self, cell_id: str) -> dict[str, Any] | None:
+        """The cell's row, or ``None`` when it has none (a damaged file is set aside)."""
+        path = self.path_of(cell_id)
+        if not path.exists():
+            return None
+        try:
+            table = ds.dataset([str(path)], schema=SCHEMA, format="parquet").to_table()
+        except FileNotFoundError:
+            return None
+        except (pa.ArrowException, OSError) as exc:
+            self.set_aside(path, f"{type(exc).__name__}: {str(exc).splitlines()[0] if str(exc) else ''}")
+            return None
+        rows = table.to_pylist()
+        return rows[-1] if rows else None
+
+    def settled(self, cell_ids: Iterable[str], since: float) -> set[str]:
+        """Cells another process finished while this run waited for them: an ``ok`` row, or any row
+        written after ``since`` (a cell another run found failing is not recomputed at once)."""
+        out = set()
+        for cell_id in cell_ids:
+            row = self.row_of(cell_id)
+            if row is None:
+                continue
+            try:
+                fresh = self.path_of(cell_id).stat().st_mtime >= since
+            except FileNotFoundError:
+                continue
+            if row["status"] == "ok" or fresh:
+                out.add(cell_id)
+        return out
 
     def row_files(self) -> list[Path]:
         """Finished row files (temporary files of a write in flight start with a dot)."""

@@ -15,6 +15,7 @@ import functools
 import os
 import secrets
 import socket
+import time
 import traceback
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
@@ -27,6 +28,7 @@ from bench.api.contracts import TaskInstance
 from bench.api.jobs import Job, JobReport, JobResult, Tick
 from bench.api.params import canonical_json
 from bench.cache import ModelCache, default_cache_dir
+from bench.claims import Claims
 from bench.cell import CellRunner, CompressFailed, artifact_columns
 from bench.config import RunConfig
 from bench.environment import environment, git_commit, resolve_device
@@ -60,12 +62,13 @@ class Runner:
         self.executor = registry.entry("executors", config.executor).obj(**config.executor_params)
         self.store = ResultsStore(config.results)
         self.store.prepare()
+        self.claims = Claims(self.store.root / "_claims", self.run_id, config.claim_timeout)
+        self.started = time.time()
         self.ledger = Ledger(config.results)
         self.base_models = BaseModels(ModelCache(default_cache_dir()), self.device, progress)
         self.cells = CellRunner(self.device, self.base_models, config.delta, config.cell_timeout,
                                 str(config.data_dir) if config.data_dir else None, config.download)
         self.worker = f"{socket.gethostname()[:16]}-{os.getpid()}"
-        self._seq = 0
         self._tasks: dict[str, TaskInstance] = {}
         self._prestarted = worker
         self.supervisor: JobSupervisor | None = None  # made on first use
@@ -89,11 +92,18 @@ class Runner:
         bar = progress(total=self.n_cells(), desc="cells", leave=True)
         _WORKER_RUNNERS.clear()
         _WORKER_RUNNERS[self.run_id] = self  # jobs the executor runs in this process use this runner
-        work = functools.partial(run_job, self.config, self.argv, self.run_id, done)
+        work = functools.partial(run_job, self.config, self.argv, self.run_id, self.started, done)
         try:
             total = JobResult()
-            for result in self.executor.execute(self.plan.jobs(), work, bar.update):
-                total.add(result)
+            jobs = self.plan.jobs()
+            while jobs:
+                deferred: list[Job] = []
+                for result in self.executor.execute(jobs, work, bar.update):
+                    deferred += result.deferred
+                    total.add(result)
+                jobs = deferred
+                if jobs:
+                    self.wait_for_claims(jobs)
             for key, value in total.counts.items():
                 summary.counts[key] = summary.counts.get(key, 0) + value
             summary.failures, summary.refuted = total.failures, total.refuted
@@ -108,12 +118,27 @@ class Runner:
             self.supervisor.close()
         self.cells.close()
 
+    def wait_for_claims(self, jobs: list[Job]) -> None:
+        """Wait until another process releases (or abandons) the claim of one of ``jobs``."""
+        names = [self.plan.cells(job)[1] for job in jobs]
+        say(f"{len(jobs)} job(s) are being computed by another process; waiting for them")
+        while not any(self.claims.is_free(name) for name in names):
+            time.sleep(self.claims.interval)
+
     def supervise(self, job: Job, done: frozenset[str], tick: Tick | None = None) -> JobResult:
-        """Run ``job`` in this process's worker process, which is killed if a plugin overruns."""
-        if self.supervisor is None:
-            payload = {"config": self.config, "argv": self.argv, "run_id": self.run_id}
-            self.supervisor = JobSupervisor(payload, self.abort_job, self._prestarted)
-        return self.supervisor.run(job, done, tick or (lambda n: None))
+        """Claim ``job`` and run it in this process's worker process, which is killed if a plugin
+        overruns. A job another live process has claimed comes back ``deferred``, to be tried again
+        when its claim is free; cells finished elsewhere meanwhile are not computed again."""
+        _, artifact_id, cells = self.plan.cells(job)
+        claim = self.claims.take(artifact_id)
+        if claim is None:
+            return JobResult(deferred=[job])
+        with claim:
+            done = done | self.store.settled([row["cell_id"] for _, row in cells], self.started)
+            if self.supervisor is None:
+                payload = {"config": self.config, "argv": self.argv, "run_id": self.run_id}
+                self.supervisor = JobSupervisor(payload, self.abort_job, self._prestarted)
+            return self.supervisor.run(job, frozenset(done), tick or (lambda n: None))
 
     def abort_job(self, job: Job, done: frozenset[str], written: set[str], seen: JobResult, error: str) -> JobResult:
         """What the supervisor does when a job's worker died or was killed: ``failed`` rows for the
@@ -129,8 +154,7 @@ class Runner:
 
     # ------------------------------------------------------------------------------- a worker
     def write(self, rows: list[dict[str, Any]], result: JobResult) -> None:
-        self.store.append(rows, f"{self.run_id}-{self.worker}", self._seq)
-        self._seq += 1
+        self.store.write_rows(rows)
         result.record(rows)
 
     def run_job(self, job: Job, done: frozenset[str], report: JobReport | None = None) -> JobResult:
@@ -200,7 +224,7 @@ def failed_rows(rows: list[dict[str, Any]], error: str, tb: str | None = None) -
 _WORKER_RUNNERS: dict[str, Runner] = {}
 
 
-def run_job(config: RunConfig, argv: list[str], run_id: str, done: frozenset[str], job: Job,
+def run_job(config: RunConfig, argv: list[str], run_id: str, started: float, done: frozenset[str], job: Job,
             tick: Tick | None = None) -> JobResult:
     """Run one job under supervision from this process (a picklable entry point for executors that
     run jobs elsewhere). Each process builds its own runner for the run once."""
@@ -209,4 +233,5 @@ def run_job(config: RunConfig, argv: list[str], run_id: str, done: frozenset[str
     if run_id not in _WORKER_RUNNERS:
         _WORKER_RUNNERS.clear()
         _WORKER_RUNNERS[run_id] = Runner(config, load_registry(), argv, run_id=run_id)
+        _WORKER_RUNNERS[run_id].started = started
     return _WORKER_RUNNERS[run_id].supervise(job, done, tick)

@@ -30,6 +30,7 @@ class JobResult:
     refuted: list[str] = field(default_factory=list)
     cells: int = 0
     decode_seconds: float = 0.0  # waiting on the prior-only decoding processes
+    deferred: list[Job] = field(default_factory=list)  # claimed by another live process: try again later
 
     def record(self, rows: list[dict[str, Any]]) -> None:
         """Count rows by status, and note each failed or refuted cell in one line."""
@@ -49,6 +50,7 @@ class JobResult:
         self.refuted += other.refuted
         self.cells += other.cells
         self.decode_seconds += other.decode_seconds
+        self.deferred += other.deferred
 
 
 class Work(Protocol):

@@ -1,0 +1,124 @@
+"""Faults a shared results folder brings, through the real ``bench`` entry point: concurrent runs,
+runs killed mid-cell, owners on other machines that stopped renewing their claims. Each test counts
+what the fault table in the README reports: cells lost, rows duplicated, seconds to recover."""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import signal
+import subprocess
+import time
+
+import pandas as pd
+import pytest
+
+from bench.results import ResultsStore
+
+pytestmark = pytest.mark.slow
+
+GRID = ["--tasks", "toy-digits", "--compressors", "toy-sign", "--bounds", "occam,catoni", "--seeds", "0,1",
+        "--set", "compressor.toy-sign.variant=[0,1,2,3]", "--no-leaderboard"]  # 4 x 2 x 2 = 16 cells
+CELLS = 16
+
+
+def start(bench_script, workspace, *extra, log=None):
+    return subprocess.Popen([str(bench_script), "run", *GRID, *extra], cwd=workspace, env={**os.environ},
+                            stdout=subprocess.DEVNULL if log else subprocess.PIPE,
+                            stderr=open(log, "w") if log else subprocess.PIPE, text=True)
+
+
+def counts(stderr: str) -> dict[str, int]:
+    [line] = [l for l in stderr.splitlines() if " finished in " in l]
+    return {k: int(v) for v, k in re.findall(r"(\d+) (ok|failed|skipped|cached)", line)}
+
+
+def one_row_per_cell(results) -> pd.DataFrame:
+    df = pd.read_parquet(results)
+    assert len(df) == CELLS and df["cell_id"].nunique() == CELLS, "a cell lost or duplicated"
+    assert (df["status"] == "ok").all(), df.loc[df["status"] != "ok", "error"].tolist()
+    return df
+
+
+def claims_of(results, pid: int) -> list:
+    out = []
+    for path in (results / "_claims").glob("*.*"):
+        try:
+            if json.loads(path.read_text())["pid"] == pid:
+                out.append(path)
+        except (OSError, ValueError):
+            pass
+    return out
+
+
+def test_two_runs_started_together_compute_every_cell_once(third_party, workspace, bench_script):
+    delay = ["--set", "compressor.toy-sign.delay=0.5"]
+    a, b = start(bench_script, workspace, *delay), start(bench_script, workspace, *delay)
+    outs = [p.communicate(timeout=600) for p in (a, b)]
+    assert a.returncode == 0 and b.returncode == 0, outs
+    got = [counts(err) for _, err in outs]
+    assert sum(c["ok"] for c in got) == CELLS  # each cell computed by exactly one of them
+    assert sum(c["cached"] for c in got) == CELLS  # and found done by the other
+    one_row_per_cell(workspace / "results")
+
+
+def test_a_run_killed_mid_cell_leaves_its_cell_to_the_other(third_party, workspace, bench_script):
+    delay = ["--set", "compressor.toy-sign.delay=2"]
+    a = start(bench_script, workspace, *delay, log=workspace / "a.log")
+    b = start(bench_script, workspace, *delay, log=workspace / "b.log")
+    results = workspace / "results"
+    deadline = time.time() + 300
+    while time.time() < deadline and not claims_of(results, a.pid):
+        time.sleep(0.02)
+    [held] = claims_of(results, a.pid)
+    abandoned = held.name.rsplit(".", 1)[0]  # the artifact of the job A holds
+    a.send_signal(signal.SIGKILL)  # A is inside that job: killed mid-cell
+    killed = time.time()
+    a.wait()
+    recovered = None
+    while b.poll() is None or recovered is None:
+        if recovered is None and (ResultsStore(results).read()["artifact_id"] == abandoned).sum() == 2:
+            recovered = time.time() - killed  # the abandoned job's cells are done
+        if b.poll() is not None and recovered is None:
+            break
+        time.sleep(0.1)
+    err = (workspace / "b.log").read_text()
+    assert b.returncode == 0, err
+    df = one_row_per_cell(results)
+    assert "took over" in err  # B computed A's abandoned job
+    assert not list((results / "_claims").glob("*.*"))  # nothing left claimed
+    assert recovered is not None
+    print(f"FAULT kill-one-of-two: abandoned job done {recovered:.1f} s after the kill (a 2 s job); "
+          f"rows by run: {sorted(df['run_id'].value_counts().tolist())}")
+
+
+def test_a_claim_not_renewed_from_another_machine_is_taken_over(third_party, workspace, run_bench):
+    """An owner on another host cannot be asked whether it is alive: its claim is taken over once it
+    has not been renewed for ``claim_timeout`` seconds."""
+    from bench.config import load_config
+    from bench.planning import Plan, Stamp
+    from bench.registry import load_registry
+
+    (workspace / "bench.toml").write_text((workspace / "bench.toml").read_text().replace(
+        "[profiles.default]\n", "[profiles.default]\nclaim_timeout = 3\n"))
+    # the first job's claim, held by a process on another machine that has stopped renewing it
+    import bench.commands.run as run_command
+    import argparse
+
+    parser = argparse.ArgumentParser()
+    run_command.configure(parser)
+    cfg = run_command.build_config(parser.parse_args(GRID))
+    assert cfg.claim_timeout == 3
+    plan = Plan(cfg, load_registry(), "probe", Stamp("cpu", "", "", ""))
+    first = plan.cells(plan.jobs()[0])[1]
+    claims = workspace / "results" / "_claims"
+    claims.mkdir(parents=True)
+    (claims / f"{first}.0").write_text(json.dumps({"host": "another-machine", "pid": 1, "run_id": "away"}))
+    began = time.time()
+    done = run_bench("run", *GRID, cwd=workspace)
+    assert done.returncode == 0, done.stderr
+    assert "took over" in done.stderr and "another-machine" in done.stderr
+    assert time.time() - began >= 3 - 0.5  # it waited for the claim to go stale, not less
+    one_row_per_cell(workspace / "results")
+    print(f"FAULT stale-claim-elsewhere: run done in {time.time() - began:.1f} s with claim_timeout = 3 s")
