@@ -5,6 +5,8 @@ from __future__ import annotations
 
 import contextlib
 import fcntl
+import hashlib
+import io
 import json
 import os
 from pathlib import Path
@@ -15,6 +17,7 @@ from torch import nn
 
 import bench
 from bench.atomic import write_atomically
+from bench.quarantine import move_aside
 from bench.kit.training import TRAINING_CODE_VERSION
 from bench.api.params import canonical_json, content_hash
 
@@ -27,7 +30,10 @@ class ModelCache:
     """Trained models on disk, keyed by the hash of everything that determines them.
 
     Each entry is ``<key>.pt`` (a state dict, loaded with ``weights_only=True``) and ``<key>.json``
-    (the configuration that produced it, for people and for debugging).
+    (the configuration that produced it, and the sha256 of the ``.pt`` file). Both are written
+    atomically, the ``.pt`` first, so a ``.json`` names a digest only once its file is whole. An entry
+    that does not load, or whose bytes do not match their digest, is moved to ``_quarantine/`` with a
+    one-line warning and trained again: one bad file costs one retraining, not every later run.
     """
 
     def __init__(self, root: Path) -> None:
@@ -50,15 +56,52 @@ class ModelCache:
                 fcntl.flock(handle, fcntl.LOCK_UN)
 
     def load(self, key: str, model: nn.Module) -> bool:
+        """Load entry ``key`` into ``model``; ``False`` when there is none, or it was damaged and has been
+        set aside (the caller trains it again)."""
         path = self.root / f"{key}.pt"
-        if not path.exists():
+        try:
+            data = path.read_bytes()
+        except FileNotFoundError:
             return False
-        state = torch.load(path, map_location="cpu", weights_only=True)
-        model.load_state_dict(state)
+        meta = self._meta(key)
+        digest = hashlib.sha256(data).hexdigest()
+        expected = meta.get("sha256") if meta is not None else None
+        if expected is not None and expected != digest:
+            self._set_aside(key, f"sha256 {digest[:12]}… does not match {expected[:12]}… in its .json")
+            return False
+        try:
+            state = torch.load(io.BytesIO(data), map_location="cpu", weights_only=True)
+            model.load_state_dict(state)
+        except Exception as exc:  # noqa: BLE001 - any failure to load means the entry is unusable
+            first = str(exc).strip().splitlines()[0].split(". ")[0] if str(exc).strip() else ""
+            self._set_aside(key, f"{type(exc).__name__}: {first}"[:160])
+            return False
+        if expected is None:  # an entry from before digests were kept, or whose .json was lost: adopt it
+            self._write_meta(key, digest, (meta or {}).get("config"))
         return True
 
     def save(self, key: str, model: nn.Module, config: dict) -> None:
         state = {k: v.detach().cpu() for k, v in model.state_dict().items()}
-        write_atomically(self.root / f"{key}.pt", lambda f: torch.save(state, f))
-        meta = {"config": config, "bench_version": bench.__version__, "torch_version": torch.__version__}
+        buffer = io.BytesIO()
+        torch.save(state, buffer)
+        data = buffer.getvalue()
+        write_atomically(self.root / f"{key}.pt", data)
+        self._write_meta(key, hashlib.sha256(data).hexdigest(), config)
+
+    def _meta(self, key: str) -> dict | None:
+        try:
+            meta = json.loads((self.root / f"{key}.json").read_text())
+        except (OSError, ValueError):
+            return None
+        return meta if isinstance(meta, dict) else None
+
+    def _write_meta(self, key: str, digest: str, config: dict | None) -> None:
+        meta = {"config": config, "sha256": digest, "bench_version": bench.__version__,
+                "torch_version": torch.__version__}
         write_atomically(self.root / f"{key}.json", json.dumps(json.loads(canonical_json(meta)), indent=2))
+
+    def _set_aside(self, key: str, why: str) -> None:
+        quarantine = self.root / "_quarantine"
+        move_aside(self.root / f"{key}.pt", quarantine, why, "it is trained again")
+        if (self.root / f"{key}.json").exists():
+            move_aside(self.root / f"{key}.json", quarantine, why, None)

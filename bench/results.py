@@ -18,7 +18,6 @@ from __future__ import annotations
 
 import hashlib
 import json
-import shutil
 import tempfile
 import zipfile
 from pathlib import Path
@@ -33,7 +32,7 @@ import pyarrow.parquet as pq
 from bench.api.contracts import LayerCode
 from bench.atomic import write_atomically
 from bench.api.params import ConfigError, canonical_json
-from bench.progress import say
+from bench.quarantine import move_aside
 
 STR, F64, I64 = pa.string(), pa.float64(), pa.int64()
 
@@ -170,17 +169,7 @@ class ResultsStore:
 
     def set_aside(self, path: Path, why: str) -> None:
         """Move a damaged file or artifact folder to ``_quarantine/`` and say so in one line."""
-        self.quarantine.mkdir(parents=True, exist_ok=True)
-        dest = self.quarantine / path.name
-        n = 1
-        while dest.exists():
-            dest = self.quarantine / f"{path.name}.{n}"
-            n += 1
-        try:
-            shutil.move(str(path), str(dest))
-        except FileNotFoundError:
-            return  # another process set it aside first
-        say(f"warning: damaged {path} moved to {dest} ({why}); its cells will be redone")
+        move_aside(path, self.quarantine, why, "its cells will be redone")
 
     def ok_cells(self) -> set[str]:
         df = self.read()
