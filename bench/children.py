@@ -10,7 +10,9 @@ prior alone; and the zygote, a process that has loaded the plugins and done noth
 compressors and decoders are forked in milliseconds, each from the same clean state (a process that
 has run torch's thread pool must not fork: the team does not survive). A child dies with its parent
 (``PR_SET_PDEATHSIG`` where Linux offers it, and a watch on the parent's pid everywhere), so a killed
-``bench run`` leaves nothing behind.
+``bench run`` leaves nothing behind. A child ignores SIGINT and SIGTERM: a Ctrl-C reaches the whole
+process group, and a child that died of it before its parent heard would look like a crashed job; the
+parent, interrupted, ends its children itself.
 """
 
 from __future__ import annotations
@@ -232,7 +234,10 @@ def serve_zygote(conn: Connection, payload: dict[str, Any]) -> None:
         conn.send(pid)
 
 
-def _die_with_parent(parent: int) -> None:
+def _tie_to_parent(parent: int) -> None:
+    """Die with ``parent``, and leave being interrupted to it."""
+    for number in (signal.SIGINT, signal.SIGTERM):
+        signal.signal(number, signal.SIG_IGN)
     try:
         import ctypes
 
@@ -274,7 +279,7 @@ def _become(role: str, fd: int, payload: Any, env: dict[str, str], parent: int) 
     code = 0
     try:
         os.environ.update(env)
-        _die_with_parent(parent)
+        _tie_to_parent(parent)
         module, func = ROLES[role].split(":")
         getattr(importlib.import_module(module), func)(Connection(fd), payload)
     except (EOFError, KeyboardInterrupt):
@@ -292,7 +297,7 @@ def main(argv: list[str]) -> None:
     role, fd = argv[0], int(argv[1])
     conn = Connection(fd)
     init = conn.recv()
-    _die_with_parent(init["parent"])
+    _tie_to_parent(init["parent"])
     for entry in reversed(init["sys_path"]):
         if entry not in sys.path:
             sys.path.insert(0, entry)

@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import importlib
 import os
+import signal
 import sys
 
 # subcommand -> (module, configure function, run function)
@@ -52,9 +53,11 @@ def main(argv: list[str] | None = None) -> int:
     except USER_ERRORS as exc:
         print(f"bench {args.command}: error: {str(exc).splitlines()[0]}", file=sys.stderr)
         return 2
-    except KeyboardInterrupt:
-        print(f"bench {args.command}: interrupted", file=sys.stderr)
-        return 130
+    except KeyboardInterrupt as exc:
+        number = getattr(exc, "number", 2)  # bench.errors.Stopped carries its signal; Ctrl-C is SIGINT
+        resume = "; run the same command again to resume" if args.command == "run" else ""
+        print(f"bench {args.command}: stopped by {signal.Signals(number).name}{resume}", file=sys.stderr)
+        return 128 + number
     except BrokenPipeError:  # the reader went away (`bench calc ... | head -1`): stop quietly, as cat does
         os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
         return 141

@@ -15,4 +15,12 @@ class PluginError(RuntimeError):
     """A plugin failed to load or register while ``BENCH_STRICT_PLUGINS=1``."""
 
 
+class Stopped(KeyboardInterrupt):
+    """A signal (SIGTERM, SIGHUP) stopped the command: handled as Ctrl-C is, exit status 128 + its number."""
+
+    def __init__(self, number: int) -> None:
+        super().__init__(number)
+        self.number = number
+
+
 USER_ERRORS: tuple[type[Exception], ...] = (ConfigError, DatasetUnavailable, PluginError)

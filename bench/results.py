@@ -18,10 +18,11 @@ from __future__ import annotations
 
 import hashlib
 import json
+import shutil
 import tempfile
 import zipfile
 from pathlib import Path
-from typing import Any, Iterable
+from typing import TYPE_CHECKING, Any, Iterable
 
 import numpy as np
 import pandas as pd
@@ -30,9 +31,12 @@ import pyarrow.dataset as ds
 import pyarrow.parquet as pq
 
 from bench.api.contracts import LayerCode
-from bench.atomic import write_atomically
+from bench.atomic import leftover, write_atomically
 from bench.api.params import ConfigError, canonical_json
 from bench.quarantine import move_aside
+
+if TYPE_CHECKING:
+    from bench.claims import Claims
 
 STR, F64, I64 = pa.string(), pa.float64(), pa.int64()
 
@@ -220,6 +224,36 @@ class ResultsStore:
                     for i, l in enumerate(meta["layers"])
                 ]
         return message, meta, layers
+
+    def discard_partial(self, artifact_id: str) -> None:
+        """Remove the artifact a stopped job had begun to write (a folder without its meta.json); only
+        its claim's holder may, once the writer has ended."""
+        d = self.artifact_dir(artifact_id)
+        if d.is_dir() and not (d / "meta.json").exists():
+            shutil.rmtree(d, ignore_errors=True)
+
+    def sweep(self, claims: "Claims | None" = None) -> int:
+        """Remove what writers of this host that have ended left behind: their temporary files, and
+        (with ``claims``, taking each job's claim first) artifacts they had begun. What a killed run
+        left is gone before the next one starts; returns how many things were removed."""
+        removed = 0
+        if not self.root.is_dir():
+            return 0
+        for pattern in (".tmp-*", "_runs/.tmp-*", "_artifacts/*/.tmp-*"):
+            for path in self.root.glob(pattern):
+                if leftover(path):
+                    path.unlink(missing_ok=True)
+                    removed += 1
+        if claims is not None and self.artifacts.is_dir():
+            for d in self.artifacts.iterdir():
+                if d.is_dir() and not (d / "meta.json").exists():
+                    claim = claims.take(d.name)
+                    if claim is not None:
+                        with claim:
+                            if d.is_dir() and not (d / "meta.json").exists():
+                                self.discard_partial(d.name)
+                                removed += 1
+        return removed
 
     def load_artifact_or_set_aside(self, artifact_id: str):
         """``load_artifact``, or ``None`` after moving a damaged artifact to ``_quarantine/``."""

@@ -11,6 +11,7 @@ same command again skips the cells that have an ``ok`` row.
 
 from __future__ import annotations
 
+import dataclasses
 import functools
 import os
 import secrets
@@ -19,6 +20,7 @@ import time
 import traceback
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
+from pathlib import Path
 from typing import Any
 
 import torch
@@ -86,13 +88,14 @@ class Runner:
     def run(self) -> RunSummary:
         """Hand every job to the executor; each writes its own rows, the summary collects counts."""
         summary = RunSummary(self.run_id)
+        self.store.sweep(self.claims)  # what a killed run of this host left half written
         done = frozenset(self.store.ok_cells())
         self.store.write_sidecar(self.run_id, self.plan.sidecar(self.argv, environment(self.device)))
         self.ledger.record(f"{self.run_id}-{self.worker}", self.plan.ledger_entries(done))
         bar = progress(total=self.n_cells(), desc="cells", leave=True)
         _WORKER_RUNNERS.clear()
         _WORKER_RUNNERS[self.run_id] = self  # jobs the executor runs in this process use this runner
-        work = functools.partial(run_job, self.config, self.argv, self.run_id, self.started, done)
+        work = functools.partial(run_job, self.shipped_config(), self.argv, self.run_id, self.started, done)
         try:
             total = JobResult()
             jobs = self.plan.jobs()
@@ -113,9 +116,18 @@ class Runner:
             self.close()
         return summary
 
+    def shipped_config(self) -> RunConfig:
+        """The configuration as workers get it: folders absolute, since a worker (a dask worker, maybe
+        on another machine that mounts the same folders) starts in a folder of its own."""
+        resolve = lambda path: None if path is None else Path(path).resolve()  # noqa: E731
+        return dataclasses.replace(self.config, results=resolve(self.config.results),
+                                   data_dir=resolve(self.config.data_dir))
+
     def close(self) -> None:
         if self.supervisor is not None:
             self.supervisor.close()
+        elif self._prestarted is not None:  # interrupted before its first job
+            self._prestarted.kill()
         self.cells.close()
 
     def wait_for_claims(self, jobs: list[Job]) -> None:
@@ -138,7 +150,13 @@ class Runner:
             if self.supervisor is None:
                 payload = {"config": self.config, "argv": self.argv, "run_id": self.run_id}
                 self.supervisor = JobSupervisor(payload, self.abort_job, self._prestarted)
-            return self.supervisor.run(job, frozenset(done), tick or (lambda n: None))
+            try:
+                return self.supervisor.run(job, frozenset(done), tick or (lambda n: None))
+            except KeyboardInterrupt:  # Ctrl-C or SIGTERM: the worker ends first, then what it left
+                self.supervisor.kill()
+                self.store.discard_partial(artifact_id)
+                self.store.sweep()
+                raise
 
     def abort_job(self, job: Job, done: frozenset[str], written: set[str], seen: JobResult, error: str) -> JobResult:
         """What the supervisor does when a job's worker died or was killed: ``failed`` rows for the

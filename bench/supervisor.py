@@ -90,6 +90,12 @@ class JobSupervisor:
         tick(len(result.failures) - before)  # the cells it failed
         return result
 
+    def kill(self) -> None:
+        """End the worker now, with whatever it was doing (a run that is interrupted)."""
+        if self.child is not None:
+            self.child.kill()
+            self.child = None
+
     def close(self) -> None:
         if self.child is not None:
             self.child.close()

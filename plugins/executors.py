@@ -57,10 +57,14 @@ class Dask(Executor):
         try:
             client.run(_set_threads, p.threads)
             futures = client.map(work, jobs, pure=False)
-            for future in as_completed(futures):
-                result = future.result()
-                tick(result.cells)
-                yield result
+            try:
+                for future in as_completed(futures):
+                    result = future.result()
+                    tick(result.cells)
+                    yield result
+            except BaseException:  # interrupted: jobs not started yet are dropped (started ones finish)
+                client.cancel(futures)
+                raise
         finally:
             client.close()
             if cluster is not None:

@@ -143,3 +143,49 @@ def test_a_truncated_cache_entry_costs_one_retraining(workspace, run_bench, monk
     later = run_bench("run", "--no-leaderboard", "--results", "later", cwd=workspace)
     assert later.returncode == 0 and "damaged" not in later.stderr
     print(f"FAULT truncated-cache-entry: run with one retraining done in {took:.1f} s, cells failed 0")
+
+
+def descendants(pid: int) -> set[int]:
+    out, todo = set(), [pid]
+    while todo:
+        found = subprocess.run(["ps", "-o", "pid=", "--ppid", str(todo.pop())], capture_output=True, text=True)
+        children = {int(p) for p in found.stdout.split()}
+        out |= children
+        todo += children
+    return out
+
+
+def test_sigterm_mid_cell_stops_cleanly_and_the_next_run_resumes(third_party, workspace, bench_script):
+    from bench.children import process_alive
+
+    results = workspace / "results"
+    delay = ["--set", "compressor.toy-sign.delay=2"]
+    run = start(bench_script, workspace, *delay, log=workspace / "a.log")
+    deadline = time.time() + 300
+    while time.time() < deadline and not (ResultsStore(results).row_files() and claims_of(results, run.pid)):
+        time.sleep(0.05)  # a job finished, and the next one is being computed
+    helpers = descendants(run.pid)
+    assert helpers, "no worker process to end"
+    run.send_signal(signal.SIGTERM)
+    sent = time.time()
+    run.wait(timeout=60)
+    stopped = time.time() - sent
+    err = (workspace / "a.log").read_text()
+    assert run.returncode == 128 + signal.SIGTERM and "stopped by SIGTERM" in err, err
+    assert "Traceback" not in err and "failed" not in err.split("results in results")[-1], err
+    assert stopped < 4  # "within a few seconds"
+    time.sleep(0.5)  # a child's death by its parent's is asynchronous
+    assert not [pid for pid in helpers if process_alive(pid)], "a worker or decoder outlived the run"
+    df = pd.read_parquet(results)
+    assert (df["status"] == "ok").all() and df["cell_id"].is_unique  # no failed or partial row
+    assert not list(results.rglob(".tmp-*")) and not list((results / "_claims").glob("*.*"))
+    assert all((d / "meta.json").exists() for d in (results / "_artifacts").iterdir())  # no half artifact
+    finished = len(df)
+    again = start(bench_script, workspace, *delay)  # the same command
+    out, err = again.communicate(timeout=600)
+    assert again.returncode == 0, err
+    assert counts(err)["ok"] == CELLS - finished, err  # resumed: only what was left is computed
+    assert counts(err)["cached"] == finished
+    one_row_per_cell(results)
+    print(f"FAULT sigterm-mid-cell: stopped {stopped:.2f} s after SIGTERM, {len(helpers)} helper processes "
+          f"ended, {finished} cells kept, {CELLS - finished} computed by the rerun, cells lost 0")

@@ -3,12 +3,16 @@
 from __future__ import annotations
 
 import argparse
+import contextlib
+import signal
 import sys
 import time
 from pathlib import Path
+from typing import Iterator
 
 from bench.config import apply_assignment, checked, load_config, parse_assignment, parse_names
 from bench.api.params import ConfigError
+from bench.errors import Stopped
 
 
 def default_config_path() -> Path | None:
@@ -93,7 +97,8 @@ def run(args: argparse.Namespace) -> int:
     print(f"run {runner.run_id}: {runner.n_cells()} cells on {runner.device}, results in {cfg.results}",
           file=sys.stderr)
     start = time.perf_counter()
-    summary = runner.run()
+    with stopped_by_signals():
+        summary = runner.run()
     seconds = time.perf_counter() - start
     counts = ", ".join(f"{v} {k}" for k, v in summary.counts.items())
     print(f"run {summary.run_id} finished in {seconds:.1f} s: {counts}; decoding from the prior alone "
@@ -112,3 +117,19 @@ def run(args: argparse.Namespace) -> int:
     for line in refuted:
         print(f"error: {line}", file=sys.stderr)
     return 1 if summary.failures or refuted else 0
+
+
+@contextlib.contextmanager
+def stopped_by_signals() -> Iterator[None]:
+    """SIGTERM (a batch system's notice, ``kill``) and SIGHUP (a closed terminal) stop a run the way
+    Ctrl-C does: the runner ends its worker processes, releases its claims and removes what it had
+    half written, so the next run resumes where this one stopped."""
+    def interrupt(number: int, frame: object) -> None:
+        raise Stopped(number)
+
+    previous = {number: signal.signal(number, interrupt) for number in (signal.SIGTERM, signal.SIGHUP)}
+    try:
+        yield
+    finally:
+        for number, handler in previous.items():
+            signal.signal(number, handler)
