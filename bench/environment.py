@@ -14,10 +14,12 @@ import torch
 import bench
 
 
-def resolve_device(name: str) -> torch.device:
+def resolve_device(name: str, here: bool = True) -> torch.device:
+    """The device ``--device name`` means. ``here = False``: the jobs run on other machines (a remote
+    dask cluster), whose GPUs this one need not have."""
     if name == "auto":
         return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    if name == "cuda" and not torch.cuda.is_available():
+    if name == "cuda" and here and not torch.cuda.is_available():
         from bench.api.params import ConfigError
 
         raise ConfigError("--device cuda was asked for, but torch sees no CUDA device (use --device cpu or auto)")
@@ -56,7 +58,7 @@ def environment(device: torch.device) -> dict[str, object]:
         "device": str(device),
         "torch_threads": torch.get_num_threads(),
     }
-    if device.type == "cuda":
+    if device.type == "cuda" and torch.cuda.is_available():  # (not where the jobs run on other machines)
         info["cuda_device"] = torch.cuda.get_device_name(device)
         info["cuda_version"] = torch.version.cuda
     return info

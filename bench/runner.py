@@ -57,11 +57,11 @@ class Runner:
                  run_id: str | None = None, worker: Any = None) -> None:
         """``worker``: a worker process started early (``JobSupervisor.prestart``), to run the jobs."""
         self.config, self.registry, self.argv = config, registry, argv or []
-        self.device = resolve_device(config.device)
+        self.executor = registry.entry("executors", config.executor).obj(**config.executor_params)
+        self.device = resolve_device(config.device, here=self.executor.runs_here())
         self.run_id = run_id or datetime.now(timezone.utc).strftime("%Y%m%dT%H%M%S") + "-" + secrets.token_hex(3)
         self.plan = Plan(config, registry, self.run_id,
                          Stamp(str(self.device), torch.__version__, bench.__version__, git_commit()))
-        self.executor = registry.entry("executors", config.executor).obj(**config.executor_params)
         self.store = ResultsStore(config.results)
         self.store.prepare()
         self.claims = Claims(self.store.root / "_claims", self.run_id, config.claim_timeout)

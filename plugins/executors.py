@@ -12,6 +12,7 @@ from dataclasses import dataclass
 from typing import Annotated, ClassVar, Iterator
 
 from bench.api import Executor, Ge, Job, JobResult, Tick, Work, hookimpl
+from bench.api.params import ConfigError
 
 
 class Local(Executor):
@@ -28,6 +29,11 @@ class DaskParams:
     address: str = ""  # a running scheduler (tcp://host:8786); empty: start a local cluster
     workers: Annotated[int, Ge(1)] = 2  # processes of the local cluster
     threads: Annotated[int, Ge(1)] = 1  # torch threads per worker process
+    resources: str = ""  # what each job needs of a worker, as `dask worker --resources` says it ("GPU=1")
+
+    def validate(self) -> None:
+        job_resources(self.resources)
+
 
 
 def _set_threads(n: int) -> None:
@@ -36,10 +42,29 @@ def _set_threads(n: int) -> None:
     torch.set_num_threads(n)
 
 
+def job_resources(text: str) -> dict[str, float]:
+    """``"GPU=1,MEMORY=8e9"`` as dask's resource constraints: a job then runs only on a worker started
+    with at least that much (``dask worker --resources "GPU=1"``), so GPU workers are told apart."""
+    out: dict[str, float] = {}
+    for part in filter(None, (p.strip() for p in text.split(","))):
+        name, sep, amount = part.partition("=")
+        try:
+            value = float(amount)
+        except ValueError:
+            value = -1.0
+        if not sep or not name.strip() or value <= 0:
+            raise ValueError(f"resources: '{part}' is not NAME=AMOUNT with a positive amount (e.g. GPU=1)")
+        out[name.strip()] = value
+    return out
+
+
 class Dask(Executor):
     name: ClassVar[str] = "dask"
     description: ClassVar[str] = "run jobs on a dask.distributed cluster (local processes or a scheduler address)"
     Params = DaskParams
+
+    def runs_here(self) -> bool:
+        return not self.params.address
 
     def execute(self, jobs: list[Job], work: Work, tick: Tick) -> Iterator[JobResult]:
         try:
@@ -49,14 +74,17 @@ class Dask(Executor):
         p = self.params
         cluster = None
         if p.address:
-            client = Client(p.address)
+            try:
+                client = Client(p.address)
+            except OSError as exc:  # no scheduler there (dask waits its connect timeout, 30 s by default)
+                raise ConfigError(f"executor 'dask': no scheduler answers at {p.address} ({exc})") from None
         else:
             cluster = LocalCluster(n_workers=p.workers, threads_per_worker=1, processes=True,
                                    dashboard_address=None)
             client = Client(cluster)
         try:
             client.run(_set_threads, p.threads)
-            futures = client.map(work, jobs, pure=False)
+            futures = client.map(work, jobs, pure=False, resources=job_resources(p.resources) or None)
             try:
                 for future in as_completed(futures):
                     result = future.result()

@@ -6,6 +6,7 @@ import pandas as pd
 import pytest
 
 from bench.cli import main
+from dask_cli_cluster import free_port
 
 pytest.importorskip("dask.distributed")
 
@@ -29,3 +30,28 @@ def test_dask_executor_matches_local(third_party, workspace):
 def test_unknown_executor_lists_the_known(workspace, capsys):
     assert main(["run", "--executor", "nope"]) == 2
     assert "unknown executor 'nope' (known: dask, local)" in capsys.readouterr().err
+
+
+def test_dask_resources_are_parsed_once_at_construction(workspace, capsys):
+    from bench_plugins.executors import job_resources
+
+    assert job_resources("") == {} and job_resources("GPU=1, MEMORY=8e9") == {"GPU": 1.0, "MEMORY": 8e9}
+    for bad in ("GPU", "GPU=0", "=1", "GPU=many"):
+        assert main(["run", "--executor", "dask", "--set", f'executor.resources="{bad}"']) == 2
+        err = capsys.readouterr().err.strip()
+        assert err.count("\n") == 0 and "resources:" in err and f"'{bad}'" in err
+
+
+def test_an_address_where_no_scheduler_answers_is_one_line(workspace, capsys, monkeypatch):
+    monkeypatch.setenv("DASK_DISTRIBUTED__COMM__TIMEOUTS__CONNECT", "1s")
+    import dask
+
+    dask.config.refresh()
+    try:
+        port = free_port()  # nothing listens there
+        assert main(["run", "--executor", "dask", "--set", f'executor.address="tcp://127.0.0.1:{port}"']) == 2
+    finally:
+        monkeypatch.delenv("DASK_DISTRIBUTED__COMM__TIMEOUTS__CONNECT")
+        dask.config.refresh()
+    err = capsys.readouterr().err.strip().splitlines()
+    assert err[-1].startswith("bench run: error: executor 'dask': no scheduler answers at tcp://127.0.0.1:")

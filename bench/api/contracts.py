@@ -493,6 +493,10 @@ class Executor(Registered):
     def execute(self, jobs: list[Job], work: Work, tick: Tick) -> Iterator[JobResult]:
         raise NotImplementedError
 
+    def runs_here(self) -> bool:
+        """Whether jobs run on this machine (so ``--device cuda`` needs a GPU here)."""
+        return True
+
 
 @dataclass(frozen=True)
 class Kind:
