@@ -80,6 +80,8 @@ def test_sigkill_mid_run_then_rerun_completes_every_cell_once(third_party, works
     assert ok["cell_id"].nunique() == 12
     assert (ok.groupby("cell_id").size() == 1).all()  # every finished cell exactly once
     assert set(partial["cell_id"]) <= set(ok["cell_id"])
+    assert not list(results.rglob(".tmp-*")) and not list((results / "_claims").glob("*.*"))  # swept
+    assert all((d / "meta.json").exists() for d in (results / "_artifacts").iterdir())
 
 
 def test_same_configuration_and_seed_give_the_same_message_bytes(workspace):
