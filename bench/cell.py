@@ -38,6 +38,7 @@ from bench.results import ResultsStore
 from bench.stats import inference_flops
 from bench.tasks import BaseModels, seeded_model_factory
 from bench.timeouts import time_limit
+from bench.timing import Stopwatch
 
 if TYPE_CHECKING:
     from bench.compressing import CompressReply
@@ -177,6 +178,7 @@ class CellRunner:
         self.data_dir, self.download = data_dir, download
         self.decoder = decoder or Decoder()
         self.compressing: Child | None = None
+        self.clock = Stopwatch()
 
     def close(self) -> None:
         if self.compressing is not None:
@@ -222,8 +224,9 @@ class CellRunner:
         and, when ``own`` is the compressing process's reply, its outputs) and count its errors from
         the outputs it computed there. Returns the evaluation and the decoded model's digest."""
         name = compressor.name
-        decoded = self.decoder.decode(name, compressor.version, compressor.decoder_side(params), compressed.message,
-                                      prior, self.limit, evaluation_inputs(task))
+        with self.clock.phase("decode"):
+            decoded = self.decoder.decode(name, compressor.version, compressor.decoder_side(params),
+                                          compressed.message, prior, self.limit, evaluation_inputs(task))
         if decoded.digest != expected_digest:
             why = first_difference(_State(own.state), decoded.model) if own is not None else \
                 "its digest is not the stored one"
@@ -253,11 +256,13 @@ class CellRunner:
             expected, seconds = meta["model_digest"], float(meta.get("compress_seconds", float("nan")))
         else:
             report.phase(f"compressor {comp.name}", limit)
-            own = self.compress(spec, seed, comp.name, comp.params, prior)
+            with self.clock.phase(f"compress {comp.name}"):
+                own = self.compress(spec, seed, comp.name, comp.params, prior)
             compressed, expected, seconds = own.compressed(), own.digest, own.seconds
         report.phase(f"decoding and evaluating for compressor {comp.name}", limit)
-        evaluated, measured, digest = self.decode_and_evaluate(task, compressed, comp.cls, comp.params, prior, expected,
-                                                               own)
+        with self.clock.phase("evaluate"):
+            evaluated, measured, digest = self.decode_and_evaluate(task, compressed, comp.cls, comp.params, prior,
+                                                                   expected, own)
         if loaded is None:
             store.save_artifact(artifact_id, compressed.message, {
                 "artifact_id": artifact_id, "task": task.config, "seed": seed, "compressor": comp.name,
@@ -279,12 +284,13 @@ class CellRunner:
             if reason:
                 return {"status": "skipped", "error": reason}
             start = time.perf_counter()
-            with time_limit(self.limit, f"bound {name}"):
+            with time_limit(self.limit, f"bound {name}"), self.clock.phase(f"bound {name}"):
                 result = instance.compute(evaluated, ctx)
                 seconds = time.perf_counter() - start
                 check_bound_result(result, name, instance.bound_kind, evaluated, ctx.delta, config_bits)
                 cols = bound_columns(result, evaluated, seconds, ctx.delta, config_bits)
-                cols.update(measure_target(task, seed, result, measured, ctx.delta))
+                with self.clock.phase("targets' Monte Carlo"):
+                    cols.update(measure_target(task, seed, result, measured, ctx.delta))
         except BoundSkipped as exc:
             return {"status": "skipped", "error": str(exc) or "the bound does not apply"}
         except Exception as exc:

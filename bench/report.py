@@ -266,6 +266,24 @@ def drill_down(row: Any, meta: dict[str, Any] | None, results: Path, configs: in
             f"<p>Re-check it: <code>{html.escape(verify)}</code></p></details>")
 
 
+def time_section(store: ResultsStore, run_ids: set[str]) -> str:
+    """The time breakdown of the latest run whose rows the page shows (bench.timing)."""
+    latest = None
+    for run_id in sorted(run_ids, reverse=True):  # run ids start with their UTC start time
+        latest = store.read_sidecar(run_id)
+        if latest and "time_breakdown" in latest:
+            break
+    else:
+        return ""
+    table = latest["time_breakdown"]
+    phases = [(str(name), float(seconds)) for name, seconds in table["phases"]]  # in the table's order
+    total = sum(seconds for _, seconds in phases) or 1.0
+    frame = pd.DataFrame([(name, f"{seconds:.1f}", f"{100 * seconds / total:.1f} %") for name, seconds in phases],
+                         columns=["phase", "seconds", "share"])
+    return (f"<h2>Where the time went</h2><p class=note>Run <code>{html.escape(latest['run_id'])}</code>, "
+            f"{table['wall_seconds']:.1f} s wall.</p>{_table(frame)}")
+
+
 def build(results: Path, out: Path, task: str | None = None,
           defaults: dict[tuple[str, str], dict[str, Any]] | None = None) -> Path:
     store = ResultsStore(results)
@@ -302,7 +320,8 @@ def build(results: Path, out: Path, task: str | None = None,
             f"probability ≥ 1 − δ about its target and pays its configuration's code word, so all hold at once "
             f"and the headline is the best of them; the ledger's count of what was tried stands beside it. "
             f"Tables sort by a click on a column.</p>"
-            + "\n".join(sections) + f"<script>{SORT_JS}</script></body></html>\n")
+            + "\n".join(sections) + time_section(store, set(df["run_id"].dropna()))
+            + f"<script>{SORT_JS}</script></body></html>\n")
     out.mkdir(parents=True, exist_ok=True)
     index = out / "index.html"
     write_atomically(index, page)

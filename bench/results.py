@@ -183,6 +183,12 @@ class ResultsStore:
         data = json.dumps(json.loads(canonical_json(info)), indent=2).encode()
         write_atomically(self.root / "_runs" / f"{run_id}.json", data)
 
+    def read_sidecar(self, run_id: str) -> dict[str, Any] | None:
+        try:
+            return json.loads((self.root / "_runs" / f"{run_id}.json").read_text())
+        except (OSError, ValueError):
+            return None
+
     # ------------------------------------------------------------------------------- artifacts
     def artifact_dir(self, artifact_id: str) -> Path:
         return self.artifacts / artifact_id

@@ -41,6 +41,7 @@ from bench.registry import Registry
 from bench.results import ResultsStore
 from bench.supervisor import JobSupervisor
 from bench.tasks import BaseModels, instantiate_task, prior_spec
+from bench.timing import breakdown
 
 
 @dataclass
@@ -49,7 +50,15 @@ class RunSummary:
     counts: dict[str, int] = field(default_factory=lambda: {"ok": 0, "failed": 0, "skipped": 0, "cached": 0})
     failures: list[str] = field(default_factory=list)
     refuted: list[str] = field(default_factory=list)
-    decode_seconds: float = 0.0
+    seconds: dict[str, float] = field(default_factory=dict)  # by phase, over every job (bench.timing)
+    wall_seconds: float = 0.0
+
+    @property
+    def decode_seconds(self) -> float:
+        return self.seconds.get("decode", 0.0)
+
+    def time_table(self, local: bool) -> dict[str, float]:
+        return breakdown(self.seconds, self.wall_seconds, local)
 
 
 class Runner:
@@ -90,7 +99,8 @@ class Runner:
         summary = RunSummary(self.run_id)
         self.store.sweep(self.claims)  # what a killed run of this host left half written
         done = frozenset(self.store.ok_cells())
-        self.store.write_sidecar(self.run_id, self.plan.sidecar(self.argv, environment(self.device)))
+        self.sidecar = self.plan.sidecar(self.argv, environment(self.device))
+        self.store.write_sidecar(self.run_id, self.sidecar)
         self.ledger.record(f"{self.run_id}-{self.worker}", self.plan.ledger_entries(done))
         bar = progress(total=self.n_cells(), desc="cells", leave=True)
         _WORKER_RUNNERS.clear()
@@ -110,7 +120,11 @@ class Runner:
             for key, value in total.counts.items():
                 summary.counts[key] = summary.counts.get(key, 0) + value
             summary.failures, summary.refuted = total.failures, total.refuted
-            summary.decode_seconds = total.decode_seconds
+            summary.seconds = total.seconds
+            summary.wall_seconds = time.time() - self.started
+            self.sidecar["time_breakdown"] = {"wall_seconds": summary.wall_seconds,
+                                              "phases": list(summary.time_table(self.executor.runs_here()).items())}
+            self.store.write_sidecar(self.run_id, self.sidecar)
         finally:
             bar.close()
             self.close()
@@ -179,11 +193,11 @@ class Runner:
         """Compress, decode (from the prior alone), evaluate and bound one job, writing its rows."""
         report = report or JobReport()
         result = JobResult()
-        waited = self.cells.decoder.seconds
+        before = dict(self.cells.clock.seconds)
         try:
             return self._run_job(job, done, report, result)
         finally:
-            result.decode_seconds = self.cells.decoder.seconds - waited
+            result.seconds = self.cells.clock.since(before)
 
     def _finish(self, rows: list[dict[str, Any]], result: JobResult, report: JobReport) -> JobResult:
         self.write(rows, result)
@@ -210,9 +224,11 @@ class Runner:
                 return self._finish([{**row, "status": "skipped", "error": reason} for _, row in pending], result,
                                     report)
             report.phase(f"training the base model of {job.task}", None)
-            self.cells.compress(self.plan.specs[job.task], job.seed, None, {}, None)  # trained where training is warm
-            base_train, base_test = self.base_models.base_errors(task, job.seed)
-            prior = prior_spec(task, job.seed, self.device, self.base_models)  # trains a data-dependent prior here
+            with self.cells.clock.phase("base model"):
+                self.cells.compress(self.plan.specs[job.task], job.seed, None, {}, None)  # trained where training is warm
+                base_train, base_test = self.base_models.base_errors(task, job.seed)
+            with self.cells.clock.phase("data-dependent prior"):
+                prior = prior_spec(task, job.seed, self.device, self.base_models)  # trains one here if the task has it
             evaluated, measured, compress_seconds = self.cells.obtain(task, self.plan.specs[job.task], job.seed, comp,
                                                                       artifact_id, prior, self.store, report)
         except Exception as exc:

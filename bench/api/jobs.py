@@ -29,7 +29,7 @@ class JobResult:
     failures: list[str] = field(default_factory=list)
     refuted: list[str] = field(default_factory=list)
     cells: int = 0
-    decode_seconds: float = 0.0  # waiting on the prior-only decoding processes
+    seconds: dict[str, float] = field(default_factory=dict)  # by phase (bench.timing): where the time went
     deferred: list[Job] = field(default_factory=list)  # claimed by another live process: try again later
 
     def record(self, rows: list[dict[str, Any]]) -> None:
@@ -49,7 +49,8 @@ class JobResult:
         self.failures += other.failures
         self.refuted += other.refuted
         self.cells += other.cells
-        self.decode_seconds += other.decode_seconds
+        for key, value in other.seconds.items():
+            self.seconds[key] = self.seconds.get(key, 0.0) + value
         self.deferred += other.deferred
 
 

@@ -81,7 +81,7 @@ def run(args: argparse.Namespace) -> int:
         from bench.supervisor import JobSupervisor
 
         started = JobSupervisor.prestart()
-    from bench import leaderboard
+    from bench import leaderboard, timing
     from bench.registry import load_registry
     from bench.runner import Runner
 
@@ -104,6 +104,7 @@ def run(args: argparse.Namespace) -> int:
     print(f"run {summary.run_id} finished in {seconds:.1f} s: {counts}; decoding from the prior alone "
           f"took {summary.decode_seconds:.1f} s ({100 * summary.decode_seconds / max(seconds, 1e-9):.1f} %)",
           file=sys.stderr)
+    print(timing.render(summary.time_table(runner.executor.runs_here()), summary.wall_seconds), file=sys.stderr)
     for failure in summary.failures:
         print(f"  failed: {failure}", file=sys.stderr)
     df = runner.store.read()
