@@ -25,7 +25,8 @@ from bench.api.contracts import (Bound, BoundResult, BoundSkipped, Compressed, E
 from bench.api.jobs import JobReport
 from bench.api.params import canonical_json
 from bench.children import Child, ChildDied
-from bench.context import build_context
+from bench.context import build_context, plugin_view
+from bench.outputs import OutputsMemo
 from bench.configcode import Coded
 from bench.kit.evaluation import predict
 from bench.kit.models import first_difference, state_digest
@@ -179,6 +180,7 @@ class CellRunner:
         self.decoder = decoder or Decoder()
         self.compressing: Child | None = None
         self.clock = Stopwatch()
+        self.outputs = OutputsMemo()  # forward passes the bounds of this worker share
 
     def close(self) -> None:
         if self.compressing is not None:
@@ -187,7 +189,8 @@ class CellRunner:
         self.decoder.close()
 
     def context(self, task: TaskInstance, seed: int, config_bits: float = 0.0, role: str = "compressor") -> RunContext:
-        return build_context(task, seed, self.device, self.base_models, self.delta, config_bits, role)
+        return build_context(task, seed, self.device, self.base_models, self.delta, config_bits, role,
+                             memo=self.outputs if role == "bound" else None)
 
     # ---------------------------------------------------------------------------- compressing
     def compress(self, spec: TaskSpec, seed: int, compressor: str | None, params: dict[str, Any],
@@ -239,6 +242,7 @@ class CellRunner:
         evaluated, measured, outputs = evaluate(decoded.model, compressed, task, decoded.outputs)
         if own is not None:
             check_same_outputs(own.outputs, outputs, f"compressor '{name}'")
+        self.outputs.put(decoded.digest, plugin_view(task, "bound").data.train, outputs)  # S_bound, as bounds see it
         return evaluated, measured, decoded.digest
 
     def obtain(self, task: TaskInstance, spec: TaskSpec, seed: int, comp: PluginConfig, artifact_id: str,

@@ -9,7 +9,8 @@ import torch
 
 from bench.api.contracts import Prior, RunContext, TaskInstance
 from bench.cache import ModelCache, default_cache_dir
-from bench.kit.evaluation import error_rate
+from bench.kit.evaluation import error_rate, predict
+from bench.outputs import OutputsMemo
 from bench.progress import progress
 from bench.tasks import BaseModels, prior_spec, seeded_model_factory
 
@@ -23,16 +24,24 @@ def plugin_view(task: TaskInstance, role: str = "compressor") -> TaskInstance:
 
 def build_context(task: TaskInstance, seed: int, device: torch.device, base_models: BaseModels,
                   delta: float, config_bits: float = 0.0, role: str = "compressor",
-                  prior: Prior | None = None) -> RunContext:
+                  prior: Prior | None = None, memo: OutputsMemo | None = None) -> RunContext:
     """The context a compressor (``role``) or bound sees; ``bench verify`` rebuilds exactly the same.
-    ``prior``: already built (from its spec, in a process that must not train the prior's model)."""
+    ``prior``: already built (from its spec, in a process that must not train the prior's model).
+    ``memo``: forward passes already made (a worker's, shared by its bounds); without one, a
+    compressor's evaluations of a model it is changing are computed afresh."""
     if prior is None:
         prior = Prior(prior_spec(task, seed, device, base_models), seeded_model_factory(task, seed, device))
     view = plugin_view(task, role)
+    task_type = task.data.task_type
+    if memo is None:
+        evaluate = lambda model, split: error_rate(model, split, task_type)  # noqa: E731
+        outputs = lambda model, split: predict(model, split.x).detach().cpu()  # noqa: E731
+    else:
+        evaluate = lambda model, split: memo.error_rate(model, split, task_type)  # noqa: E731
+        outputs = memo.outputs
     return RunContext(
         task=view, seed=seed, device=device, make_model=prior.make_model,
-        base_model=lambda: base_models.get(task, seed),
-        evaluate=lambda model, split: error_rate(model, split, task.data.task_type),
+        base_model=lambda: base_models.get(task, seed), evaluate=evaluate, outputs=outputs,
         progress=progress, cache=lambda namespace: ModelCache(default_cache_dir() / namespace), delta=delta,
         config_bits=config_bits, prior=prior,
     )

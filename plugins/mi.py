@@ -25,10 +25,8 @@ from typing import ClassVar
 
 import torch
 import torch.nn.functional as F
-from torch import nn
 
 from bench.api import Bound, BoundResult, Evaluated, RunContext, Split, hookimpl
-from bench.kit.evaluation import predict
 
 SIGMA_01 = 0.5  # a loss with values in [0, 1] is 1/2-sub-Gaussian (Hoeffding's lemma)
 LN2 = math.log(2.0)
@@ -41,11 +39,9 @@ def mi_generalization_term(rate_nats: float, n: int, sigma: float = SIGMA_01) ->
     return math.sqrt(2.0 * sigma**2 * rate_nats / n)
 
 
-@torch.no_grad()
-def cross_entropy(model: nn.Module, split: Split) -> float:
-    """Mean cross-entropy (nats) of a classifier on a split."""
-    out = predict(model, split.x).double()
-    return float(F.cross_entropy(out, split.y.to(out.device)))
+def cross_entropy(outputs: torch.Tensor, split: Split) -> float:
+    """Mean cross-entropy (nats) of a classifier's ``outputs`` (logits) on a split."""
+    return float(F.cross_entropy(outputs.double(), split.y.to(outputs.device)))
 
 
 class MutualInformation(Bound):
@@ -67,9 +63,9 @@ class MutualInformation(Bound):
         gen = mi_generalization_term(rate, n)
         raw = artifact.train_err + gen
         train = ctx.task.data.train
-        base = ctx.base_model().eval()
+        base = ctx.base_model().eval()  # its outputs, and the decoded model's, are the harness's (ctx.outputs)
         base_err = ctx.evaluate(base, train)
-        base_ce, ce = cross_entropy(base, train), cross_entropy(artifact.model, train)
+        base_ce, ce = cross_entropy(ctx.outputs(base, train), train), cross_entropy(ctx.outputs(artifact.model, train), train)
         return BoundResult(
             kind="expectation", error_bound=min(1.0, raw), empirical_term=artifact.train_err, kl_nats=rate,
             message_bits=float(bits), length_code_bits=0.0, config_bits=ctx.config_bits, adjustment_nats=0.0,

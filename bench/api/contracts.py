@@ -308,6 +308,12 @@ def stream_offset(name: str) -> int:
     return int.from_bytes(hashlib.sha256(name.encode()).digest()[:4], "big") + (1 << 32)
 
 
+def _cpu_outputs(model: nn.Module, split: Split) -> torch.Tensor:
+    from bench.kit.evaluation import predict
+
+    return predict(model, split.x).detach().cpu()
+
+
 @dataclass
 class RunContext:
     """What a compressor or a bound may use. Shared by both; bounds also get ``delta`` and the
@@ -327,6 +333,9 @@ class RunContext:
     delta: float = 0.05
     config_bits: float = 0.0  # bounds: L(c), the length of the cell's configuration under the configuration code
     prior: Prior | None = None  # what decode will get
+    # a model's outputs (logits) on a split, on the CPU and read-only; for bounds, kept per (model, split)
+    # by the harness, so the decoded model's come from its evaluation and the base model's are computed once
+    outputs: Callable[[nn.Module, Split], torch.Tensor] = _cpu_outputs
 
     @property
     def hparam_bits(self) -> float:
