@@ -93,6 +93,29 @@ def test_centroid_finetuning_keeps_weight_sharing_and_lowers_loss():
         assert len(torch.unique(encoded.model.get_parameter(name))) <= 2
 
 
+def test_centroid_finetuning_is_the_same_every_time():
+    """Two threads summing a codebook's gradient over many weights: the sum's order must not depend on
+    the threads' timing, or the same configuration and seed give different messages (as cb[assign]'s
+    backward did on Fashion-MNIST)."""
+    from bench.api.contracts import Split
+
+    before = torch.get_num_threads()
+    torch.set_num_threads(2)
+    try:
+        results = []
+        for _ in range(3):
+            torch.manual_seed(0)
+            model = MLP(widths=(512,)).build((256,), 10)
+            x, y = torch.randn(512, 256), torch.randint(0, 10, (512,))
+            wrapped = CodebookModel(model, quantize_tensors(model, 2, seed=0, init="linear"))
+            wrapped.finetune(Split(x, y), epochs=2, lr=0.01, batch_size=256,
+                             generator=torch.Generator().manual_seed(0), task_type="classification")
+            results.append(torch.cat([cb.detach().flatten() for cb in wrapped.codebooks]))
+    finally:
+        torch.set_num_threads(before)
+    assert all(torch.equal(results[0], r) for r in results[1:])
+
+
 def test_corrupted_message_raises_corrupt_message():
     model = convnet()
     encoded = encode_model(model, quantize_tensors(model, 4, 0, "linear"), False, "float16", "float16")

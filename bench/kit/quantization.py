@@ -146,7 +146,8 @@ class CodebookModel(nn.Module):
         out = {}
         for c, cb, kept, assign in zip(self.codes, self.codebooks, self._kept, self._assign):
             flat = torch.zeros(c.size, device=cb.device, dtype=cb.dtype)
-            out[c.name] = flat.index_put((kept,), cb[assign]).view(c.shape)
+            # index_select: its backward (index_add_) sums in a fixed order; cb[assign]'s does not on CPU
+            out[c.name] = flat.index_put((kept,), cb.index_select(0, assign)).view(c.shape)
         return out
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
