@@ -3,8 +3,9 @@ session, on a real scheduler and real ``dask worker`` processes (started with da
 
     python benchmarks/cluster_scaling.py [--rounds 2] [--levels 2,3,4,5,6,7,8,9] [--seeds 0,1]
 
-The grid: the built-in default task (digits-mlp), ``quantize`` at each of ``--levels`` x ``--seeds``,
-bound ``occam`` (16 cells by default). One warm-up run trains the base models into a model cache that
+The grid: the built-in default task (digits-mlp), ``quantize`` at each of ``--levels`` x ``--seeds``
+with 30 epochs of centroid fine-tuning (so that a job is work, not start-up), bound ``occam`` (16 cells
+by default). One warm-up run trains the base models into a model cache that
 every measured run shares, so the runs measure compressing, decoding and bounding, not training. The
 measured runs alternate 1 worker and 2 workers, each into a fresh results folder, and the ratio of the
 medians is printed. Each worker gets one torch thread; on a machine with fewer free cores than
@@ -32,7 +33,8 @@ BENCH = Path(sys.executable).parent / "bench"
 
 def grid(levels: str, seeds: str) -> list[str]:
     return ["--tasks", "digits-mlp", "--compressors", "quantize", "--bounds", "occam", "--seeds", seeds,
-            "--set", f"compressor.quantize.levels=[{levels}]", "--no-leaderboard"]
+            "--set", f"compressor.quantize.levels=[{levels}]", "--set", "compressor.quantize.codebook_epochs=30",
+            "--no-leaderboard"]
 
 
 def timed_run(args: list[str], results: Path, env: dict[str, str], cwd: Path) -> float:

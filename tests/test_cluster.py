@@ -32,7 +32,10 @@ def test_a_run_on_a_scheduler_and_two_worker_processes(third_party, workspace, b
         _, err = run.communicate(timeout=600)
         assert run.returncode == 0, err + cluster.log_text()
     assert counts(err)["ok"] == CELLS
-    one_row_per_cell(workspace / "results")
+    df = one_row_per_cell(workspace / "results")
+    # executor.threads (default 1) reaches the processes that compress, not only the dask workers (no
+    # nanny here, so nothing else sets OMP_NUM_THREADS): two full thread teams on two cores ran 6x slower
+    assert {json.loads(e)["stats"]["torch_threads"] for e in df["extras"]} == {1}
     assert not list((workspace / "cluster").glob("results"))
 
 
