@@ -26,7 +26,6 @@ from bench.api.jobs import JobReport
 from bench.api.params import canonical_json
 from bench.children import Child, ChildDied
 from bench.context import build_context, plugin_view
-from bench.outputs import OutputsMemo
 from bench.configcode import Coded
 from bench.kit.evaluation import predict
 from bench.kit.models import first_difference, state_digest
@@ -180,7 +179,7 @@ class CellRunner:
         self.decoder = decoder or Decoder()
         self.compressing: Child | None = None
         self.clock = Stopwatch()
-        self.outputs = OutputsMemo()  # forward passes the bounds of this worker share
+        self.outputs = base_models.outputs  # forward passes the bounds of this worker share
 
     def close(self) -> None:
         if self.compressing is not None:

@@ -13,6 +13,7 @@ from torch import nn
 
 from bench.api.contracts import DataBundle, Prior, PriorSpec, Recipe, Split, TaskInstance, TaskSpec
 from bench.kit.evaluation import error_rate
+from bench.outputs import OutputsMemo
 from bench.api.params import build_params, canonical_json
 from bench.registry import Registry
 from bench.taskconfig import merge_task, model_name_and_params, task_config  # noqa: F401  (used here and re-exported)
@@ -107,6 +108,7 @@ class BaseModels:
         self.cache, self.device, self.progress = cache, device, progress
         self._memo: dict[str, nn.Module] = {}
         self.errors: dict[str, tuple[float, float]] = {}
+        self.outputs = OutputsMemo()  # the base model's training outputs stay here for the bounds (ctx.outputs)
 
     def key(self, task: TaskInstance, seed: int) -> str:
         """The base model trains on the whole training set: a prior_fraction does not change it."""
@@ -140,7 +142,7 @@ class BaseModels:
         key = self.key(task, seed)
         model = self._trained(task, seed, key, task.data.train, "base")
         if key not in self.errors:
-            self.errors[key] = (error_rate(model, task.data.train, task.data.task_type),
+            self.errors[key] = (self.outputs.error_rate(model, task.data.train, task.data.task_type),
                                 error_rate(model, task.data.test, task.data.task_type))
         return model
 

@@ -1,0 +1,80 @@
+"""Seconds per bound row, before and after the bounds shared the harness's forward passes, in one run.
+
+    python benchmarks/bound_row_cost.py [--task fashion-mnist-lenet5] [--rows 3] [--bounds mi,hessian]
+
+Builds the task and its base model (trained once into ``$BENCH_CACHE_DIR``), takes the base model
+through a real compressor (``quantize``, 16 levels) as the decoded model, and times each bound's
+``compute`` the two ways, alternately:
+
+- *before*: a context without the worker's memo of forward passes (every ``ctx.outputs`` and
+  ``ctx.evaluate`` runs the model again, as the bounds did before);
+- *after*: a worker's context, whose memo holds the decoded model's outputs from its evaluation and
+  the base model's from the base model's (``BaseModels.base_errors``), as the harness leaves them.
+
+``hessian`` keeps its curvature per decoded model in its process; its first row pays for it. Prints the
+median seconds per row of each and their ratio.
+"""
+
+from __future__ import annotations
+
+import argparse
+import statistics
+import time
+
+import torch
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--task", default="fashion-mnist-lenet5")
+    parser.add_argument("--rows", type=int, default=3)
+    parser.add_argument("--bounds", default="mi,hessian")
+    args = parser.parse_args()
+
+    from bench.api.contracts import Compressed, Evaluated
+    from bench.cache import ModelCache, default_cache_dir
+    from bench.context import build_context
+    from bench.progress import progress
+    from bench.registry import load_registry
+    from bench.tasks import BaseModels, instantiate_task
+
+    registry = load_registry()
+    task = instantiate_task(registry.entry("tasks", args.task).obj, registry)
+    device = torch.device("cpu")
+    models = BaseModels(ModelCache(default_cache_dir()), device, progress)
+    base = models.get(task, 0)
+    compressor = registry.entry("compressors", "quantize").obj(levels=16)
+    compressed: Compressed = compressor.compress(build_context(task, 0, device, models, 0.05))
+    decoded = compressed.model.eval()
+    memo = models.outputs  # a worker's: the base model's evaluation (base_errors) left its outputs here
+    view = build_context(task, 0, device, models, 0.05, role="bound", memo=memo).task.data.train
+    from bench.kit.evaluation import predict
+    from bench.kit.models import state_digest
+
+    outputs = predict(decoded, view.x).cpu()  # what the harness's evaluation computed
+    errors = int((outputs.argmax(1) != view.y).sum())
+    evaluated = Evaluated(compressed, decoded, errors, len(view), errors / len(view))
+    print(f"{args.task}: n = {len(view)}, base train error {models.base_errors(task, 0)[0]:.4f}, "
+          f"decoded (quantize, 16 levels) {errors / len(view):.4f}, {torch.get_num_threads()} threads")
+    del base
+    for name in args.bounds.split(","):
+        bound = registry.entry("bounds", name).obj()
+        times: dict[str, list[float]] = {"before": [], "after": []}
+        for row in range(args.rows + 1):  # the first round warms what a process keeps (hessian's curvature)
+            for way in ("before", "after"):
+                if way == "after":
+                    memo.put(state_digest(decoded), view, outputs)  # as each decoded model's evaluation leaves it
+                ctx = build_context(task, 0, device, models, 0.05, role="bound",
+                                    memo=memo if way == "after" else None)
+                start = time.perf_counter()
+                bound.compute(evaluated, ctx)
+                if row:
+                    times[way].append(time.perf_counter() - start)
+                else:
+                    print(f"  {name} {way}, first row: {time.perf_counter() - start:.2f} s")
+        b, a = statistics.median(times["before"]), statistics.median(times["after"])
+        print(f"  {name}: {b:.2f} s per row before, {a:.2f} s after (median of {args.rows}); ratio {a / b:.3f}")
+
+
+if __name__ == "__main__":
+    main()
