@@ -288,6 +288,8 @@ class _Noise:
         if pos.numel() and (int(pos.min()) < 0 or int(pos.max()) >= numel):
             raise ValueError(f"noise positions out of range for a {attr} of shape {self.shape}")
         self.positions = pos.to(weight.device)
+        # every entry in order (what the curvature bounds draw): the draw is the kernel, no scatter needed
+        self.every_entry = pos.numel() == numel and bool(torch.equal(pos, torch.arange(numel)))
         std = torch.as_tensor(np.broadcast_to(np.asarray(spec.std, dtype=np.float64), pos.shape).copy(),
                               dtype=weight.dtype, device=weight.device)
         self.std_at = std
@@ -352,8 +354,11 @@ class _Noise:
             return output + var.sqrt() * self._draw(tuple(output.shape), output, False)
         batch = x.shape[0]
         eps = self._draw((batch, self.positions.numel()), x, True) * self.std_at
-        kernels = torch.zeros(batch, math.prod(self.shape), dtype=x.dtype, device=x.device)
-        kernels[:, self.positions] = eps
+        if self.every_entry:
+            kernels = eps
+        else:
+            kernels = torch.zeros(batch, math.prod(self.shape), dtype=x.dtype, device=x.device)
+            kernels[:, self.positions] = eps
         kernels = kernels.view(batch * self.shape[0], *self.shape[1:])
         groups = module.groups
         grouped = x.reshape(1, batch * x.shape[1], *x.shape[2:])
