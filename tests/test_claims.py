@@ -119,5 +119,6 @@ def test_settled_cells_are_ok_or_written_while_this_run_waited(tmp_path):
     store.write_rows([row("old-failure", "failed"), row("old-ok", "ok")])
     time.sleep(0.05)
     since = time.time()
+    time.sleep(0.05)  # a file's mtime comes from the kernel's coarse clock, which may lag time.time() by a tick
     store.write_rows([row("new-failure", "failed")])
     assert store.settled(["old-failure", "old-ok", "new-failure", "never"], since) == {"old-ok", "new-failure"}
