@@ -25,7 +25,7 @@ from bench.api.contracts import (Bound, BoundResult, BoundSkipped, Compressed, E
 from bench.api.jobs import JobReport
 from bench.api.params import canonical_json
 from bench.children import Child, ChildDied
-from bench.context import build_context, plugin_view
+from bench.context import build_context
 from bench.configcode import Coded
 from bench.kit.evaluation import predict
 from bench.kit.models import first_difference, state_digest
@@ -241,7 +241,7 @@ class CellRunner:
         evaluated, measured, outputs = evaluate(decoded.model, compressed, task, decoded.outputs)
         if own is not None:
             check_same_outputs(own.outputs, outputs, f"compressor '{name}'")
-        self.outputs.put(decoded.digest, plugin_view(task, "bound").data.train, outputs)  # S_bound, as bounds see it
+        self.outputs.put(decoded.digest, task.data.bound_split(), outputs)  # S_bound: a bound's training set
         return evaluated, measured, decoded.digest
 
     def obtain(self, task: TaskInstance, spec: TaskSpec, seed: int, comp: PluginConfig, artifact_id: str,

@@ -54,7 +54,7 @@ def main(argv: list[str] | None = None) -> int:
         print(f"bench {args.command}: error: {str(exc).splitlines()[0]}", file=sys.stderr)
         return 2
     except KeyboardInterrupt as exc:
-        number = getattr(exc, "number", 2)  # bench.errors.Stopped carries its signal; Ctrl-C is SIGINT
+        number = getattr(exc, "number", signal.SIGINT)  # bench.errors.Stopped carries its signal
         resume = "; run the same command again to resume" if args.command == "run" else ""
         print(f"bench {args.command}: stopped by {signal.Signals(number).name}{resume}", file=sys.stderr)
         return 128 + number

@@ -9,7 +9,7 @@ import torch
 
 from bench.api.contracts import Prior, RunContext, TaskInstance
 from bench.cache import ModelCache, default_cache_dir
-from bench.kit.evaluation import error_rate, predict
+from bench.kit.evaluation import error_rate
 from bench.outputs import OutputsMemo
 from bench.progress import progress
 from bench.tasks import BaseModels, prior_spec, seeded_model_factory
@@ -33,15 +33,13 @@ def build_context(task: TaskInstance, seed: int, device: torch.device, base_mode
         prior = Prior(prior_spec(task, seed, device, base_models), seeded_model_factory(task, seed, device))
     view = plugin_view(task, role)
     task_type = task.data.task_type
-    if memo is None:
-        evaluate = lambda model, split: error_rate(model, split, task_type)  # noqa: E731
-        outputs = lambda model, split: predict(model, split.x).detach().cpu()  # noqa: E731
+    if memo is None:  # RunContext's own ``outputs``: a fresh forward pass
+        shared = {"evaluate": lambda model, split: error_rate(model, split, task_type)}
     else:
-        evaluate = lambda model, split: memo.error_rate(model, split, task_type)  # noqa: E731
-        outputs = memo.outputs
+        shared = {"evaluate": lambda model, split: memo.error_rate(model, split, task_type), "outputs": memo.outputs}
     return RunContext(
         task=view, seed=seed, device=device, make_model=prior.make_model,
-        base_model=lambda: base_models.get(task, seed), evaluate=evaluate, outputs=outputs,
+        base_model=lambda: base_models.get(task, seed), **shared,
         progress=progress, cache=lambda namespace: ModelCache(default_cache_dir() / namespace), delta=delta,
         config_bits=config_bits, prior=prior,
     )

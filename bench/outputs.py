@@ -24,7 +24,7 @@ class OutputsMemo:
         self.keep = keep
         self._outputs: OrderedDict[tuple[str, str], torch.Tensor] = OrderedDict()
         self._splits: OrderedDict[int, tuple[Split, str]] = OrderedDict()  # id -> (the split, kept alive; its digest)
-        self.computed = 0  # forward passes made here (for tests and the time table)
+        self.computed = 0  # forward passes made here (what the tests count)
 
     def split_key(self, split: Split) -> str:
         known = self._splits.get(id(split))

@@ -109,12 +109,12 @@ class Runner:
         try:
             total = JobResult()
             jobs = self.plan.jobs()
-            while jobs:
-                deferred: list[Job] = []
+            while jobs:  # again, for the jobs another process held (JobResult.deferred)
+                this_pass = JobResult()
                 for result in self.executor.execute(jobs, work, bar.update):
-                    deferred += result.deferred
-                    total.add(result)
-                jobs = deferred
+                    this_pass.add(result)
+                total.add(this_pass)
+                jobs = this_pass.deferred
                 if jobs:
                     self.wait_for_claims(jobs)
             for key, value in total.counts.items():

@@ -31,7 +31,9 @@ def main() -> None:
     parser.add_argument("--bounds", default="mi,hessian")
     args = parser.parse_args()
 
-    from bench.api.contracts import Compressed, Evaluated
+    from bench.api.contracts import Compressed
+    from bench.cell import evaluate
+    from bench.kit.models import state_digest
     from bench.cache import ModelCache, default_cache_dir
     from bench.context import build_context
     from bench.progress import progress
@@ -42,21 +44,14 @@ def main() -> None:
     task = instantiate_task(registry.entry("tasks", args.task).obj, registry)
     device = torch.device("cpu")
     models = BaseModels(ModelCache(default_cache_dir()), device, progress)
-    base = models.get(task, 0)
     compressor = registry.entry("compressors", "quantize").obj(levels=16)
     compressed: Compressed = compressor.compress(build_context(task, 0, device, models, 0.05))
     decoded = compressed.model.eval()
     memo = models.outputs  # a worker's: the base model's evaluation (base_errors) left its outputs here
-    view = build_context(task, 0, device, models, 0.05, role="bound", memo=memo).task.data.train
-    from bench.kit.evaluation import predict
-    from bench.kit.models import state_digest
-
-    outputs = predict(decoded, view.x).cpu()  # what the harness's evaluation computed
-    errors = int((outputs.argmax(1) != view.y).sum())
-    evaluated = Evaluated(compressed, decoded, errors, len(view), errors / len(view))
+    evaluated, _, outputs = evaluate(decoded, compressed, task)  # the harness's evaluation
+    view = task.data.bound_split()
     print(f"{args.task}: n = {len(view)}, base train error {models.base_errors(task, 0)[0]:.4f}, "
-          f"decoded (quantize, 16 levels) {errors / len(view):.4f}, {torch.get_num_threads()} threads")
-    del base
+          f"decoded (quantize, 16 levels) {evaluated.train_err:.4f}, {torch.get_num_threads()} threads")
     for name in args.bounds.split(","):
         bound = registry.entry("bounds", name).obj()
         times: dict[str, list[float]] = {"before": [], "after": []}
