@@ -7,12 +7,15 @@ through a real compressor (``quantize``, 16 levels) as the decoded model, and ti
 ``compute`` the two ways, alternately:
 
 - *before*: a context without the worker's memo of forward passes (every ``ctx.outputs`` and
-  ``ctx.evaluate`` runs the model again, as the bounds did before);
+  ``ctx.evaluate`` runs the model again, as the bounds did before), and the curvature and Monte-Carlo
+  passes in the model's own memory layout (``fast_copy`` switched off);
 - *after*: a worker's context, whose memo holds the decoded model's outputs from its evaluation and
-  the base model's from the base model's (``BaseModels.base_errors``), as the harness leaves them.
+  the base model's from the base model's (``BaseModels.base_errors``), as the harness leaves them, and
+  those passes on the channels-last copy.
 
-``hessian`` keeps its curvature per decoded model in its process; its first row pays for it. Prints the
-median seconds per row of each and their ratio.
+``hessian`` keeps its curvature per decoded model in its process; in a profile every decoded model is a
+new one, so each row here computes it again (``--keep-curvature`` keeps it, as several configurations of
+the bound on one model would). Prints the median seconds per row of each and their ratio.
 """
 
 from __future__ import annotations
@@ -29,7 +32,18 @@ def main() -> None:
     parser.add_argument("--task", default="fashion-mnist-lenet5")
     parser.add_argument("--rows", type=int, default=3)
     parser.add_argument("--bounds", default="mi,hessian")
+    parser.add_argument("--keep-curvature", action="store_true")
     args = parser.parse_args()
+
+    import bench.kit.curvature
+    import bench.kit.stochastic
+    import bench_plugins.hessian
+
+    fast_copy = bench.kit.stochastic.fast_copy
+
+    def layout(fast: bool) -> None:
+        chosen = fast_copy if fast else (lambda model, probe: (model, lambda x: x))
+        bench.kit.curvature.fast_copy = bench.kit.stochastic.fast_copy = chosen
 
     from bench.api.contracts import Compressed
     from bench.cell import evaluate
@@ -61,6 +75,9 @@ def main() -> None:
                     memo.put(state_digest(decoded), view, outputs)  # as each decoded model's evaluation leaves it
                 ctx = build_context(task, 0, device, models, 0.05, role="bound",
                                     memo=memo if way == "after" else None)
+                layout(way == "after")
+                if not args.keep_curvature:
+                    bench_plugins.hessian._CURVATURE.clear()  # a new decoded model, as in a profile
                 start = time.perf_counter()
                 bound.compute(evaluated, ctx)
                 if row:

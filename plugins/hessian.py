@@ -165,11 +165,15 @@ class Hessian(Bound):
             model = copy.deepcopy(artifact.model).requires_grad_(True)  # a decoder may hand back frozen weights
             h = diagonal_curvature(model, train, p.curvature, ctx.task.data.task_type, samples=p.curvature_samples,
                                    generator=ctx.generator("hessian.curvature"),
-                                   max_examples=p.curvature_examples or None)
+                                   max_examples=p.curvature_examples or None,
+                                   outputs=ctx.outputs(artifact.model, train))  # from the harness's evaluation
             _CURVATURE.clear()  # one model at a time
-            _CURVATURE[key] = {"h": {k: v.double().numpy().ravel() for k, v in h.items()},
-                               "blocks": self._blocks(model, train, h)}
-        return _CURVATURE[key]
+            _CURVATURE[key] = {"h": {k: v.double().numpy().ravel() for k, v in h.items()}, "model": model,
+                               "torch_h": h}
+        curv = _CURVATURE[key]
+        if p.form == "layerwise" and "blocks" not in curv:  # a pass over the training set only this form needs
+            curv["blocks"] = self._blocks(curv["model"], train, curv["torch_h"])
+        return curv
 
     @torch.no_grad()
     def _blocks(self, model: nn.Module, train, h: dict[str, torch.Tensor]) -> dict[str, Block]:
@@ -226,7 +230,7 @@ class Hessian(Bound):
         best, points = None, []
         for s1 in priors:
             for beta in ([None] if p.form == "baseline" else betas):
-                posterior, delta_loss, kl = self._posterior(h, d, curv["blocks"], s1, beta)
+                posterior, delta_loss, kl = self._posterior(h, d, curv.get("blocks", {}), s1, beta)
                 estimate = bounds_math.maurer_bound(min(1.0, e + delta_loss), n, kl + pay, ctx.delta - delta_prime)
                 points.append((kl + pay, min(1.0, e + delta_loss)))
                 if best is None or estimate < best[0]:

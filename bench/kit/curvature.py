@@ -42,7 +42,7 @@ from torch import nn
 from torch.func import functional_call, grad, vmap
 
 from bench.kit.types import Split
-from bench.kit.evaluation import eval_mode, model_device, predict
+from bench.kit.evaluation import eval_mode, fast_copy, model_device, predict
 
 CurvatureKind = Literal["exact", "sampled", "empirical"]
 Method = Literal["auto", "vmap", "hooks"]
@@ -77,14 +77,15 @@ def example_loss(out: torch.Tensor, target: torch.Tensor, task_type: str) -> tor
 
 
 def sample_targets(model: nn.Module, x: torch.Tensor, task_type: str, samples: int,
-                   generator: torch.Generator) -> torch.Tensor:
+                   generator: torch.Generator, outputs: torch.Tensor | None = None) -> torch.Tensor:
     """``samples`` labels per example from the model's predictive distribution, shape (n, samples).
 
     Classification: categorical of the softmax (inverse CDF of uniforms from ``generator``);
     regression: ``f(x) + ε`` with ``ε ~ N(0, 1/2)``, the Gaussian whose Fisher is the squared error's
-    GGN. The uniforms/normals are drawn on the CPU for the whole set at once.
+    GGN. The uniforms/normals are drawn on the CPU for the whole set at once. ``outputs``: the model's
+    outputs on ``x`` where the caller has them (no forward pass then).
     """
-    out = predict(model, x).detach().cpu().double()
+    out = (predict(model, x) if outputs is None else outputs).detach().cpu().double()
     n = len(x)
     if task_type == "classification":
         u = torch.rand(n, samples, generator=generator, dtype=torch.float64)
@@ -156,8 +157,7 @@ def _patches(a: torch.Tensor, conv: nn.Conv2d) -> torch.Tensor:
     ph, pw = conv.padding
     if ph or pw:
         a = F.pad(a, (pw, pw, ph, ph))
-    a = a.contiguous()
-    b, c, h, w = a.shape
+    b, c, h, w = a.shape  # the view below follows a's own strides: any layout (channels-last too)
     (kh, kw), (sh, sw), (dh, dw) = conv.kernel_size, conv.stride, conv.dilation
     ho, wo = (h - dh * (kh - 1) - 1) // sh + 1, (w - dw * (kw - 1) - 1) // sw + 1
     s0, s1, s2, s3 = a.stride()
@@ -165,13 +165,33 @@ def _patches(a: torch.Tensor, conv: nn.Conv2d) -> torch.Tensor:
     return view.reshape(b, c * kh * kw, ho * wo)
 
 
+def _patches_channels_last(a: torch.Tensor, conv: nn.Conv2d) -> torch.Tensor:
+    """The patches as (b, Ho·Wo, kh·kw·Cin), channel fastest: from a channels-last input, a copy that
+    reads memory in order (the layout :func:`_patches` would gather from all over)."""
+    ph, pw = conv.padding
+    if ph or pw:
+        a = F.pad(a, (pw, pw, ph, ph))
+    b, c, h, w = a.shape
+    (kh, kw), (sh, sw), (dh, dw) = conv.kernel_size, conv.stride, conv.dilation
+    ho, wo = (h - dh * (kh - 1) - 1) // sh + 1, (w - dw * (kw - 1) - 1) // sw + 1
+    s0, s1, s2, s3 = a.stride()
+    view = a.as_strided((b, ho, wo, kh, kw, c), (s0, sh * s2, sw * s3, dh * s2, dw * s3, s1))
+    return view.reshape(b, ho * wo, kh * kw * c)
+
+
 def _per_row_weight_grads(module: nn.Module, a: torch.Tensor, g: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
     """Σ over rows of squared per-row gradients of (weight, bias), from inputs ``a`` and output grads ``g``."""
+    if isinstance(module, nn.Conv2d) and a.is_contiguous(memory_format=torch.channels_last):
+        patches = _patches_channels_last(a, module)  # (b, P, kh·kw·Cin)
+        go = g.permute(0, 2, 3, 1).reshape(len(g), -1, g.shape[1])  # (b, P, Cout): a view when g is channels-last
+        cout, cin, kh, kw = module.weight.shape
+        per = torch.bmm(go.transpose(1, 2), patches).square_().sum(0)  # (Cout, kh·kw·Cin)
+        return per.view(cout, kh, kw, cin).permute(0, 3, 1, 2).contiguous(), go.sum(1).square_().sum(0)
     if isinstance(module, nn.Conv2d):
         patches = _patches(a, module)  # (b, Cin·kh·kw, P)
         go = g.flatten(2)  # (b, Cout, P)
-        weight = torch.bmm(go, patches.transpose(1, 2)).pow(2).sum(0).view_as(module.weight)
-        return weight, go.sum(2).pow(2).sum(0)
+        weight = torch.bmm(go, patches.transpose(1, 2)).square_().sum(0).view(module.weight.shape)
+        return weight, go.sum(2).square_().sum(0)
     if a.dim() == 2:
         return (g * g).T @ (a * a), (g * g).sum(0)
     a3, g3 = a.reshape(len(a), -1, a.shape[-1]), g.reshape(len(g), -1, g.shape[-1])
@@ -263,16 +283,23 @@ def diagonal_curvature(
     method: Method = "auto",
     chunk_size: int | None = None,
     memory_budget: int = DEFAULT_MEMORY_BUDGET,
+    outputs: torch.Tensor | None = None,
 ) -> dict[str, torch.Tensor]:
     """Diagonal GGN / Fisher of the mean training loss, per parameter (float32, on the CPU).
 
     ``names`` restricts the result to those parameters (the others are held fixed, which saves time
     and memory); default all trainable parameters. ``max_examples`` uses a seeded random subset of the
     split (from ``generator``); default the whole split. ``chunk_size`` is the number of examples per
-    batch (default: as many as keep the per-row gradients within ``memory_budget`` bytes).
+    batch (default: as many as keep the per-row gradients within ``memory_budget`` bytes). ``outputs``:
+    the model's outputs on the whole split where the caller already has them (the labels of ``sampled``
+    are drawn from them instead of from another forward pass). The passes run on a copy in the faster
+    memory layout (:func:`bench.kit.evaluation.fast_copy`): an estimate, not an exact count.
     """
     _check(kind, task_type, samples, method)
     generator = generator if generator is not None else torch.Generator().manual_seed(0)
+    if outputs is not None and len(outputs) != len(split):
+        raise ValueError(f"outputs has {len(outputs)} rows for a split of {len(split)}")
+    model, prepare = fast_copy(model, split.x[:2])
     device = model_device(model)
     named = dict(model.named_parameters())
     wanted = list(names) if names is not None else [k for k, p in named.items() if p.requires_grad]
@@ -283,6 +310,7 @@ def diagonal_curvature(
     if max_examples is not None and max_examples < len(split):
         idx = torch.randperm(len(split), generator=generator)[:max_examples]
         x_all, y_all = x_all[idx], y_all[idx]
+        outputs = None if outputs is None else outputs[idx]
     n = len(x_all)
     if n == 0:
         raise ValueError("cannot compute curvature on an empty split")
@@ -294,7 +322,7 @@ def diagonal_curvature(
     objective = _objective(kind, task_type)
     with eval_mode(model):
         if kind == "sampled":
-            targets = sample_targets(model, x_all, task_type, samples, generator)
+            targets = sample_targets(model, x_all, task_type, samples, generator, outputs)
         elif kind == "empirical":
             targets = y_all.reshape(n, 1)
         else:
@@ -316,9 +344,10 @@ def diagonal_curvature(
         try:
             start = 0
             while start < n:
-                xb = x_all[start : start + chunk].to(device)
+                xb = prepare(x_all[start : start + chunk].to(device))
                 tb = None if targets is None else targets[start : start + chunk].to(device)
                 xr, aux = _rows(model, xb, tb, kind, task_type)
+                xr = prepare(xr)
                 if capture is not None:
                     try:
                         _accumulate_hooks(model, layers, capture, xr, aux, objective, total)
@@ -337,7 +366,7 @@ def diagonal_curvature(
             if capture is not None:
                 capture.remove()
     scale = 1.0 / (n * (width if kind == "sampled" else 1))
-    return {k: (v * scale).cpu() for k, v in total.items()}
+    return {k: (v * scale).cpu().contiguous() for k, v in total.items()}
 
 
 def diagonal_curvature_loop(model: nn.Module, split: Split, kind: CurvatureKind = "sampled",

@@ -3,7 +3,8 @@
 from __future__ import annotations
 
 import contextlib
-from typing import Iterator
+import copy
+from typing import Callable, Iterator
 
 import torch
 import torch.nn.functional as F
@@ -33,6 +34,36 @@ def model_device(model: nn.Module) -> torch.device:
     for t in list(model.parameters()) + list(model.buffers()):
         return t.device
     return torch.device("cpu")
+
+
+def _channels_last(x: torch.Tensor) -> torch.Tensor:
+    return x.contiguous(memory_format=torch.channels_last) if x.dim() == 4 else x
+
+
+@torch.no_grad()
+def fast_copy(model: nn.Module, probe: torch.Tensor) -> tuple[nn.Module, Callable[[torch.Tensor], torch.Tensor]]:
+    """A model for the passes whose results are estimates (curvature, Monte Carlo): ``(model, prepare)``,
+    where ``prepare`` puts a batch of inputs in the layout the model wants.
+
+    A model with 2-d convolutions gets a copy in channels-last memory format, whose convolutions and
+    max-pooling run two to three times faster on the CPU (LeNet-5 on 28x28 images: a forward pass 2x).
+    Its sums run in another order, so its outputs can differ from the original's in the last bits:
+    never use it for the exact error counts a certificate rests on. A model without such convolutions,
+    or one that fails or disagrees on ``probe`` in that layout (a ``view`` of a convolution's output,
+    say), is returned as it is."""
+    if not any(isinstance(m, nn.Conv2d) for m in model.modules()) or probe.dim() != 4:
+        return model, lambda x: x
+    fast = copy.deepcopy(model).to(memory_format=torch.channels_last)
+    device = model_device(model)
+    try:
+        with eval_mode(model), eval_mode(fast):
+            want = model(probe.to(device))
+            got = fast(_channels_last(probe.to(device)))
+        if got.shape != want.shape or not torch.allclose(got, want, rtol=1e-3, atol=1e-4):
+            return model, lambda x: x
+    except RuntimeError:
+        return model, lambda x: x
+    return fast, _channels_last
 
 
 @torch.no_grad()

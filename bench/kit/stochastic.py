@@ -25,13 +25,17 @@ Two independent pieces, both generic (no plugin state):
   stochastic classifier's training error, and the sample-convergence bound
   ``kl⁻¹(ê_MC, ln(2/δ')/(n·passes))`` (:func:`bench.kit.bounds.mc_error_upper_bound`) applies with
   ``m = n·passes`` (Chernoff's kl bound holds for independent, not necessarily identical, [0, 1]
-  variables). All noise comes from a CPU ``torch.Generator`` in a fixed order (fixed batch size), so
-  the same generator seed gives the same count.
+  variables). All noise comes from :class:`ParallelNormals`, four CPU generators seeded from the
+  caller's ``torch.Generator`` and filled in threads, in a fixed order (fixed batch size), so the same
+  generator seed gives the same count whatever the number of threads. The passes run on the model's
+  channels-last copy where it has 2-d convolutions (:func:`bench.kit.evaluation.fast_copy`).
 """
 
 from __future__ import annotations
 
 import math
+import os
+from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import Iterator, Mapping, Sequence
@@ -42,7 +46,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from bench.kit.types import Posterior, Split
-from bench.kit.evaluation import eval_mode, model_device
+from bench.kit.evaluation import eval_mode, fast_copy, model_device
 
 __all__ = [
     "NoiseSpec",
@@ -254,6 +258,49 @@ def noise_from_positions(layers: Sequence, sigmas: Mapping[str, float]) -> dict[
 _CONV = {nn.Conv1d: F.conv1d, nn.Conv2d: F.conv2d, nn.Conv3d: F.conv3d}
 
 
+class ParallelNormals:
+    """Standard normals (float32, CPU) from ``STREAMS`` generators seeded from one, each filling its own
+    slice of a draw, in threads.
+
+    One CPU generator fills about 100 M normals a second and cannot be split across threads; a noisy
+    LeNet-5 draws 1.5 G per pass over Fashion-MNIST. The slices and their generators are fixed by the
+    draw's size alone, so the numbers depend on ``generator``'s state, never on how many threads fill
+    them."""
+
+    STREAMS = 4
+    SMALL = 1 << 16  # a draw this small comes from the first stream alone
+    _pool: tuple[int, ThreadPoolExecutor] | None = None  # (pid, pool): a forked process makes its own
+
+    def __init__(self, generator: torch.Generator) -> None:
+        seeds = torch.randint(0, 2**62, (self.STREAMS,), generator=generator, dtype=torch.int64)
+        self.streams = [torch.Generator().manual_seed(int(seed)) for seed in seeds]
+
+    @classmethod
+    def _threads(cls) -> ThreadPoolExecutor:
+        if cls._pool is None or cls._pool[0] != os.getpid():
+            cls._pool = (os.getpid(), ThreadPoolExecutor(cls.STREAMS, thread_name_prefix="normals"))
+        return cls._pool[1]
+
+    def __call__(self, *shape: int) -> torch.Tensor:
+        out = torch.empty(*shape, dtype=torch.float32)
+        flat = out.view(-1)
+        n = flat.numel()
+        if n < self.SMALL:
+            flat.normal_(generator=self.streams[0])
+            return out
+        edges = [n * i // self.STREAMS for i in range(self.STREAMS + 1)]
+
+        def fill(i: int) -> None:
+            flat[edges[i] : edges[i + 1]].normal_(generator=self.streams[i])
+
+        if torch.get_num_threads() > 1:
+            list(self._threads().map(fill, range(self.STREAMS)))
+        else:
+            for i in range(self.STREAMS):
+                fill(i)
+        return out
+
+
 class OneDrawPerPrediction:
     """The state of one forward pass of a noisy network: how many predictions it makes, and the draws
     its modules made so far (so that a module called again reuses its draw)."""
@@ -277,10 +324,10 @@ class OneDrawPerPrediction:
 class _Noise:
     """The forward hook of one module: adds the noise term of a per-example weight perturbation."""
 
-    def __init__(self, module: nn.Module, spec: NoiseSpec, generator: torch.Generator, attr: str = "weight",
+    def __init__(self, module: nn.Module, spec: NoiseSpec, normals: ParallelNormals, attr: str = "weight",
                  name: str = "", state: OneDrawPerPrediction | None = None) -> None:
         weight = getattr(module, attr)
-        self.module, self.generator, self.attr = module, generator, attr
+        self.module, self.normals, self.attr = module, normals, attr
         self.name, self.state = name or attr, state or OneDrawPerPrediction()
         self.shape = tuple(weight.shape)
         numel = weight.numel()
@@ -317,12 +364,11 @@ class _Noise:
         else:
             raise ValueError(f"noise on {type(module).__name__} weights is not supported (Linear, Conv1d/2d/3d)")
 
-    def _randn(self, *shape: int, like: torch.Tensor) -> torch.Tensor:
-        return torch.randn(*shape, generator=self.generator, dtype=torch.float32).to(like.device, like.dtype)
-
-    def _draw(self, shape: tuple[int, ...], like: torch.Tensor, shareable: bool) -> torch.Tensor:
-        """This prediction's draw: fresh on the module's first call in the forward pass, the same one on
-        a later call when the noise can be shared (a kernel or a bias), refused when it cannot."""
+    def _draw(self, shape: tuple[int, ...], like: torch.Tensor, shareable: bool,
+              scale: torch.Tensor | None = None) -> torch.Tensor:
+        """This prediction's draw, times ``scale``: fresh on the module's first call in the forward pass,
+        the same one on a later call when the noise can be shared (a kernel or a bias), refused when it
+        cannot."""
         state = self.state
         if self.name in state.draws:
             if not shareable:
@@ -330,7 +376,13 @@ class _Noise:
                                  f"classifier draws its weights once per prediction, and this layer's noise "
                                  f"(drawn on its outputs) cannot be shared between calls")
             return state.draws[self.name]
-        eps = self._randn(*shape, like=like)
+        eps = self.normals(*shape)
+        if scale is not None and scale.device == eps.device:
+            eps.mul_(scale)  # in place: the draw is this module's alone
+            eps = eps.to(like.device, like.dtype)
+        else:
+            eps = eps.to(like.device, like.dtype)
+            eps = eps if scale is None else eps * scale
         state.draws[self.name] = eps
         return eps
 
@@ -340,7 +392,7 @@ class _Noise:
             return output
         self.state.check(self.name, int(x.shape[0]))
         if self.attr == "bias":  # a fresh bias per example, the same at every position of a feature map
-            eps = self._draw((output.shape[0], self.shape[0]), output, True) * self.bias_std
+            eps = self._draw((output.shape[0], self.shape[0]), output, True, self.bias_std)
             return output + eps.view(output.shape[0], -1, *([1] * (output.dim() - 2)))
         if isinstance(module, nn.Linear) and x.dim() != 2:
             raise ValueError(f"noisy Linear module '{self.name}' is applied to inputs of shape {tuple(x.shape)}: "
@@ -353,7 +405,7 @@ class _Noise:
             var = (x * x) @ self.var_t
             return output + var.sqrt() * self._draw(tuple(output.shape), output, False)
         batch = x.shape[0]
-        eps = self._draw((batch, self.positions.numel()), x, True) * self.std_at
+        eps = self._draw((batch, self.positions.numel()), x, True, self.std_at)
         if self.every_entry:
             kernels = eps
         else:
@@ -373,6 +425,7 @@ def noisy_network(model: nn.Module, noise: Mapping[str, NoiseSpec], generator: t
     specs) while the context is open, one draw per prediction; the hooks are removed on exit."""
     handles = []
     state = OneDrawPerPrediction()
+    normals = ParallelNormals(generator)
     try:
         handles.append(model.register_forward_pre_hook(state.start))
         for name, spec in noise.items():
@@ -380,7 +433,7 @@ def noisy_network(model: nn.Module, noise: Mapping[str, NoiseSpec], generator: t
             if attr not in ("weight", "bias"):
                 raise ValueError(f"noise is supported on module weights and biases only, got '{name}'")
             module = model.get_submodule(module_name)
-            handles.append(module.register_forward_hook(_Noise(module, spec, generator, attr, name, state)))
+            handles.append(module.register_forward_hook(_Noise(module, spec, normals, attr, name, state)))
         yield model
     finally:
         for h in handles:
@@ -399,10 +452,11 @@ def noisy_error_count(model: nn.Module, noise: Mapping[str, NoiseSpec], split: S
         raise ValueError(f"batch_size must be >= 1, got {batch_size!r}")
     device = model_device(model)
     errors = 0
+    model, prepare = fast_copy(model, split.x[:2])  # an estimate: the faster memory layout is fine
     with eval_mode(model), noisy_network(model, noise, generator):
         for _ in range(passes):
             for i in range(0, len(split), batch_size):
-                xb = split.x[i : i + batch_size].to(device)
+                xb = prepare(split.x[i : i + batch_size].to(device))
                 yb = split.y[i : i + batch_size].to(device)
                 errors += int((model(xb).argmax(dim=1) != yb).sum())
     return errors, passes * len(split)
@@ -414,11 +468,15 @@ class NoisyPosterior(Posterior):
 
     def __init__(self, model: nn.Module, noise: Mapping[str, NoiseSpec]) -> None:
         self.model, self.noise = model, dict(noise)
+        self._fast: tuple | None = None  # the model in the faster memory layout, made at the first call
 
     @torch.no_grad()
     def logits(self, x: torch.Tensor, generator: torch.Generator) -> torch.Tensor:
-        with eval_mode(self.model), noisy_network(self.model, self.noise, generator):
-            return self.model(x.to(model_device(self.model)))
+        if self._fast is None:
+            self._fast = fast_copy(self.model, x[:2])
+        model, prepare = self._fast
+        with eval_mode(model), noisy_network(model, self.noise, generator):
+            return model(prepare(x.to(model_device(model))))
 
 
 @torch.no_grad()
