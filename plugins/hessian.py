@@ -168,15 +168,14 @@ class Hessian(Bound):
                                    max_examples=p.curvature_examples or None,
                                    outputs=ctx.outputs(artifact.model, train))  # from the harness's evaluation
             _CURVATURE.clear()  # one model at a time
-            _CURVATURE[key] = {"h": {k: v.double().numpy().ravel() for k, v in h.items()}, "model": model,
-                               "torch_h": h}
+            _CURVATURE[key] = {"h": {k: v.double().numpy().ravel() for k, v in h.items()}, "model": model}
         curv = _CURVATURE[key]
         if p.form == "layerwise" and "blocks" not in curv:  # a pass over the training set only this form needs
-            curv["blocks"] = self._blocks(curv["model"], train, curv["torch_h"])
+            curv["blocks"] = self._blocks(curv["model"], train, curv["h"])
         return curv
 
     @torch.no_grad()
-    def _blocks(self, model: nn.Module, train, h: dict[str, torch.Tensor]) -> dict[str, Block]:
+    def _blocks(self, model: nn.Module, train, h: dict[str, np.ndarray]) -> dict[str, Block]:
         """Lemma 5.1's blocks of every Linear layer: the second moment of its inputs on the training
         set, each neuron scaled so that ``κ_j tr(C)`` is its GGN mass ``Σ_k h_jk``."""
         inputs: dict[str, torch.Tensor] = {}
@@ -200,7 +199,7 @@ class Hessian(Bound):
             second = (sums[name] / len(train)).numpy()
             eig, basis = np.linalg.eigh(second)
             eig = np.clip(eig, 0.0, None)
-            mass = h[f"{name}.weight"].double().numpy().sum(axis=1)
+            mass = h[f"{name}.weight"].reshape(m.out_features, -1).sum(axis=1)  # h is flat, float64
             kappa = mass / max(float(eig.sum()), 1e-300)
             blocks[f"{name}.weight"] = Block(f"{name}.weight", basis, eig, kappa)
         return blocks

@@ -151,23 +151,10 @@ def _hook_layers(model: nn.Module, wanted: list[str]) -> dict[str, nn.Module] | 
     return layers
 
 
-def _patches(a: torch.Tensor, conv: nn.Conv2d) -> torch.Tensor:
-    """The unfolded input patches (b, Cin·kh·kw, Ho·Wo), as ``F.unfold`` gives them, from a strided view
-    (``F.unfold`` is many times slower on CPU)."""
-    ph, pw = conv.padding
-    if ph or pw:
-        a = F.pad(a, (pw, pw, ph, ph))
-    b, c, h, w = a.shape  # the view below follows a's own strides: any layout (channels-last too)
-    (kh, kw), (sh, sw), (dh, dw) = conv.kernel_size, conv.stride, conv.dilation
-    ho, wo = (h - dh * (kh - 1) - 1) // sh + 1, (w - dw * (kw - 1) - 1) // sw + 1
-    s0, s1, s2, s3 = a.stride()
-    view = a.as_strided((b, c, kh, kw, ho, wo), (s0, s1, dh * s2, dw * s3, sh * s2, sw * s3))
-    return view.reshape(b, c * kh * kw, ho * wo)
-
-
-def _patches_channels_last(a: torch.Tensor, conv: nn.Conv2d) -> torch.Tensor:
-    """The patches as (b, Ho·Wo, kh·kw·Cin), channel fastest: from a channels-last input, a copy that
-    reads memory in order (the layout :func:`_patches` would gather from all over)."""
+def _patch_view(a: torch.Tensor, conv: nn.Conv2d, channels_last: bool) -> torch.Tensor:
+    """The input patches of ``conv`` as a strided view of ``a`` (padded), following ``a``'s own strides,
+    so any layout works: (b, Cin, kh, kw, Ho, Wo), or (b, Ho, Wo, kh, kw, Cin) with ``channels_last``
+    (then the copy that :func:`torch.reshape` makes of it reads a channels-last input in order)."""
     ph, pw = conv.padding
     if ph or pw:
         a = F.pad(a, (pw, pw, ph, ph))
@@ -175,8 +162,23 @@ def _patches_channels_last(a: torch.Tensor, conv: nn.Conv2d) -> torch.Tensor:
     (kh, kw), (sh, sw), (dh, dw) = conv.kernel_size, conv.stride, conv.dilation
     ho, wo = (h - dh * (kh - 1) - 1) // sh + 1, (w - dw * (kw - 1) - 1) // sw + 1
     s0, s1, s2, s3 = a.stride()
-    view = a.as_strided((b, ho, wo, kh, kw, c), (s0, sh * s2, sw * s3, dh * s2, dw * s3, s1))
-    return view.reshape(b, ho * wo, kh * kw * c)
+    if channels_last:
+        return a.as_strided((b, ho, wo, kh, kw, c), (s0, sh * s2, sw * s3, dh * s2, dw * s3, s1))
+    return a.as_strided((b, c, kh, kw, ho, wo), (s0, s1, dh * s2, dw * s3, sh * s2, sw * s3))
+
+
+def _patches(a: torch.Tensor, conv: nn.Conv2d) -> torch.Tensor:
+    """The unfolded input patches (b, Cin·kh·kw, Ho·Wo), as ``F.unfold`` gives them, from a strided view
+    (``F.unfold`` is many times slower on CPU)."""
+    view = _patch_view(a, conv, channels_last=False)
+    return view.reshape(view.shape[0], -1, view.shape[4] * view.shape[5])
+
+
+def _patches_channels_last(a: torch.Tensor, conv: nn.Conv2d) -> torch.Tensor:
+    """The patches as (b, Ho·Wo, kh·kw·Cin), channel fastest: from a channels-last input, a copy that
+    reads memory in order (the layout :func:`_patches` would gather from all over)."""
+    view = _patch_view(a, conv, channels_last=True)
+    return view.reshape(view.shape[0], view.shape[1] * view.shape[2], -1)
 
 
 def _per_row_weight_grads(module: nn.Module, a: torch.Tensor, g: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:

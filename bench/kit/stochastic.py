@@ -376,13 +376,9 @@ class _Noise:
                                  f"classifier draws its weights once per prediction, and this layer's noise "
                                  f"(drawn on its outputs) cannot be shared between calls")
             return state.draws[self.name]
-        eps = self.normals(*shape)
-        if scale is not None and scale.device == eps.device:
+        eps = self.normals(*shape).to(like.device, like.dtype)
+        if scale is not None:
             eps.mul_(scale)  # in place: the draw is this module's alone
-            eps = eps.to(like.device, like.dtype)
-        else:
-            eps = eps.to(like.device, like.dtype)
-            eps = eps if scale is None else eps * scale
         state.draws[self.name] = eps
         return eps
 
