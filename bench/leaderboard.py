@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import json
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Callable
 
 import numpy as np
 import pandas as pd
@@ -119,9 +119,11 @@ class Table:
     cells: list[str] | None = None  # a cell id per row (the report links each row to its drill-down)
 
 
-def headline(ok: pd.DataFrame, ledger_counts: dict[str, int]) -> Table | None:
+def headline(ok: pd.DataFrame, ledger_counts: dict[str, int],
+             ledger_note: Callable[[str], str] | None = None) -> Table | None:
     """The best certificate of a task's sample, with the ledger's count of what was tried beside it
-    (a record, not a price: the configuration code already paid for every search)."""
+    (a record, not a price: the configuration code already paid for every search); ``ledger_note``
+    gives the count per results folder when several are merged."""
     certs = ok[(ok["bound_kind"] == "certificate") & ~ok["refuted"] & (ok["error_bound"] < VACUOUS)]
     if certs.empty:
         return None
@@ -133,9 +135,10 @@ def headline(ok: pd.DataFrame, ledger_counts: dict[str, int]) -> Table | None:
         "configuration bits": [_bits(row.get("config_bits"))], "message bits": [_bits(row.get("message_bits"))],
         "configurations tried (ledger)": [tried], "cell": [row["cell_id"]],
     })
+    per_folder = ledger_note(row["sample_id"]) if ledger_note is not None else ""
     title = (f"Headline: the best certificate of this training sample (each pays its configuration's code "
              f"word, so all hold at once); the ledger records {tried} configuration{'' if tried == 1 else 's'} "
-             f"tried on it")
+             f"tried on it" + (f" ({per_folder})" if per_folder else ""))
     return Table(title, frame, [row["cell_id"]])
 
 
@@ -148,7 +151,8 @@ def _bits(value: Any) -> str:
 
 
 def build(df: pd.DataFrame, task: str | None = None, ledger_counts: dict[str, int] | None = None,
-          defaults: dict[tuple[str, str], dict[str, Any]] | None = None) -> dict[str, list[Table]]:
+          defaults: dict[tuple[str, str], dict[str, Any]] | None = None,
+          ledger_note: Callable[[str], str] | None = None) -> dict[str, list[Table]]:
     df = latest_rows(df)
     if task is not None:
         df = df[df["task"] == task]
@@ -157,7 +161,7 @@ def build(df: pd.DataFrame, task: str | None = None, ledger_counts: dict[str, in
         tables: list[Table] = []
         ok = with_kinds(tdf[tdf["status"] == "ok"])
         if not ok.empty:
-            top = headline(ok, ledger_counts or {})
+            top = headline(ok, ledger_counts or {}, ledger_note)
             if top is not None:
                 tables.append(top)
             for kind in ("compressor", "bound"):

@@ -22,14 +22,14 @@ import io
 import json
 import math
 from pathlib import Path
-from typing import Any
+from typing import Any, Sequence
 
 import numpy as np
 import pandas as pd
 
 from bench import leaderboard
 from bench.atomic import write_atomically
-from bench.ledger import Ledger
+from bench.boards import FOLDER, Board, read_board
 from bench.results import ResultsStore
 
 KMEANS = ("hw-kmeans", "drhw-kmeans")
@@ -266,8 +266,9 @@ def drill_down(row: Any, meta: dict[str, Any] | None, results: Path, configs: in
             f"<p>Re-check it: <code>{html.escape(verify)}</code></p></details>")
 
 
-def time_section(store: ResultsStore, run_ids: set[str]) -> str:
-    """The time breakdown of the latest run whose rows the page shows (bench.timing)."""
+def time_section(store: ResultsStore, run_ids: set[str], folder: Path | None = None) -> str:
+    """The time breakdown of the latest run whose rows the page shows (bench.timing); ``folder``: which
+    results folder it is, when the page merges several."""
     latest = None
     for run_id in sorted(run_ids, reverse=True):  # run ids start with their UTC start time
         latest = store.read_sidecar(run_id)
@@ -280,16 +281,20 @@ def time_section(store: ResultsStore, run_ids: set[str]) -> str:
     total = sum(seconds for _, seconds in phases) or 1.0
     frame = pd.DataFrame([(name, f"{seconds:.1f}", f"{100 * seconds / total:.1f} %") for name, seconds in phases],
                          columns=["phase", "seconds", "share"])
-    return (f"<h2>Where the time went</h2><p class=note>Run <code>{html.escape(latest['run_id'])}</code>, "
+    title = "Where the time went" + (f" ({html.escape(str(folder))})" if folder is not None else "")
+    return (f"<h2>{title}</h2><p class=note>Run <code>{html.escape(latest['run_id'])}</code>, "
             f"{table['wall_seconds']:.1f} s wall.</p>{_table(frame)}")
 
 
-def build(results: Path, out: Path, task: str | None = None,
+def build(results: Board | Path | Sequence[Path], out: Path, task: str | None = None,
           defaults: dict[tuple[str, str], dict[str, Any]] | None = None) -> Path:
-    store = ResultsStore(results)
-    df = store.read()
-    counts = Ledger(results).counts()
-    boards = leaderboard.build(df, task, counts, defaults)
+    """The page of one results folder or of several merged (``bench.boards``): each certificate's
+    drill-down reads its artifact from, and its ``bench verify`` command names, the folder its row
+    came from."""
+    board = results if isinstance(results, Board) else \
+        read_board([results] if isinstance(results, (str, Path)) else results)
+    df, counts = board.rows, board.counts
+    boards = leaderboard.build(df, task, counts, defaults, board.ledger_note)
     latest = leaderboard.latest_rows(df)
     sections = []
     for name, tables in boards.items():
@@ -312,15 +317,20 @@ def build(results: Path, out: Path, task: str | None = None,
         if not certs.empty:
             k = max(counts.get(certs["sample_id"].iloc[0], 0), 1) if "sample_id" in certs else 1
             parts.append("<h3>Every certificate, drilled down</h3>" + "".join(
-                drill_down(r, _meta(store, r.artifact_id), results, k) for r in certs.sort_values("error_bound").itertuples()))
+                drill_down(r, _meta(ResultsStore(r.results_folder), r.artifact_id), Path(r.results_folder), k)
+                for r in certs.sort_values("error_bound").itertuples()))
         sections.append("\n".join(parts))
+    times = "".join(time_section(ResultsStore(folder), set(df.loc[df[FOLDER] == str(folder), "run_id"].dropna()),
+                                 folder if len(board.folders) > 1 else None) for folder in board.folders)
     page = (f"<!doctype html><html lang=en><head><meta charset=utf-8><title>compression-bench report</title>"
             f"<style>{STYLE}</style></head><body><h1>compression-bench report</h1>"
-            f"<p class=note>Results: <code>{html.escape(str(results))}</code>. Every certificate holds with "
+            f"<p class=note>Results: {', '.join(f'<code>{html.escape(str(f))}</code>' for f in board.folders)}"
+            f"{' (merged: a cell found in several folders is shown once)' if len(board.folders) > 1 else ''}. "
+            f"Every certificate holds with "
             f"probability ≥ 1 − δ about its target and pays its configuration's code word, so all hold at once "
             f"and the headline is the best of them; the ledger's count of what was tried stands beside it. "
             f"Tables sort by a click on a column.</p>"
-            + "\n".join(sections) + time_section(store, set(df["run_id"].dropna()))
+            + "\n".join(sections) + times
             + f"<script>{SORT_JS}</script></body></html>\n")
     out.mkdir(parents=True, exist_ok=True)
     index = out / "index.html"

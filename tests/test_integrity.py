@@ -221,6 +221,25 @@ def test_a_leaderboard_over_two_folders_ranks_every_row_as_it_stands(third_party
     head = board[board["section"].str.startswith("Headline")].iloc[0]
     assert f"{float(head['error bound %']):.2f}" == f"{certs['error_bound'].min() * 100:.2f}"  # the best row as it stands
     assert head["configurations tried (ledger)"] == 8  # distinct configurations of both ledgers
+    assert "(a: 6; b: 6; 8 in total)" in head["section"]  # 3 artifacts x 2 bounds in each folder
+
+
+def test_a_report_over_two_folders_drills_each_cell_down_in_its_own_folder(third_party, workspace, run_bench):
+    grid = ["run", *TOY, "--compressors", "toy-sign", "--bounds", "occam", "--no-leaderboard"]
+    assert main([*grid, "--set", "compressor.toy-sign.variant=[0,1]", "--results", "a"]) == 0
+    assert main([*grid, "--set", "compressor.toy-sign.variant=[1,5]", "--results", "b"]) == 0
+    out = run_bench("report", "--results", "a", "--results", "b", "--out", "page", cwd=workspace)
+    assert out.returncode == 0, out.stderr
+    page = (workspace / "page" / "index.html").read_text()
+    a, b = rows(workspace, "a"), rows(workspace, "b")
+    variant = lambda df: df["compressor_params"].map(lambda p: json.loads(p)["variant"])  # noqa: E731
+    only_a = a[variant(a) == 0]["cell_id"].iloc[0]
+    only_b = b[variant(b) == 5]["cell_id"].iloc[0]
+    both = a[variant(a) == 1]["cell_id"].iloc[0]
+    assert f"bench verify --results a {only_a}" in page and f"bench verify --results b {only_b}" in page
+    assert page.count(f'id="cell-{both}"') == 1  # the same cell in both folders: one drill-down
+    assert "(a: 2; b: 2; 3 in total)" in page
+    assert page.count("Where the time went (") == 2  # each folder's latest run
 
 
 # ------------------------------------------------------------------------------- damaged files

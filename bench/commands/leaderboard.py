@@ -6,7 +6,6 @@ import argparse
 from pathlib import Path
 
 
-
 def configure(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--results", type=Path, action="append", default=None,
                         help="results folder (repeat to merge several: every row pays its own configuration "
@@ -16,24 +15,18 @@ def configure(parser: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    import pandas as pd
-
     from bench import leaderboard
-    from bench.ledger import merged_counts
-    from bench.results import ResultsStore
-
-    folders = args.results or [Path("results")]
-    where = ", ".join(map(str, folders))
-    frames = [f for f in (ResultsStore(folder).read() for folder in folders) if not f.empty]
-    if not frames:
-        print(f"no results in {where}")
-        return 0
-    df = pd.concat(frames, ignore_index=True) if len(frames) > 1 else frames[0]
+    from bench.boards import read_board
     from bench.registry import load_registry
 
-    boards = leaderboard.build(df, args.task, merged_counts(folders), leaderboard.plugin_defaults(load_registry()))
+    board = read_board(args.results or [Path("results")])
+    if board.empty:
+        print(f"no results in {board.where()}")
+        return 0
+    boards = leaderboard.build(board.rows, args.task, board.counts, leaderboard.plugin_defaults(load_registry()),
+                               board.ledger_note)
     if not boards:
-        print(f"no results for task '{args.task}' in {where}")
+        print(f"no results for task '{args.task}' in {board.where()}")
         return 0
     print(leaderboard.render(boards, args.format))
     return 0

@@ -7,19 +7,22 @@ from pathlib import Path
 
 
 def configure(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--results", type=Path, default=Path("results"), help="results folder")
+    parser.add_argument("--results", type=Path, action="append", default=None,
+                        help="results folder (repeat to merge several into one page)")
     parser.add_argument("--out", type=Path, default=Path("report"), help="folder to write index.html into")
     parser.add_argument("--task", help="only this task")
 
 
 def run(args: argparse.Namespace) -> int:
     from bench import leaderboard, report
+    from bench.boards import read_board
     from bench.registry import load_registry
-    from bench.results import ResultsStore
 
-    if ResultsStore(args.results).read().empty:
-        print(f"no results in {args.results}")
+    folders = args.results or [Path("results")]
+    board = read_board(folders)
+    if board.empty:
+        print(f"no results in {board.where()}")
         return 0
-    index = report.build(args.results, args.out, args.task, leaderboard.plugin_defaults(load_registry()))
+    index = report.build(board, args.out, args.task, leaderboard.plugin_defaults(load_registry()))
     print(f"report: {index.resolve()}")
     return 0

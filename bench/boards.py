@@ -1,0 +1,58 @@
+"""Several results folders read as one board, for ``bench leaderboard`` and ``bench report``.
+
+Every row pays its own configuration's code word (``bench.configcode``), so rows from anywhere rank
+together: a researcher's folder beside a colleague's, or beside a shipped reference set. What must stay
+visible is where each row came from (its drill-down reads the artifact from that folder, and its
+``bench verify`` command names it) and how much was tried in each folder: the ledgers are a record of
+the search, so they are shown per folder and merged (one configuration tried in two folders counts once).
+A cell present in several folders (the same cell id: the same configuration on the same sample) is one
+row of the board: the most recent ``ok`` one.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Sequence
+
+import pandas as pd
+
+from bench.ledger import Ledger, merged_counts
+from bench.results import COLUMNS, ResultsStore
+
+FOLDER = "results_folder"  # the column naming the folder a row was read from
+
+
+@dataclass
+class Board:
+    folders: list[Path]
+    rows: pd.DataFrame  # every row of every folder, with ``FOLDER``
+    counts: dict[str, int]  # distinct configurations per training sample, all folders merged
+    per_folder: dict[str, dict[str, int]]  # the same, per folder (keyed by the folder as given)
+
+    @property
+    def empty(self) -> bool:
+        return self.rows.empty
+
+    def where(self) -> str:
+        return ", ".join(map(str, self.folders))
+
+    def ledger_note(self, sample: str) -> str:
+        """How many configurations each folder's ledger records on ``sample``, when there are several
+        folders ("" for one)."""
+        if len(self.folders) < 2:
+            return ""
+        parts = [f"{folder}: {self.per_folder[str(folder)].get(sample, 0)}" for folder in self.folders]
+        return f"{'; '.join(parts)}; {self.counts.get(sample, 0)} in total"
+
+
+def read_board(folders: Sequence[Path]) -> Board:
+    folders = list(dict.fromkeys(Path(f) for f in folders))  # a folder named twice is read once
+    frames = []
+    for folder in folders:
+        frame = ResultsStore(folder).read()
+        if not frame.empty:
+            frames.append(frame.assign(**{FOLDER: str(folder)}))
+    rows = (pd.concat(frames, ignore_index=True) if frames else
+            pd.DataFrame({c: pd.Series(dtype=object) for c in [*COLUMNS, FOLDER]}))
+    return Board(folders, rows, merged_counts(folders), {str(f): Ledger(f).counts() for f in folders})
