@@ -17,6 +17,7 @@ from typing import Sequence
 
 import pandas as pd
 
+from bench.anchors import Anchor, anchors_for, task_dataset
 from bench.ledger import Ledger, merged_counts
 from bench.results import COLUMNS, ResultsStore
 
@@ -44,6 +45,19 @@ class Board:
             return ""
         parts = [f"{folder}: {self.per_folder[str(folder)].get(sample, 0)}" for folder in self.folders]
         return f"{'; '.join(parts)}; {self.counts.get(sample, 0)} in total"
+
+    def anchors(self) -> dict[str, list[Anchor]]:
+        """Per task, the published certificates that compare with it (``bench.anchors``), found from
+        the task configuration kept with one of its artifacts."""
+        out: dict[str, list[Anchor]] = {}
+        for task, rows in self.rows.dropna(subset=["artifact_id"]).groupby("task", sort=True):
+            for row in rows.itertuples():
+                found = task_dataset(ResultsStore(Path(getattr(row, FOLDER))).artifact_dir(str(row.artifact_id))
+                                     / "meta.json")
+                if found is not None:
+                    out[str(task)] = anchors_for(*found)
+                    break
+        return out
 
 
 def read_board(folders: Sequence[Path]) -> Board:

@@ -18,6 +18,7 @@ from typing import Any, Callable
 import numpy as np
 import pandas as pd
 
+from bench.anchors import Anchor
 from bench.rows import VACUOUS
 
 GROUP = ["task", "task_hash", "compressor", "compressor_params", "bound", "bound_params", "bound_kind", "target",
@@ -142,6 +143,17 @@ def headline(ok: pd.DataFrame, ledger_counts: dict[str, int],
     return Table(title, frame, [row["cell_id"]])
 
 
+def published(anchors: list[Anchor]) -> Table:
+    """The published certificates on the task's dataset, beside the headline (``bench.anchors``)."""
+    frame = pd.DataFrame({
+        "error bound %": [f"{a.bound * 100:.2f}" for a in anchors],
+        "test err %": [f"{a.test_err * 100:.2f}" if np.isfinite(a.test_err) else "—" for a in anchors],
+        "prior": [a.prior for a in anchors], "method": [a.method for a in anchors],
+        "citation": [a.citation for a in anchors], "source": [a.source for a in anchors],
+    })
+    return Table(f"Published certificates on {anchors[0].dataset}, for comparison (bench/data/anchors.csv)", frame)
+
+
 def _int(value: Any) -> int:
     return int(value) if value is not None and np.isfinite(value) else 0
 
@@ -152,7 +164,8 @@ def _bits(value: Any) -> str:
 
 def build(df: pd.DataFrame, task: str | None = None, ledger_counts: dict[str, int] | None = None,
           defaults: dict[tuple[str, str], dict[str, Any]] | None = None,
-          ledger_note: Callable[[str], str] | None = None) -> dict[str, list[Table]]:
+          ledger_note: Callable[[str], str] | None = None,
+          anchors: dict[str, list[Anchor]] | None = None) -> dict[str, list[Table]]:
     df = latest_rows(df)
     if task is not None:
         df = df[df["task"] == task]
@@ -164,6 +177,8 @@ def build(df: pd.DataFrame, task: str | None = None, ledger_counts: dict[str, in
             top = headline(ok, ledger_counts or {}, ledger_note)
             if top is not None:
                 tables.append(top)
+            if (anchors or {}).get(task_name):
+                tables.append(published(anchors[task_name]))
             for kind in ("compressor", "bound"):
                 ok[f"{kind}_config"] = ok.groupby(kind)[f"{kind}_params"].transform(
                     lambda params, kind=kind: _short_params(params, (defaults or {}).get((kind, params.name))

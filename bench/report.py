@@ -28,6 +28,7 @@ import numpy as np
 import pandas as pd
 
 from bench import leaderboard
+from bench.anchors import Anchor
 from bench.atomic import write_atomically
 from bench.boards import FOLDER, Board, read_board
 from bench.results import ResultsStore
@@ -109,7 +110,9 @@ def _figure():
     return plt.subplots(figsize=(6.2, 4.0))
 
 
-def size_vs_bound(certs: pd.DataFrame, base_test: float | None) -> str:
+def size_vs_bound(certs: pd.DataFrame, base_test: float | None, anchors: list[Anchor] | None = None) -> str:
+    """``anchors``: published certificates on the task's dataset, drawn as labelled horizontal marks
+    (they have no message size here: a level to compare with, not a point)."""
     fig, ax = _figure()
     for i, (name, group) in enumerate(certs.groupby("compressor", sort=True)):
         ax.scatter(group["message_bits"].clip(lower=1), group["error_bound"] * 100, marker=MARKERS[i % len(MARKERS)],
@@ -121,6 +124,10 @@ def size_vs_bound(certs: pd.DataFrame, base_test: float | None) -> str:
                 label="Pareto frontier")
     if base_test is not None and np.isfinite(base_test):
         ax.axhline(base_test * 100, color="gray", ls="--", lw=1, label="base model test error")
+    for i, anchor in enumerate(anchors or []):
+        ax.axhline(anchor.bound * 100, color="#999999", ls=":", lw=1, gid=f"anchor-{i}")
+        ax.annotate(anchor.label(), (0.99, anchor.bound * 100), xycoords=("axes fraction", "data"), ha="right",
+                    va="bottom", fontsize=6.5, color="#555555", gid=f"anchor-label-{i}")
     ax.set_xscale("log")
     ax.set_xlabel("message size (bits, log scale)")
     ax.set_ylabel("error bound (%)")
@@ -294,7 +301,8 @@ def build(results: Board | Path | Sequence[Path], out: Path, task: str | None = 
     board = results if isinstance(results, Board) else \
         read_board([results] if isinstance(results, (str, Path)) else results)
     df, counts = board.rows, board.counts
-    boards = leaderboard.build(df, task, counts, defaults, board.ledger_note)
+    anchors = board.anchors()  # the report places published certificates beside the headline and on a figure
+    boards = leaderboard.build(df, task, counts, defaults, board.ledger_note, anchors)
     latest = leaderboard.latest_rows(df)
     sections = []
     for name, tables in boards.items():
@@ -308,7 +316,8 @@ def build(results: Board | Path | Sequence[Path], out: Path, task: str | None = 
         figs = []
         if not certs.empty:
             base = rows["base_test_err"].dropna()
-            figs += [size_vs_bound(certs, float(base.iloc[0]) if len(base) else None), bound_vs_test(certs)]
+            figs += [size_vs_bound(certs, float(base.iloc[0]) if len(base) else None, anchors.get(name)),
+                     bound_vs_test(certs)]
         for extra in (rate_risk(rows), curvature_floor(rows), curvature_tradeoff(rows)):
             if extra:
                 figs.append(extra)

@@ -12,6 +12,8 @@ def configure(parser: argparse.ArgumentParser) -> None:
                              "bits, so rows from anywhere rank together)")
     parser.add_argument("--task", help="only this task")
     parser.add_argument("--format", choices=["markdown", "csv", "html"], default="markdown")
+    parser.add_argument("--anchors", action="store_true",
+                        help="print the published certificates on each task's dataset beside its headline")
 
 
 def run(args: argparse.Namespace) -> int:
@@ -24,7 +26,7 @@ def run(args: argparse.Namespace) -> int:
         print(f"no results in {board.where()}")
         return 0
     boards = leaderboard.build(board.rows, args.task, board.counts, leaderboard.plugin_defaults(load_registry()),
-                               board.ledger_note)
+                               board.ledger_note, board.anchors() if args.anchors else None)
     if not boards:
         print(f"no results for task '{args.task}' in {board.where()}")
         return 0
