@@ -154,6 +154,28 @@ def published(anchors: list[Anchor]) -> Table:
     return Table(f"Published certificates on {anchors[0].dataset}, for comparison (bench/data/anchors.csv)", frame)
 
 
+def prior_diagnostics(ok: pd.DataFrame) -> Table | None:
+    """Beside every certificate with a data-dependent prior: p, n_prior, the prior model's own error on
+    ``S_bound``, the held-out bound it gives alone with 0 bits (``bench.priordiag``), and what the
+    compressor changed (the certificate less that bound: negative when compression helped)."""
+    if "prior_bound" not in ok:
+        return None
+    rows = ok[(ok["bound_kind"] == "certificate") & ok["prior_bound"].notna()].sort_values("error_bound")
+    if rows.empty:
+        return None
+    frame = pd.DataFrame({
+        "compressor": rows["compressor"], "config": rows.get("compressor_config", rows["compressor_params"]),
+        "bound": rows["bound"], "seed": rows["seed"], "p": rows["prior_fraction"], "n_prior": rows["n_prior"],
+        "n_bound": rows["n_train"],
+        "prior err on S_bound %": [_pm(e / n, 0, 1) for e, n in zip(rows["prior_train_errors"], rows["n_train"])],
+        "prior alone, 0 bits %": [_pm(b, 0, 1) for b in rows["prior_bound"]],
+        "certificate %": [_pm(b, 0, 1) for b in rows["error_bound"]],
+        "compression changed it by %": [f"{(c - b) * 100:+.2f}" for c, b in zip(rows["error_bound"], rows["prior_bound"])],
+    })
+    return Table("Data-dependent priors: what the prior alone certifies (a held-out bound on S_bound, 0 bits) and "
+                 "what compression changed", frame.reset_index(drop=True), list(rows["cell_id"]))
+
+
 def _int(value: Any) -> int:
     return int(value) if value is not None and np.isfinite(value) else 0
 
@@ -212,6 +234,9 @@ def build(df: pd.DataFrame, task: str | None = None, ledger_counts: dict[str, in
                     "seeds": part["seeds"],
                 })
                 tables.append(Table(title, frame.reset_index(drop=True), list(part["cell"])))
+            diagnostics = prior_diagnostics(ok)
+            if diagnostics is not None:
+                tables.append(diagnostics)
         violations = floor_violations(tdf)
         if violations:
             tables.append(Table("LOWER-BOUND VIOLATIONS (a floor above a certificate it should be below)",

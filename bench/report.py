@@ -246,6 +246,18 @@ def _config_items(row: Any) -> list[tuple[str, int]]:
         return []
 
 
+def _prior_fields(row: Any) -> list[tuple[str, Any]]:
+    """A data-dependent prior's diagnostics (``bench.priordiag``), for a row that has one."""
+    bound = getattr(row, "prior_bound", None)
+    if bound is None or not pd.notna(bound):
+        return []
+    return [("data-dependent prior: p, n_prior", f"{row.prior_fraction:g}, {row.n_prior}"),
+            ("prior model's error on S_bound", f"{row.prior_train_errors / row.n_train:.6f} "
+                                               f"({row.prior_train_errors} of {row.n_train})"),
+            ("held-out bound of the prior alone (0 bits)", f"{bound:.6f}"),
+            ("compression changed the bound by", f"{row.error_bound - bound:+.6f}")]
+
+
 def drill_down(row: Any, meta: dict[str, Any] | None, results: Path, configs: int) -> str:
     sections = meta.get("sections") if meta else None
     parts = "".join(f"<tr><td>{html.escape(str(n))}</td><td>{b}</td></tr>" for n, b in sections) if sections else \
@@ -262,6 +274,7 @@ def drill_down(row: Any, meta: dict[str, Any] | None, results: Path, configs: in
         ("adjustment (nats)", row.adjustment_nats), ("KL (nats)", row.kl_nats), ("δ", row.delta),
         ("δ′ (Monte Carlo)", row.delta_prime), ("Monte-Carlo samples", row.mc_samples),
         ("n", row.n_train),
+        *_prior_fields(row),
     ]
     table = "".join(f"<tr><td>{html.escape(k)}</td><td>{html.escape(str(v))}</td></tr>" for k, v in fields)
     verify = f"bench verify --results {results} {row.cell_id}"

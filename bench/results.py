@@ -68,6 +68,9 @@ SCHEMA = pa.schema([
     ("prior_fraction", F64), ("n_prior", I64),
     # the version of the configuration code config_bits was measured with (bench.configcode)
     ("config_code", STR),
+    # a data-dependent prior's own model on S_bound (bench.priordiag): its exact error count, and the
+    # held-out bound it gives alone with 0 bits at the row's δ (what compression adds to is beside it)
+    ("prior_train_errors", I64), ("prior_bound", F64),
 ])
 COLUMNS = SCHEMA.names
 

@@ -36,6 +36,7 @@ from bench.config import RunConfig
 from bench.environment import environment, git_commit, resolve_device
 from bench.ledger import Ledger
 from bench.planning import Plan, Stamp
+from bench.priordiag import prior_columns
 from bench.progress import progress, say
 from bench.registry import Registry
 from bench.results import ResultsStore
@@ -229,6 +230,7 @@ class Runner:
                 base_train, base_test = self.base_models.base_errors(task, job.seed)
             with self.cells.clock.phase("data-dependent prior"):
                 prior = prior_spec(task, job.seed, self.device, self.base_models)  # trains one here if the task has it
+                prior_cols = prior_columns(task, job.seed, self.base_models, self.cells.delta)
             evaluated, measured, compress_seconds = self.cells.obtain(task, self.plan.specs[job.task], job.seed, comp,
                                                                       artifact_id, prior, self.store, report)
         except Exception as exc:
@@ -239,7 +241,7 @@ class Runner:
         finally:
             report.phase(None)
         common = artifact_columns(task, job.seed, evaluated, measured, self.device)
-        common.update(base_train_err=base_train, base_test_err=base_test, compress_seconds=compress_seconds)
+        common.update(base_train_err=base_train, base_test_err=base_test, compress_seconds=compress_seconds, **prior_cols)
         for bound, row in pending:
             row.update(common)
             report.phase(f"bound {bound.name}", self.config.cell_timeout)

@@ -12,7 +12,7 @@ import torch
 from torch import nn
 
 from bench.api.contracts import DataBundle, Prior, PriorSpec, Recipe, Split, TaskInstance, TaskSpec
-from bench.kit.evaluation import error_rate
+from bench.kit.evaluation import error_count, error_rate
 from bench.outputs import OutputsMemo
 from bench.api.params import build_params, canonical_json
 from bench.registry import Registry
@@ -108,6 +108,7 @@ class BaseModels:
         self.cache, self.device, self.progress = cache, device, progress
         self._memo: dict[str, nn.Module] = {}
         self.errors: dict[str, tuple[float, float]] = {}
+        self.prior_error_counts: dict[str, int] = {}
         self.outputs = OutputsMemo()  # the base model's training outputs stay here for the bounds (ctx.outputs)
 
     def key(self, task: TaskInstance, seed: int) -> str:
@@ -150,6 +151,13 @@ class BaseModels:
         if task.data.prior_indices is None:
             raise ValueError(f"task '{task.name}' has no data-dependent prior")
         return self._trained(task, seed, self.prior_key(task, seed), task.data.prior_split(), "prior")
+
+    def prior_errors(self, task: TaskInstance, seed: int) -> int:
+        """The prior model's exact error count on ``S_bound`` (the examples it never saw)."""
+        key = self.prior_key(task, seed)
+        if key not in self.prior_error_counts:
+            self.prior_error_counts[key] = error_count(self.prior(task, seed), task.data.bound_split())
+        return self.prior_error_counts[key]
 
     def base_errors(self, task: TaskInstance, seed: int) -> tuple[float, float]:
         self.get(task, seed)

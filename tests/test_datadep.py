@@ -4,6 +4,7 @@ that depends on S_prior alone, and the compressors that use it."""
 from __future__ import annotations
 
 import dataclasses
+import io
 import math
 
 import numpy as np
@@ -12,6 +13,7 @@ import pytest
 import torch
 from scipy.stats import binom
 
+from bench import report
 from bench.cli import main
 from bench.api.contracts import Split
 from bench.progress import progress
@@ -65,7 +67,7 @@ def test_the_prior_models_key_and_weights_depend_on_s_prior_only(tmp_path):
     assert fresh.prior_key(moved, 0) != key
 
 
-def test_bounds_use_s_bound_and_the_prior_compressor_is_a_binomial_tail_bound(workspace):
+def test_bounds_use_s_bound_and_the_prior_compressor_is_a_binomial_tail_bound(workspace, capsys):
     assert main(["run", "--compressors", "prior,quantize", "--bounds", "occam", "--no-leaderboard", *DATADEP,
                  "--set", 'compressor.quantize.origin="prior"', "--set", "compressor.quantize.levels=4"]) == 0
     df = pd.read_parquet(workspace / "results")
@@ -92,6 +94,22 @@ def test_bounds_use_s_bound_and_the_prior_compressor_is_a_binomial_tail_bound(wo
         mid = (lo + hi) / 2
         lo, hi = (mid, hi) if binom.cdf(k, n_bound, mid) >= threshold else (lo, mid)
     assert row["error_bound"] == pytest.approx(hi, rel=1e-9)
+    # beside every row: the prior model's own count on S_bound and its held-out bound with 0 bits
+    assert (df["prior_train_errors"] == k).all()
+    lo, hi = k / n_bound, 1.0
+    for _ in range(200):
+        mid = (lo + hi) / 2
+        lo, hi = (mid, hi) if binom.cdf(k, n_bound, mid) >= 0.05 else (lo, mid)
+    assert df["prior_bound"].to_numpy() == pytest.approx(hi, rel=1e-9)
+    assert row["error_bound"] > row["prior_bound"]  # the prior's own row pays a length code and its configuration
+    # shown beside each certificate: in the leaderboard's table and in the report's drill-down
+    assert main(["leaderboard", "--format", "csv"]) == 0
+    board = pd.read_csv(io.StringIO(capsys.readouterr().out))
+    diag = board[board["section"].str.startswith("Data-dependent priors")]
+    assert len(diag) == len(df) and (diag["prior alone, 0 bits %"] == round(hi * 100, 2)).all()
+    assert (diag["prior err on S_bound %"] == round(k / n_bound * 100, 2)).all()
+    page = report.build(workspace / "results", workspace / "page").read_text()
+    assert page.count("held-out bound of the prior alone (0 bits)") == len(df)
 
 
 def test_id_from_the_prior_decodes_exactly(workspace, capsys):
@@ -111,3 +129,4 @@ def test_the_prior_compressor_is_skipped_without_a_prior(workspace):
     df = pd.read_parquet(workspace / "results")
     assert df["status"].iloc[0] == "skipped" and "needs a data-dependent prior" in df["error"].iloc[0]
     assert math.isnan(df["error_bound"].iloc[0])
+    assert df["prior_train_errors"].isna().all() and df["prior_bound"].isna().all()  # no prior: no diagnostics
