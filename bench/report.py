@@ -18,7 +18,6 @@ the only script is a few lines inline that sort tables. Per task: the leaderboar
 from __future__ import annotations
 
 import html
-import io
 import json
 import math
 from pathlib import Path
@@ -30,6 +29,8 @@ import pandas as pd
 from bench import leaderboard
 from bench.anchors import Anchor
 from bench.atomic import write_atomically
+from bench.bitsbar import bit_items, bits_bar
+from bench.svgfig import new_figure, to_svg
 from bench.boards import FOLDER, Board, read_board
 from bench.results import ResultsStore
 
@@ -87,33 +88,10 @@ def below_the_line(certs: pd.DataFrame) -> tuple[np.ndarray, np.ndarray]:
 
 
 # ----------------------------------------------------------------------------------- the figures
-def _svg(fig) -> str:
-    import matplotlib.pyplot as plt
-
-    buffer = io.StringIO()
-    fig.savefig(buffer, format="svg", metadata={"Date": None}, bbox_inches="tight")
-    plt.close(fig)
-    text = buffer.getvalue()
-    text = text[text.index("<svg"):]
-    start, end = text.find("<metadata>"), text.find("</metadata>")
-    return text[:start] + text[end + len("</metadata>"):] if start >= 0 and end > start else text
-
-
-def _figure():
-    import matplotlib
-
-    matplotlib.use("Agg")
-    matplotlib.rcParams.update({"svg.hashsalt": "compression-bench", "svg.fonttype": "none",
-                                "font.size": 9})
-    import matplotlib.pyplot as plt
-
-    return plt.subplots(figsize=(6.2, 4.0))
-
-
 def size_vs_bound(certs: pd.DataFrame, base_test: float | None, anchors: list[Anchor] | None = None) -> str:
     """``anchors``: published certificates on the task's dataset, drawn as labelled horizontal marks
     (they have no message size here: a level to compare with, not a point)."""
-    fig, ax = _figure()
+    fig, ax = new_figure()
     for i, (name, group) in enumerate(certs.groupby("compressor", sort=True)):
         ax.scatter(group["message_bits"].clip(lower=1), group["error_bound"] * 100, marker=MARKERS[i % len(MARKERS)],
                    label=name, alpha=0.8, gid=f"marks-{i}")
@@ -133,11 +111,11 @@ def size_vs_bound(certs: pd.DataFrame, base_test: float | None, anchors: list[An
     ax.set_ylabel("error bound (%)")
     ax.legend(fontsize=7)
     ax.set_title("size vs bound")
-    return _svg(fig)
+    return to_svg(fig)
 
 
 def bound_vs_test(certs: pd.DataFrame) -> str:
-    fig, ax = _figure()
+    fig, ax = new_figure()
     suspect, refuted = below_the_line(certs)
     fine = ~(suspect | refuted)
     x, y = certs["target_test_err"] * 100, certs["error_bound"] * 100
@@ -152,14 +130,14 @@ def bound_vs_test(certs: pd.DataFrame) -> str:
     ax.set_ylabel("error bound (%)")
     ax.legend(fontsize=7)
     ax.set_title("bound vs test error")
-    return _svg(fig)
+    return to_svg(fig)
 
 
 def rate_risk(rows: pd.DataFrame) -> str | None:
     rows = rows[rows["compressor"].isin(KMEANS)].drop_duplicates("artifact_id")
     if rows.empty:
         return None
-    fig, ax = _figure()
+    fig, ax = new_figure()
     ax2 = ax.twinx()
     for i, (name, group) in enumerate(rows.groupby("compressor", sort=True)):
         group = group.sort_values("message_bits")
@@ -174,7 +152,7 @@ def rate_risk(rows: pd.DataFrame) -> str | None:
     ax.legend(loc="upper right", fontsize=7)
     ax2.legend(loc="lower left", fontsize=7)
     ax.set_title("rate–risk of the K-means families (seed 001 Fig. 3)")
-    return _svg(fig)
+    return to_svg(fig)
 
 
 def _bound_extras(row: Any) -> dict[str, Any]:
@@ -193,7 +171,7 @@ def curvature_tradeoff(rows: pd.DataFrame) -> str | None:
             curves.append((extras.get("form", "?"), r.compressor, np.array(extras["pareto"]), r))
     if not curves:
         return None
-    fig, ax = _figure()
+    fig, ax = new_figure()
     for i, (form, compressor, points, r) in enumerate(sorted(curves, key=lambda c: (c[1], c[0]))):
         line, = ax.plot(points[:, 0], points[:, 1] * 100, marker=".", lw=1, label=f"{compressor} {form}",
                         gid=f"marks-{i}")
@@ -205,14 +183,14 @@ def curvature_tradeoff(rows: pd.DataFrame) -> str | None:
     ax.set_ylabel("training error, estimated (%)")
     ax.legend(fontsize=7)
     ax.set_title("curvature bounds: KL vs training error (★ each row, with its bound)")
-    return _svg(fig)
+    return to_svg(fig)
 
 
 def curvature_floor(rows: pd.DataFrame) -> str | None:
     rows = rows[(rows["bound"] == "hessian") & (rows["status"] == "ok")]
     if rows.empty or not (rows["bound_kind"] == "lower_bound").any():
         return None
-    fig, ax = _figure()
+    fig, ax = new_figure()
     labels, values, colors = [], [], []
     for artifact, group in rows.groupby("artifact_id", sort=True):
         for r in group.sort_values("bound_kind", ascending=False).itertuples():
@@ -224,7 +202,26 @@ def curvature_floor(rows: pd.DataFrame) -> str | None:
     ax.set_xticks(range(len(values)), labels, fontsize=7)
     ax.set_ylabel("bound (%)")
     ax.set_title("curvature floor (gray) beside the curvature certificates of the same model")
-    return _svg(fig)
+    return to_svg(fig)
+
+
+TOP_BARS = 6  # certificates per task in the itemized-bits figure
+
+
+def _bar_name(row: Any) -> str:
+    return f"{row.compressor} + {row.bound} ({row.error_bound * 100:.1f} %)"
+
+
+def _items(row: Any) -> list[tuple[str, float]]:
+    meta = _meta(ResultsStore(getattr(row, FOLDER)), row.artifact_id) if hasattr(row, FOLDER) else None
+    return bit_items(row, meta.get("sections") if meta else None)
+
+
+def top_bits(certs: pd.DataFrame) -> str:
+    """The task's best certificates, each one stacked bar of where its bits go (``bench.bitsbar``)."""
+    top = certs[~certs["refuted"].astype(bool)].sort_values(["error_bound", "message_bits"]).head(TOP_BARS)
+    return bits_bar([(_bar_name(r), _items(r)) for r in top.itertuples()],
+                    f"itemized bits of the {len(top)} best certificates")
 
 
 # ----------------------------------------------------------------------------------- the page
@@ -282,6 +279,7 @@ def drill_down(row: Any, meta: dict[str, Any] | None, results: Path, configs: in
             f'(seed {row.seed}): {row.error_bound * 100:.2f} % — cell {row.cell_id}</summary>'
             f"<table><tr><th colspan=2>decomposition</th></tr>{table}</table>"
             f"<table><tr><th>message section</th><th>bits</th></tr>{parts}</table>"
+            f'<div class="fig bits">{bits_bar([(_bar_name(row), bit_items(row, sections))], "itemized bits")}</div>'
             f"<p class=note>bound extras: <code>{html.escape(json.dumps(extras)[:600])}</code></p>"
             f"<p>Re-check it: <code>{html.escape(verify)}</code></p></details>")
 
@@ -331,6 +329,8 @@ def build(results: Board | Path | Sequence[Path], out: Path, task: str | None = 
             base = rows["base_test_err"].dropna()
             figs += [size_vs_bound(certs, float(base.iloc[0]) if len(base) else None, anchors.get(name)),
                      bound_vs_test(certs)]
+        if not certs.empty:
+            figs.append(top_bits(certs))
         for extra in (rate_risk(rows), curvature_floor(rows), curvature_tradeoff(rows)):
             if extra:
                 figs.append(extra)

@@ -75,7 +75,8 @@ def test_two_builds_are_identical(results, tmp_path):
 
     assert not re.search(r'(src|href)\s*=\s*"(https?:)?//', text)  # nothing loaded from a network (no CDN)
     assert "<metadata>" not in text
-    assert text.count("<svg") == 5  # size vs bound, bound vs test, rate-risk, curvature floor and trade-off
+    # size vs bound, bound vs test, itemized bits, rate-risk, curvature floor and trade-off; a bar per drill-down
+    assert text.count("<svg") == 6 + text.count("<details")
 
 
 @pytest.mark.skipif(CHROMIUM is None, reason="Debian's chromium is not installed (`apt-get install -y chromium`)")
@@ -96,14 +97,16 @@ def test_the_page_in_a_real_browser(results, tmp_path):
             page.on("pageerror", lambda e: errors.append(str(e)))
             page.goto(index.as_uri())
             assert errors == []
-            svgs = page.locator(".fig svg")
-            assert svgs.count() == 5
+            svgs = page.locator(".figs .fig svg")
+            assert svgs.count() == 6
             for i in range(svgs.count()):
                 assert svgs.nth(i).locator("[id^=marks] path, [id^=marks] use, path[id^=marks]").count() > 0
             rows = sum(page.locator(f"h3:text-matches('^{title}') + table tbody tr").count()
                        for title in ("Certificates", "Vacuous", "Refuted"))
             assert rows == ok_certificates
-            details = page.locator("details").first
+            drilled = page.locator("details")
+            assert page.locator("details .fig.bits svg [id^=marks-bits]").count() >= drilled.count() > 0
+            details = drilled.first
             assert not details.evaluate("d => d.open")
             details.locator("summary").click()
             assert details.evaluate("d => d.open")
