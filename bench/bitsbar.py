@@ -19,10 +19,9 @@ from __future__ import annotations
 import math
 from typing import Any, Sequence
 
-from bench.svgfig import new_figure, to_svg
+from bench.svgfig import COLOURS, new_figure, to_svg
 
 LN2 = math.log(2.0)
-PALETTE = ("#0072B2", "#E69F00", "#009E73", "#CC79A7", "#56B4E9", "#D55E00", "#F0E442", "#000000")  # Okabe-Ito
 FIXED_COLOURS = {"length code": "#999999", "configuration": "#444444"}
 
 
@@ -53,7 +52,7 @@ def bit_items(row: Any, sections: Sequence[Sequence[Any]] | None) -> list[tuple[
 
 def colours(labels: Sequence[str]) -> dict[str, str]:
     """One colour per item label, stable within a figure (fixed ones for the length and configuration)."""
-    out, free = {}, iter(PALETTE * (1 + len(labels) // len(PALETTE)))
+    out, free = {}, iter(COLOURS * (1 + len(labels) // len(COLOURS)))
     for label in labels:
         if label not in out:
             out[label] = FIXED_COLOURS.get(label) or next(free)

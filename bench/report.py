@@ -30,18 +30,20 @@ from bench import leaderboard
 from bench.anchors import Anchor
 from bench.atomic import write_atomically
 from bench.bitsbar import bit_items, bits_bar
-from bench.svgfig import new_figure, to_svg
+from bench.svgfig import COLOURS, new_figure, to_svg
 from bench.boards import FOLDER, Board, read_board
 from bench.results import ResultsStore
 
 KMEANS = ("hw-kmeans", "drhw-kmeans")
 MARKERS = "osD^v<>pXh*"
+LINESTYLES = ("-", "--", "-.", ":")
 STYLE = """
 body{font-family:system-ui,sans-serif;margin:2rem;max-width:1200px;color:#222}
 h1{font-size:1.6rem}h2{border-bottom:1px solid #ccc;margin-top:2.5rem}h3{font-size:1.05rem;margin-top:1.6rem}
 table{border-collapse:collapse;font-size:.85rem;margin:.5rem 0}th,td{border:1px solid #ddd;padding:.2rem .5rem}
 th{background:#f3f3f3;cursor:pointer;user-select:none}tr:nth-child(even) td{background:#fafafa}
-.figs{display:flex;flex-wrap:wrap;gap:1rem}.fig{flex:0 1 540px}.fig svg{width:100%;height:auto}
+.figs{display:flex;flex-wrap:wrap;gap:1rem}.fig{flex:0 1 540px;margin:0}.fig svg{width:100%;height:auto}
+figcaption{font-size:.8rem;color:#555;margin-top:.2rem}
 details{border:1px solid #ddd;padding:.3rem .6rem;margin:.3rem 0}summary{cursor:pointer}
 code{background:#f3f3f3;padding:0 .2rem}.note{color:#555;font-size:.9rem}
 """
@@ -88,17 +90,53 @@ def below_the_line(certs: pd.DataFrame) -> tuple[np.ndarray, np.ndarray]:
 
 
 # ----------------------------------------------------------------------------------- the figures
-def size_vs_bound(certs: pd.DataFrame, base_test: float | None, anchors: list[Anchor] | None = None) -> str:
+Style = dict[str, tuple[str, str]]  # compressor -> (colour, marker), the same in every figure of a page
+
+
+def compressor_styles(names) -> Style:
+    """One colour (Okabe-Ito, safe for colour-blind readers) and one marker per compressor, by name
+    order, so a compressor looks the same in every figure of a page."""
+    names = sorted({str(n) for n in names})
+    return {n: (COLOURS[i % len(COLOURS)], MARKERS[i % len(MARKERS)]) for i, n in enumerate(names)}
+
+
+def seed_summary(certs: pd.DataFrame) -> pd.DataFrame:
+    """One point per certificate configuration: the mean over its seeds, with their range."""
+    keys = [c for c in leaderboard.GROUP if c in certs]
+    return certs.groupby(keys, dropna=False, sort=True).agg(
+        seeds=("seed", "nunique"), bits_mean=("message_bits", "mean"),
+        bound_mean=("error_bound", "mean"), bound_lo=("error_bound", "min"), bound_hi=("error_bound", "max"),
+        test_mean=("target_test_err", "mean"), test_lo=("target_test_err", "min"), test_hi=("target_test_err", "max"),
+        suspect=("_suspect", "any"), refuted=("refuted", "any"),
+    ).reset_index()
+
+
+def _with_flags(certs: pd.DataFrame) -> pd.DataFrame:
+    suspect, _ = below_the_line(certs)
+    return certs.assign(_suspect=suspect, refuted=certs["refuted"].astype(bool))
+
+
+def _range(mean: pd.Series, lo: pd.Series, hi: pd.Series) -> np.ndarray:
+    return np.vstack([(mean - lo).to_numpy(), (hi - mean).to_numpy()]) * 100
+
+
+def size_vs_bound(certs: pd.DataFrame, base_test: float | None, anchors: list[Anchor] | None = None,
+                  styles: Style | None = None) -> str:
     """``anchors``: published certificates on the task's dataset, drawn as labelled horizontal marks
     (they have no message size here: a level to compare with, not a point)."""
+    styles = styles or compressor_styles(certs["compressor"])
+    points = seed_summary(_with_flags(certs))
     fig, ax = new_figure()
-    for i, (name, group) in enumerate(certs.groupby("compressor", sort=True)):
-        ax.scatter(group["message_bits"].clip(lower=1), group["error_bound"] * 100, marker=MARKERS[i % len(MARKERS)],
-                   label=name, alpha=0.8, gid=f"marks-{i}")
-    front = pareto_frontier(certs["message_bits"].clip(lower=1), certs["error_bound"])
+    for i, (name, group) in enumerate(points.groupby("compressor", sort=True)):
+        colour, marker = styles[name]
+        bars = ax.errorbar(group["bits_mean"].clip(lower=1), group["bound_mean"] * 100,
+                           yerr=_range(group["bound_mean"], group["bound_lo"], group["bound_hi"]), fmt=marker,
+                           color=colour, label=name, alpha=0.85, capsize=2, lw=1)
+        bars[0].set_gid(f"marks-{i}")
+    front = pareto_frontier(points["bits_mean"].clip(lower=1), points["bound_mean"])
     if len(front):
-        pts = certs.iloc[front]
-        ax.step(pts["message_bits"].clip(lower=1), pts["error_bound"] * 100, where="post", color="k", lw=1,
+        pts = points.iloc[front]
+        ax.step(pts["bits_mean"].clip(lower=1), pts["bound_mean"] * 100, where="post", color="k", lw=1,
                 label="Pareto frontier")
     if base_test is not None and np.isfinite(base_test):
         ax.axhline(base_test * 100, color="gray", ls="--", lw=1, label="base model test error")
@@ -114,16 +152,24 @@ def size_vs_bound(certs: pd.DataFrame, base_test: float | None, anchors: list[An
     return to_svg(fig)
 
 
-def bound_vs_test(certs: pd.DataFrame) -> str:
+def bound_vs_test(certs: pd.DataFrame, styles: Style | None = None) -> str:
+    styles = styles or compressor_styles(certs["compressor"])
+    points = seed_summary(_with_flags(certs))
     fig, ax = new_figure()
-    suspect, refuted = below_the_line(certs)
-    fine = ~(suspect | refuted)
-    x, y = certs["target_test_err"] * 100, certs["error_bound"] * 100
-    ax.scatter(x[fine], y[fine], label="certificate", alpha=0.8, gid="marks")
+    x, y = points["test_mean"] * 100, points["bound_mean"] * 100
+    for i, (name, group) in enumerate(points.groupby("compressor", sort=True)):
+        colour, marker = styles[name]
+        bars = ax.errorbar(group["test_mean"] * 100, group["bound_mean"] * 100,
+                           xerr=_range(group["test_mean"], group["test_lo"], group["test_hi"]),
+                           yerr=_range(group["bound_mean"], group["bound_lo"], group["bound_hi"]), fmt=marker,
+                           color=colour, label=name, alpha=0.85, capsize=2, lw=1)
+        bars[0].set_gid(f"marks-{i}")
+    suspect, refuted = points["suspect"] & ~points["refuted"], points["refuted"]
     if suspect.any():
-        ax.scatter(x[suspect], y[suspect], marker="x", color="orange", label="below y = x (suspect)")
+        ax.scatter(x[suspect], y[suspect], marker="o", s=120, facecolors="none", edgecolors="#E69F00", lw=1.5,
+                   label="below y = x (suspect)")
     if refuted.any():
-        ax.scatter(x[refuted], y[refuted], marker="X", color="red", s=60, label="refuted")
+        ax.scatter(x[refuted], y[refuted], marker="X", color="#D55E00", s=70, label="refuted")
     top = max(float(np.nanmax(y)) if len(y) else 100.0, float(np.nanmax(x)) if len(x) else 100.0, 1.0)
     ax.plot([0, top], [0, top], color="k", lw=1, label="y = x")
     ax.set_xlabel("test error of what is certified (%)")
@@ -133,24 +179,29 @@ def bound_vs_test(certs: pd.DataFrame) -> str:
     return to_svg(fig)
 
 
-def rate_risk(rows: pd.DataFrame) -> str | None:
+def rate_risk(rows: pd.DataFrame, styles: Style | None = None) -> str | None:
     rows = rows[rows["compressor"].isin(KMEANS)].drop_duplicates("artifact_id")
     if rows.empty:
         return None
+    styles = styles or compressor_styles(rows["compressor"])
+    has_ce = bool(rows["test_ce"].notna().any())
     fig, ax = new_figure()
-    ax2 = ax.twinx()
+    ax2 = ax.twinx() if has_ce else None  # no cross-entropy, no empty second axis
     for i, (name, group) in enumerate(rows.groupby("compressor", sort=True)):
         group = group.sort_values("message_bits")
-        ax.plot(group["message_bits"], group["test_err"] * 100, marker=MARKERS[i], label=f"{name}: test error",
-                gid=f"marks-{i}")
-        if group["test_ce"].notna().any():
-            ax2.plot(group["message_bits"], group["test_ce"], marker=MARKERS[i], ls=":", label=f"{name}: test CE")
+        colour, marker = styles[name]
+        ax.plot(group["message_bits"], group["test_err"] * 100, marker=marker, color=colour,
+                label=f"{name}: test error", gid=f"marks-{i}")
+        if ax2 is not None and group["test_ce"].notna().any():
+            ax2.plot(group["message_bits"], group["test_ce"], marker=marker, color=colour, ls=":", mfc="none",
+                     label=f"{name}: test CE")
     ax.set_xscale("log")
     ax.set_xlabel("rate: message size (bits, log scale)")
     ax.set_ylabel("test error (%)")
-    ax2.set_ylabel("test cross-entropy (nats)")
     ax.legend(loc="upper right", fontsize=7)
-    ax2.legend(loc="lower left", fontsize=7)
+    if ax2 is not None:
+        ax2.set_ylabel("test cross-entropy (nats)")
+        ax2.legend(loc="lower left", fontsize=7)
     ax.set_title("rate–risk of the K-means families (seed 001 Fig. 3)")
     return to_svg(fig)
 
@@ -160,7 +211,7 @@ def _bound_extras(row: Any) -> dict[str, Any]:
     return json.loads(row.extras).get("bound", {}) if isinstance(row.extras, str) else {}
 
 
-def curvature_tradeoff(rows: pd.DataFrame) -> str | None:
+def curvature_tradeoff(rows: pd.DataFrame, styles: Style | None = None) -> str | None:
     """Seed 004 Figure 3: per form, the (KL, estimated training error) Pareto points of the grids, and
     each row's own point (its KL and empirical term) with its bound."""
     rows = rows[(rows["bound"] == "hessian") & (rows["status"] == "ok")]
@@ -171,11 +222,14 @@ def curvature_tradeoff(rows: pd.DataFrame) -> str | None:
             curves.append((extras.get("form", "?"), r.compressor, np.array(extras["pareto"]), r))
     if not curves:
         return None
+    styles = styles or compressor_styles(c[1] for c in curves)
+    forms = sorted({c[0] for c in curves})
     fig, ax = new_figure()
     for i, (form, compressor, points, r) in enumerate(sorted(curves, key=lambda c: (c[1], c[0]))):
-        line, = ax.plot(points[:, 0], points[:, 1] * 100, marker=".", lw=1, label=f"{compressor} {form}",
-                        gid=f"marks-{i}")
-        ax.scatter([r.kl_nats], [r.empirical_term * 100], color=line.get_color(), marker="*", s=80)
+        colour, marker = styles[compressor]
+        ax.plot(points[:, 0], points[:, 1] * 100, marker=marker, ms=3, lw=1, color=colour,
+                ls=LINESTYLES[forms.index(form) % len(LINESTYLES)], label=f"{compressor} {form}", gid=f"marks-{i}")
+        ax.scatter([r.kl_nats], [r.empirical_term * 100], color=colour, marker="*", s=80)
         ax.annotate(f"{r.error_bound * 100:.1f} %", (r.kl_nats, r.empirical_term * 100), fontsize=7,
                     xytext=(4, 4), textcoords="offset points")
     ax.set_xscale("log")
@@ -186,26 +240,48 @@ def curvature_tradeoff(rows: pd.DataFrame) -> str | None:
     return to_svg(fig)
 
 
-def curvature_floor(rows: pd.DataFrame) -> str | None:
+def curvature_floor(rows: pd.DataFrame, styles: Style | None = None) -> str | None:
     rows = rows[(rows["bound"] == "hessian") & (rows["status"] == "ok")]
     if rows.empty or not (rows["bound_kind"] == "lower_bound").any():
         return None
+    styles = styles or compressor_styles(rows["compressor"])
     fig, ax = new_figure()
-    labels, values, colors = [], [], []
+    labels, values, colors, hatches = [], [], [], []
     for artifact, group in rows.groupby("artifact_id", sort=True):
         for r in group.sort_values("bound_kind", ascending=False).itertuples():
             form = json.loads(r.bound_params).get("form", "")
+            floor = r.bound_kind == "lower_bound"
             labels.append(f"{r.compressor}\n{form}")
             values.append(r.error_bound * 100)
-            colors.append("tab:gray" if r.bound_kind == "lower_bound" else "tab:blue")
-    ax.bar(range(len(values)), values, color=colors, gid="marks")
+            colors.append("#BBBBBB" if floor else styles[r.compressor][0])
+            hatches.append("//" if floor else "")
+    bars = ax.bar(range(len(values)), values, color=colors, gid="marks")
+    for bar, hatch in zip(bars, hatches):
+        bar.set_hatch(hatch)
     ax.set_xticks(range(len(values)), labels, fontsize=7)
     ax.set_ylabel("bound (%)")
-    ax.set_title("curvature floor (gray) beside the curvature certificates of the same model")
+    ax.set_title("curvature floor (gray, hatched) beside the curvature certificates of the same model")
     return to_svg(fig)
 
 
 TOP_BARS = 6  # certificates per task in the itemized-bits figure
+SEEDS = "A point is a configuration's mean over its seeds; its bars, when there are several, their range. "
+CAPTIONS = {
+    "size": "Size vs bound: each certificate's message size (log scale) against its error bound, with the Pareto "
+            "frontier (no other certificate is both smaller and tighter) and the base model's test error. " + SEEDS,
+    "anchors": "Dotted lines: published certificates on this dataset (bench/data/anchors.csv).",
+    "test": "Bound vs test error: each certificate against the test error of what it certifies; a point below "
+            "y = x is suspect (ringed) and refuted (a cross) when below it beyond chance at δ. " + SEEDS,
+    "bits": "Itemized bits: what the bound charges for each of the best certificates, split into the message's "
+            "sections, its length code, the configuration's code word, and a posterior KL or the bits a "
+            "robustness adjustment gives back (hatched); the black tick is the net total.",
+    "rate": "Rate–risk of the K-means families: message size against the decoded model's test error (solid) and, "
+            "where recorded, its test cross-entropy (dotted, right axis).",
+    "floor": "The curvature floor (a lower bound on this family of certificates, gray and hatched) beside the "
+             "curvature certificates of the same decoded model.",
+    "tradeoff": "Curvature bounds: the grid's Pareto points of KL against estimated training error, per form; "
+                "a star marks each row's own point, labelled with its bound.",
+}
 
 
 def _bar_name(row: Any) -> str:
@@ -315,6 +391,7 @@ def build(results: Board | Path | Sequence[Path], out: Path, task: str | None = 
     anchors = board.anchors()  # the report places published certificates beside the headline and on a figure
     boards = leaderboard.build(df, task, counts, defaults, board.ledger_note, anchors)
     latest = leaderboard.latest_rows(df)
+    styles = compressor_styles(latest["compressor"].dropna())  # one look per compressor on the whole page
     sections = []
     for name, tables in boards.items():
         rows = latest[latest["task"] == name]
@@ -324,18 +401,19 @@ def build(results: Board | Path | Sequence[Path], out: Path, task: str | None = 
         for t in tables:
             links = [c if c in drilled else None for c in t.cells] if t.cells else None
             parts.append(f"<h3>{html.escape(t.title)}</h3>{_table(t.frame, links)}")
-        figs = []
+        figs: list[tuple[str, str]] = []  # (figure, caption)
         if not certs.empty:
             base = rows["base_test_err"].dropna()
-            figs += [size_vs_bound(certs, float(base.iloc[0]) if len(base) else None, anchors.get(name)),
-                     bound_vs_test(certs)]
-        if not certs.empty:
-            figs.append(top_bits(certs))
-        for extra in (rate_risk(rows), curvature_floor(rows), curvature_tradeoff(rows)):
+            figs += [(size_vs_bound(certs, float(base.iloc[0]) if len(base) else None, anchors.get(name), styles),
+                      CAPTIONS["size"] + (CAPTIONS["anchors"] if anchors.get(name) else "")),
+                     (bound_vs_test(certs, styles), CAPTIONS["test"]), (top_bits(certs), CAPTIONS["bits"])]
+        for key, extra in (("rate", rate_risk(rows, styles)), ("floor", curvature_floor(rows, styles)),
+                           ("tradeoff", curvature_tradeoff(rows, styles))):
             if extra:
-                figs.append(extra)
+                figs.append((extra, CAPTIONS[key]))
         if figs:
-            parts.append('<div class="figs">' + "".join(f'<div class="fig">{f}</div>' for f in figs) + "</div>")
+            parts.append('<div class="figs">' + "".join(
+                f'<figure class="fig">{f}<figcaption>{html.escape(c)}</figcaption></figure>' for f, c in figs) + "</div>")
         if not certs.empty:
             k = max(counts.get(certs["sample_id"].iloc[0], 0), 1) if "sample_id" in certs else 1
             parts.append("<h3>Every certificate, drilled down</h3>" + "".join(

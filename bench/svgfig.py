@@ -5,6 +5,9 @@ from __future__ import annotations
 
 import io
 
+#: Okabe and Ito's palette: distinguishable by readers with any common colour-vision deficiency.
+COLOURS = ("#0072B2", "#E69F00", "#009E73", "#CC79A7", "#56B4E9", "#D55E00", "#F0E442", "#000000")
+
 
 def to_svg(fig) -> str:
     import matplotlib.pyplot as plt

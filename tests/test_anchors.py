@@ -56,7 +56,8 @@ def test_the_leaderboard_and_the_figure_place_them_beside_ours(tmp_path):
     assert [a.bound for a in anchors["t"]] == [a.bound for a in anchors_for("fashion-mnist", {})]
     table = leaderboard.published(anchors["t"])
     assert "fashion-mnist" in table.title and list(table.frame["error bound %"])[0] == "24.20"
-    certs = pd.DataFrame({"compressor": ["id"], "message_bits": [2400.0], "error_bound": [0.22]})
+    certs = pd.DataFrame({"compressor": ["id"], "message_bits": [2400.0], "error_bound": [0.22], "seed": [0],
+                          "target_test_err": [0.15], "refuted": [False]})
     svg = report.size_vs_bound(certs, 0.1, anchors["t"])
     assert all(f'id="anchor-{i}"' in svg for i in range(4))
     assert "Lotfi et al. 2022 (data-free) 32.8 %" in svg
