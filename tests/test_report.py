@@ -77,6 +77,7 @@ def test_two_builds_are_identical(results, tmp_path):
     assert "<metadata>" not in text
     # size vs bound, bound vs test, itemized bits, rate-risk, curvature floor and trade-off; a bar per drill-down
     assert text.count("<svg") == 6 + text.count("<details")
+    assert text.count("<figcaption>") == 6  # every figure says what it shows
 
 
 @pytest.mark.skipif(CHROMIUM is None, reason="Debian's chromium is not installed (`apt-get install -y chromium`)")
