@@ -117,3 +117,63 @@ def test_the_page_in_a_real_browser(results, tmp_path):
         finally:
             browser.close()
     assert (tmp_path / "report.png").stat().st_size > 10_000
+
+
+@pytest.fixture(scope="module")
+def datadep_results(tmp_path_factory, tiny_task_toml) -> Path:
+    """The tiny task with a data-dependent prior (half the training set), its own prior and a compressor."""
+    import os
+
+    folder = tmp_path_factory.mktemp("datadep")
+    (folder / "bench.toml").write_text(tiny_task_toml + '[profiles.default]\ntasks = ["tiny"]\nseeds = [0]\n'
+                                       'compressors = ["prior", "quantize"]\nbounds = ["occam"]\n')
+    cwd = os.getcwd()
+    os.chdir(folder)
+    try:
+        assert main(["run", "--set", "task.tiny.dataset_params.prior_fraction=0.5",
+                     "--set", "compressor.quantize.levels=4", "--no-leaderboard"]) == 0
+    finally:
+        os.chdir(cwd)
+    return folder / "results"
+
+
+@pytest.mark.skipif(CHROMIUM is None, reason="Debian's chromium is not installed (`apt-get install -y chromium`)")
+def test_a_merged_page_with_anchors_bits_and_prior_diagnostics_in_a_real_browser(results, datadep_results, tmp_path,
+                                                                              monkeypatch):
+    from playwright.sync_api import sync_playwright
+
+    from bench import anchors
+
+    published = anchors.Anchor("digits", "data-free", 0.3, 0.1, "a method", "Someone et al. 2020, A title", "Table 1")
+    monkeypatch.setattr(anchors, "load_anchors", lambda *a: (published,))
+    index = report.build([results, datadep_results], tmp_path / "merged")
+    datadep = pd.read_parquet(datadep_results)
+    datadep_certs = int(((datadep["status"] == "ok") & (datadep["bound_kind"] == "certificate")).sum())
+    with sync_playwright() as p:
+        browser = p.chromium.launch(executable_path=CHROMIUM, args=["--no-sandbox", "--disable-gpu"])
+        try:
+            page = browser.new_page(viewport={"width": 1280, "height": 1600})
+            errors: list[str] = []
+            page.on("pageerror", lambda e: errors.append(str(e)))
+            page.goto(index.as_uri())
+            assert errors == []
+            # a board merged from two folders: both named, each drill-down verified against its own folder
+            header = page.locator("p.note").first.inner_text()
+            assert str(results) in header and str(datadep_results) in header
+            assert page.locator(f"details code:text-matches('--results {datadep_results} ')").count() == datadep_certs
+            # the published certificate: a mark and its label on the size-vs-bound figure, and a table row
+            assert page.locator(".figs svg [id^=anchor-0]").count() >= 1
+            assert page.locator(".figs svg text:text-matches('Someone et al. 2020 \\\\(data-free\\\\) 30.0 %')").count() == 1
+            assert page.locator("h3:text-matches('^Published certificates') + table tbody tr").count() == 1
+            # itemized bits: the task's bar has drawn items, and so does every drill-down
+            assert page.locator(".figs .fig svg [id^=marks-bits]").count() > 0
+            assert page.locator("details .fig.bits svg [id^=marks-bits]").count() >= page.locator("details").count()
+            # prior diagnostics: a row per data-dependent certificate, and in its drill-down
+            assert page.locator("h3:text-matches('^Data-dependent priors') + table tbody tr").count() == datadep_certs
+            first = page.locator("details", has_text="held-out bound of the prior alone").first
+            first.locator("summary").click()
+            assert first.locator("td:text-is('held-out bound of the prior alone (0 bits)')").is_visible()
+            page.screenshot(path=str(tmp_path / "merged.png"), full_page=True)
+        finally:
+            browser.close()
+    assert (tmp_path / "merged.png").stat().st_size > 10_000
