@@ -21,6 +21,7 @@ from bench.api.contracts import Compressed, TaskSpec
 from bench.environment import resolve_device
 from bench.ledger import Ledger
 from bench.api.params import ConfigError
+from bench.priordiag import prior_columns
 from bench.progress import progress
 from bench.registry import Registry
 from bench.results import ResultsStore
@@ -155,6 +156,10 @@ def verify_cell(cell_id: str, results: Path, registry: Registry, data_dir: Path 
                        ("train_err", evaluated.train_err), ("test_err", measured.test_err)):
         stored = None if _missing(row[key]) else row[key]
         report.add(key, stored, value, _close(stored, value, 0.0))
+
+    for key, value in prior_columns(task, seed, base_models, float(row["delta"])).items():  # a data-dependent prior's
+        stored = None if _missing(row.get(key)) else row[key]
+        report.add(key, stored, value, _close(stored, value, BOUND_TOLERANCE))
 
     cells = CellRunner(dev, base_models, float(row["delta"]), None, decoder=decoder)
     bound = bound_cls(**json.loads(row["bound_params"]))

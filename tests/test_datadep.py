@@ -121,7 +121,8 @@ def test_id_from_the_prior_decodes_exactly(workspace, capsys):
     assert (df["status"] == "ok").all()
     capsys.readouterr()
     assert main(["verify", *df["cell_id"]]) == 0
-    assert "AGREES" in capsys.readouterr().out
+    out = capsys.readouterr().out
+    assert "AGREES" in out and "ok  prior_bound" in out and "ok  prior_train_errors" in out
 
 
 def test_the_prior_compressor_is_skipped_without_a_prior(workspace):
