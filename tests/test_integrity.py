@@ -224,6 +224,24 @@ def test_a_leaderboard_over_two_folders_ranks_every_row_as_it_stands(third_party
     assert "(a: 6; b: 6; 8 in total)" in head["section"]  # 3 artifacts x 2 bounds in each folder
 
 
+def test_with_reference_ranks_a_folder_among_the_shipped_board(third_party, workspace, run_bench, monkeypatch,
+                                                              capsys):
+    from bench import boards
+
+    grid = ["run", *TOY, "--compressors", "toy-sign", "--bounds", "occam", "--no-leaderboard"]
+    assert main([*grid, "--set", "compressor.toy-sign.variant=[0,1]", "--results", "shipped"]) == 0
+    assert main([*grid, "--set", "compressor.toy-sign.variant=5", "--results", "mine"]) == 0
+    monkeypatch.setattr(boards, "REFERENCE", workspace / "shipped")
+    capsys.readouterr()
+    assert main(["leaderboard", "--results", "mine", "--with-reference", "--format", "csv"]) == 2  # no README there
+    assert "reference board is not at" in capsys.readouterr().err
+    (workspace / "shipped" / "README.md").write_text("# the reference board\n")
+    assert main(["leaderboard", "--results", "mine", "--with-reference", "--format", "csv"]) == 0
+    board = pd.read_csv(io.StringIO(capsys.readouterr().out))
+    head = board[board["section"].str.startswith("Headline")].iloc[0]
+    assert f"(mine: 1; {workspace / 'shipped'}: 2; 3 in total)" in head["section"]  # mine ranked among the shipped
+
+
 def test_a_report_over_two_folders_drills_each_cell_down_in_its_own_folder(third_party, workspace, run_bench):
     grid = ["run", *TOY, "--compressors", "toy-sign", "--bounds", "occam", "--no-leaderboard"]
     assert main([*grid, "--set", "compressor.toy-sign.variant=[0,1]", "--results", "a"]) == 0

@@ -11,6 +11,8 @@ def configure(parser: argparse.ArgumentParser) -> None:
                         help="results folder (repeat to merge several: every row pays its own configuration "
                              "bits, so rows from anywhere rank together)")
     parser.add_argument("--task", help="only this task")
+    parser.add_argument("--with-reference", action="store_true",
+                        help="rank these rows among the reference board that ships with the project (reference/)")
     parser.add_argument("--format", choices=["markdown", "csv", "html"], default="markdown")
     parser.add_argument("--anchors", action="store_true",
                         help="print the published certificates on each task's dataset beside its headline")
@@ -18,10 +20,11 @@ def configure(parser: argparse.ArgumentParser) -> None:
 
 def run(args: argparse.Namespace) -> int:
     from bench import leaderboard
-    from bench.boards import read_board
+    from bench.boards import read_board, with_reference
     from bench.registry import load_registry
 
-    board = read_board(args.results or [Path("results")])
+    folders = args.results or [Path("results")]
+    board = read_board(with_reference(folders) if args.with_reference else folders)
     if board.empty:
         print(f"no results in {board.where()}")
         return 0

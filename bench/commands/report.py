@@ -11,15 +11,17 @@ def configure(parser: argparse.ArgumentParser) -> None:
                         help="results folder (repeat to merge several into one page)")
     parser.add_argument("--out", type=Path, default=Path("report"), help="folder to write index.html into")
     parser.add_argument("--task", help="only this task")
+    parser.add_argument("--with-reference", action="store_true",
+                        help="rank these rows among the reference board that ships with the project (reference/)")
 
 
 def run(args: argparse.Namespace) -> int:
     from bench import leaderboard, report
-    from bench.boards import read_board
+    from bench.boards import read_board, with_reference
     from bench.registry import load_registry
 
     folders = args.results or [Path("results")]
-    board = read_board(folders)
+    board = read_board(with_reference(folders) if args.with_reference else folders)
     if board.empty:
         print(f"no results in {board.where()}")
         return 0
