@@ -1,6 +1,8 @@
 """One training step of LeNet-5 (Fashion-MNIST shape, batch 128: forward, backward, Adam step): ordinary
 training of all D = 431 080 weights ("dense step") against subspace training θ₀ + P·z with each
-projector at d ∈ {1 000, 10 000, 100 000}.
+projector at d ∈ {1 000, 10 000, 100 000}; and, with ``--layouts``, each step on the batch as it comes
+against the batch in the layout training gives it (``bench.kit.evaluation.training_layout``:
+channels-last for a convolutional model).
 
 As a script, it prints the time ratio to the dense step (medians of interleaved rounds, measured in
 one process, so load from other processes hits every configuration alike) and each configuration's
@@ -8,6 +10,7 @@ peak memory (maximum resident set of a fresh child process running it, minus tha
 the dense step)::
 
     python benchmarks/test_projector_step.py [--threads 1] [--rounds 15] [--dims 1000 10000 100000]
+    python benchmarks/test_projector_step.py --layouts [--threads 2] [--rounds 15] [--dims 1000]
 
 With pytest-benchmark (absolute times; the ratio test asserts kron and fastfood at d = 10 000 are
 within 2x the dense step)::
@@ -30,6 +33,7 @@ import pytest
 import torch
 import torch.nn.functional as F
 
+from bench.kit.evaluation import training_layout
 from bench.kit.projectors import DenseProjector
 from bench.kit.subspace import Subspace
 
@@ -55,10 +59,13 @@ def available(projector: str, d: int) -> bool:
     return projector != "dense" or D_LENET5 * d <= DenseProjector.MAX_ENTRIES
 
 
-def make_step(projector: str | None, d: int = 0):
-    """A closure running one training step; ``projector=None`` trains all weights directly."""
+def make_step(projector: str | None, d: int = 0, layout: bool = False):
+    """A closure running one training step; ``projector=None`` trains all weights directly; ``layout``:
+    the batch in the layout training gives it."""
     model = lenet5()
     x, y = batch()
+    if layout:
+        x = training_layout(model, x[:8])(x)
     if projector is None:
         opt = torch.optim.Adam(model.parameters(), lr=1e-3)
 
@@ -88,10 +95,14 @@ def label(projector: str | None, d: int) -> str:
     return "dense step" if projector is None else f"{projector} d={d}"
 
 
-def time_ratios(dims=DIMS, rounds: int = 15, warmup: int = 2) -> dict[str, dict[str, float]]:
-    """Median seconds per step and ratio to the dense step, rounds interleaved across configurations."""
-    configs = configurations(dims)
-    steps = {label(*c): make_step(*c) for c in configs}
+def time_ratios(dims=DIMS, rounds: int = 15, warmup: int = 2, layouts: bool = False) -> dict[str, dict[str, float]]:
+    """Median seconds per step and ratio to the dense step, rounds interleaved across configurations;
+    ``layouts``: kron only, each configuration also on the training layout's batch."""
+    if layouts:
+        configs = [(None, 0)] + [("kron", d) for d in dims]
+        steps = {label(*c) + tail: make_step(*c, layout=bool(tail)) for c in configs for tail in ("", ", training layout")}
+    else:
+        steps = {label(*c): make_step(*c) for c in configurations(dims)}
     times: dict[str, list[float]] = {k: [] for k in steps}
     for r in range(warmup + rounds):
         for name, step in steps.items():
@@ -161,6 +172,13 @@ def test_subspace_step(benchmark, projector, d):
         benchmark(make_step(projector, d))
 
 
+@pytest.mark.parametrize("layout", [False, True], ids=["as-it-comes", "training-layout"])
+@pytest.mark.parametrize("projector", [None, "kron"], ids=["dense", "kron-1000"])
+def test_step_by_layout(benchmark, projector, layout):
+    benchmark.group = "lenet5-step-layout"
+    benchmark(make_step(projector, 1_000 if projector else 0, layout=layout))
+
+
 def test_kron_and_fastfood_within_twice_the_dense_step():
     ratios = time_ratios(dims=(10_000,), rounds=9)
     assert ratios["kron d=10000"]["ratio"] <= 2.0, ratios
@@ -174,19 +192,21 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--dims", type=int, nargs="+", default=list(DIMS))
     parser.add_argument("--no-memory", action="store_true")
     parser.add_argument("--json", action="store_true")
+    parser.add_argument("--layouts", action="store_true", help="the dense and kron steps on the batch as it comes "
+                        "and in the training layout (no memory figures)")
     args = parser.parse_args(argv)
     torch.set_num_threads(args.threads)
-    ratios = time_ratios(tuple(args.dims), args.rounds)
-    memory = {} if args.no_memory else peak_memory(tuple(args.dims), args.threads)
+    ratios = time_ratios(tuple(args.dims), args.rounds, layouts=args.layouts)
+    memory = {} if args.no_memory or args.layouts else peak_memory(tuple(args.dims), args.threads)
     if args.json:
         print(json.dumps({"ratios": ratios, "peak_memory_bytes": memory}, indent=2))
         return
     print(f"LeNet-5 training step, batch {BATCH}, {args.threads} thread(s), torch {torch.__version__}")
-    print(f"{'configuration':<22} {'s/step':>8} {'x dense':>8} {'peak MB':>9}")
+    print(f"{'configuration':<38} {'s/step':>8} {'x dense':>8} {'peak MB':>9}")
     for name, r in ratios.items():
         mem = memory.get(name)
         mem_text = "" if mem is None else f"{mem / 2**20:+9.1f}"
-        print(f"{name:<22} {r['seconds']:8.4f} {r['ratio']:8.2f} {mem_text}")
+        print(f"{name:<38} {r['seconds']:8.4f} {r['ratio']:8.2f} {mem_text}")
 
 
 if __name__ == "__main__":

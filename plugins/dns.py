@@ -201,7 +201,7 @@ class DNS(Compressor):
         train_loop(opt, surgery.forward, train, epochs=p.epochs, batch_size=batch_size,
                    generator=ctx.generator("dns.surgery"), device=device, task_type=ctx.task.data.task_type,
                    hooks=Hooks(before_batch=surgery.maybe_update, after_epoch=postfix), progress=ctx.progress,
-                   desc="surgery")
+                   desc="surgery", layout=model)
         model.eval()
         masks = surgery.finish()
         stats = {"surgery_train_err": ctx.evaluate(model, train), "surgery_sparsity": surgery.sparsity_now()}

@@ -1,15 +1,18 @@
-"""What makes the curvature and Monte-Carlo passes fast must not change what they mean:
+"""What makes the curvature and Monte-Carlo passes and training fast must not change what they mean:
 ``bench.kit.evaluation.fast_copy`` (the channels-last copy they run on) leaves the caller's model alone,
 agrees with it, and steps aside for models that cannot take that layout; ``ParallelNormals`` gives
-standard normals that depend on the seed only, not on the number of threads filling them."""
+standard normals that depend on the seed only, not on the number of threads filling them; training
+(``train_loop``) feeds a convolutional model channels-last batches, and only a model that takes them."""
 
 from __future__ import annotations
 
 import torch
 from torch import nn
 
-from bench.kit.evaluation import fast_copy
+from bench.kit.evaluation import fast_copy, training_layout
 from bench.kit.stochastic import ParallelNormals
+from bench.kit.training import train_loop
+from bench.kit.types import Split
 
 
 def conv_net() -> nn.Module:
@@ -36,7 +39,7 @@ def test_a_conv_model_gets_a_channels_last_copy_that_agrees():
     fast, prepare = fast_copy(model, x[:2])
     assert fast is not model
     assert fast[0].weight.is_contiguous(memory_format=torch.channels_last)
-    assert prepare(x).is_contiguous(memory_format=torch.channels_last)
+    assert prepare(x).stride()[1] == 1  # explicitly channels-last, even with one channel
     with torch.no_grad():
         torch.testing.assert_close(fast(prepare(x)), model(x), rtol=1e-5, atol=1e-6)
     for k, v in model.state_dict().items():  # the caller's model: same values, same layout
@@ -72,3 +75,48 @@ def test_parallel_normals_depend_on_the_seed_not_on_the_threads():
     assert not any(torch.equal(quarters[0], q) for q in quarters[1:])  # every stream its own numbers
     other = ParallelNormals(torch.Generator().manual_seed(8))(300, 1000)
     assert not torch.equal(other, big)
+
+
+def channels_last_strides(x: torch.Tensor) -> bool:
+    """Channels-last in its strides (a one-channel batch is "contiguous" in both layouts; only explicit
+    strides make the convolutions take their channels-last kernels)."""
+    return x.dim() == 4 and x.stride()[1] == 1 and x.stride()[3] == x.shape[1]
+
+
+class Recording(nn.Module):
+    """Runs ``inner`` and keeps whether each batch it was given had channels-last strides."""
+
+    def __init__(self, inner: nn.Module) -> None:
+        super().__init__()
+        self.inner, self.layouts = inner, []
+
+    def forward(self, x):
+        self.layouts.append(channels_last_strides(x))
+        return self.inner(x)
+
+
+def train(model: nn.Module, seed: int = 0) -> Recording:
+    g = torch.Generator().manual_seed(seed)
+    data = Split(torch.randn(40, 1, 12, 12, generator=g), torch.randint(0, 5, (40,), generator=g))
+    recording = Recording(model)
+    opt = torch.optim.Adam(recording.parameters(), lr=1e-2)
+    train_loop(opt, recording, data, epochs=2, batch_size=16, generator=torch.Generator().manual_seed(seed),
+               device=torch.device("cpu"))
+    return recording
+
+
+def test_training_feeds_a_conv_model_channels_last_batches_and_is_deterministic():
+    x = torch.randn(3, 1, 12, 12)
+    assert channels_last_strides(training_layout(conv_net(), x)(x))
+    first, second = train(conv_net().train()), train(conv_net().train())
+    assert first.layouts[2:] == [True] * 6  # after the probe's two passes: 2 epochs of 3 batches
+    for a, b in zip(first.parameters(), second.parameters()):
+        assert torch.equal(a, b)  # the same seed, the same weights
+
+
+def test_training_leaves_the_layout_alone_for_models_that_cannot_take_it():
+    x = torch.randn(3, 1, 10, 10)
+    assert training_layout(ViewAfterConv(), x)(x) is x
+    assert training_layout(nn.Sequential(nn.Flatten(), nn.Linear(100, 3)), x)(x) is x
+    viewing = train(nn.Sequential(nn.ZeroPad2d(-1), ViewAfterConv(), nn.Linear(3, 5)).train())
+    assert viewing.layouts[2:] == [False] * 6  # view() would have raised in training

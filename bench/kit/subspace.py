@@ -100,7 +100,8 @@ def row_scale(params: list[torch.Tensor], scale: str, power: float = 1.0) -> tor
 def _run_epochs(step_params: list[torch.Tensor], forward: Callable[[torch.Tensor], torch.Tensor], train: Split,
                 *, optimizer: str, lr: float, epochs: int, batch_size: int, weight_decay: float, momentum: float,
                 schedule: str, generator: torch.Generator, task_type: str, device: torch.device,
-                progress: Callable | None, desc: str, after_step: Callable[[], None] | None = None) -> dict:
+                progress: Callable | None, desc: str, after_step: Callable[[], None] | None = None,
+                layout: nn.Module | None = None) -> dict:
     """Minibatch training of ``step_params``; returns the last epoch's running loss and error."""
     opt = make_optimizer(step_params, optimizer, lr, weight_decay, momentum)
     steps_per_epoch = -(-len(train) // batch_size)
@@ -110,7 +111,8 @@ def _run_epochs(step_params: list[torch.Tensor], forward: Callable[[torch.Tensor
 
     return train_loop(opt, forward, train, epochs=epochs, batch_size=batch_size, generator=generator, device=device,
                       task_type=task_type, scheduler=make_scheduler(opt, schedule, epochs * steps_per_epoch),
-                      hooks=Hooks(after_step=after_step, after_epoch=postfix), progress=progress, desc=desc)
+                      hooks=Hooks(after_step=after_step, after_epoch=postfix), progress=progress, desc=desc,
+                      layout=layout)
 
 
 def train_subspace(space: Subspace, train: Split, *, optimizer: str, lr: float, epochs: int, batch_size: int,
@@ -122,7 +124,7 @@ def train_subspace(space: Subspace, train: Split, *, optimizer: str, lr: float, 
     stats = _run_epochs([z], lambda x: space(z, x), train, optimizer=optimizer, lr=lr, epochs=epochs,
                         batch_size=batch_size, weight_decay=weight_decay, momentum=momentum, schedule=schedule,
                         generator=generator, task_type=task_type, device=space.device, progress=progress,
-                        desc=f"subspace d={space.d}")
+                        desc=f"subspace d={space.d}", layout=space.model)
     space.model.eval()
     return z.detach(), stats
 
@@ -207,7 +209,8 @@ def quantize_aware_train(space: Subspace, z: torch.Tensor, codebook: torch.Tenso
         stats = _run_epochs(trained, lambda x: space(quantize_ste(z, levels()), x), train,
                             optimizer="adam", lr=lr, epochs=epochs, batch_size=batch_size, weight_decay=0.0,
                             momentum=0.9, schedule="constant", generator=generator, task_type=task_type,
-                            device=space.device, progress=progress, desc=f"quantization-aware L={len(codebook)}")
+                            device=space.device, progress=progress, desc=f"quantization-aware L={len(codebook)}",
+                            layout=space.model)
         space.model.eval()
     return z.detach(), levels().detach(), stats
 
@@ -248,7 +251,8 @@ def progressive_quantize(space: Subspace, z: torch.Tensor, codebook: torch.Tenso
         history.append(_run_epochs([free], lambda x: space(torch.where(fixed, values, free), x), train,
                                    optimizer="adam", lr=lr, epochs=epochs, batch_size=batch_size, weight_decay=0.0,
                                    momentum=0.9, schedule="cosine", generator=generator, task_type=task_type,
-                                   device=space.device, progress=progress, desc=f"progressive {fraction:.3f} fixed"))
+                                   device=space.device, progress=progress, desc=f"progressive {fraction:.3f} fixed",
+                                   layout=space.model))
         space.model.eval()
     return values.detach(), history
 

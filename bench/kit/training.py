@@ -1,7 +1,7 @@
 """One training loop, with hooks, for every trainer: base models, centroid fine-tuning, masked
 retraining, Dynamic Network Surgery, subspace and quantization-aware training, VIBNet.
 
-Each minibatch: ``before_batch(step)``, zero the gradients, ``loss(forward(x), y)``, backward,
+Each minibatch (in the layout ``layout`` gives: see ``training_layout``): ``before_batch(step)``, zero the gradients, ``loss(forward(x), y)``, backward,
 ``before_step()`` (e.g. mask the gradients), the optimizer step, ``after_step()`` (e.g. re-apply a mask),
 the schedule's step. The shuffles come from ``generator`` (CPU, seeded), so the same call gives the
 same weights. Returns the last epoch's mean loss (and error, for classification).
@@ -16,10 +16,10 @@ from typing import Callable, Iterable
 import torch
 from torch import nn
 
-from bench.kit.evaluation import loss_fn, minibatches
+from bench.kit.evaluation import loss_fn, minibatches, training_layout
 from bench.kit.types import Split
 
-TRAINING_CODE_VERSION = "1"  # bump when training changes the weights it produces
+TRAINING_CODE_VERSION = "2"  # bump when training changes the weights it produces (2: channels-last batches)
 
 __all__ = ["Hooks", "TRAINING_CODE_VERSION", "fit", "make_optimizer", "make_scheduler", "train_loop"]
 
@@ -49,9 +49,14 @@ class Hooks:
 def train_loop(opt: torch.optim.Optimizer, forward: Callable[[torch.Tensor], torch.Tensor], train: Split, *,
                epochs: int, batch_size: int, generator: torch.Generator, device: torch.device,
                task_type: str = "classification", loss: Callable | None = None, scheduler=None,
-               hooks: Hooks | None = None, progress: Callable | None = None, desc: str = "train") -> dict:
-    """Minibatch training: ``epochs`` passes over ``train`` (see the module's docstring)."""
+               hooks: Hooks | None = None, progress: Callable | None = None, desc: str = "train",
+               layout: nn.Module | None = None) -> dict:
+    """Minibatch training: ``epochs`` passes over ``train`` (see the module's docstring). ``layout``: the
+    module ``forward`` runs (``forward`` itself when it is one), whose convolutions choose the batches'
+    memory layout."""
     hooks = hooks or Hooks()
+    module = layout if layout is not None else forward if isinstance(forward, nn.Module) else None
+    prepare = training_layout(module, train.x[:64]) if module is not None and len(train) else None
     loss = loss or loss_fn(task_type)
     bar = progress(total=epochs, desc=desc) if progress else None
     stats = {"loss": float("nan"), "err": float("nan")}
@@ -61,6 +66,8 @@ def train_loop(opt: torch.optim.Optimizer, forward: Callable[[torch.Tensor], tor
         wrong = torch.zeros((), dtype=torch.float64, device=device)
         count = 0
         for xb, yb in minibatches(train, batch_size, generator, device):
+            if prepare is not None:
+                xb = prepare(xb)
             if hooks.before_batch is not None:
                 hooks.before_batch(step)
             opt.zero_grad(set_to_none=True)
