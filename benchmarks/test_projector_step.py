@@ -1,7 +1,7 @@
 """One training step of LeNet-5 (Fashion-MNIST shape, batch 128: forward, backward, Adam step): ordinary
 training of all D = 431 080 weights ("dense step") against subspace training θ₀ + P·z with each
 projector at d ∈ {1 000, 10 000, 100 000}; and, with ``--layouts``, each step on the batch as it comes
-against the batch in the layout training gives it (``bench.kit.evaluation.training_layout``:
+against the batch in the layout training gives it (``bench.kit.evaluation.input_layout``:
 channels-last for a convolutional model).
 
 As a script, it prints the time ratio to the dense step (medians of interleaved rounds, measured in
@@ -33,7 +33,7 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from bench.kit.evaluation import training_layout
+from bench.kit.evaluation import input_layout
 from bench.kit.projectors import DenseProjector
 from bench.kit.subspace import Subspace
 
@@ -65,7 +65,7 @@ def make_step(projector: str | None, d: int = 0, layout: bool = False):
     model = lenet5()
     x, y = batch()
     if layout:
-        x = training_layout(model, x[:8])(x)
+        x = input_layout(model, x[:8])(x)
     if projector is None:
         opt = torch.optim.Adam(model.parameters(), lr=1e-3)
 

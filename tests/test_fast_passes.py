@@ -9,7 +9,7 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-from bench.kit.evaluation import fast_copy, training_layout
+from bench.kit.evaluation import error_count, fast_copy, input_layout, predict
 from bench.kit.stochastic import ParallelNormals
 from bench.kit.training import train_loop
 from bench.kit.types import Split
@@ -107,7 +107,7 @@ def train(model: nn.Module, seed: int = 0) -> Recording:
 
 def test_training_feeds_a_conv_model_channels_last_batches_and_is_deterministic():
     x = torch.randn(3, 1, 12, 12)
-    assert channels_last_strides(training_layout(conv_net(), x)(x))
+    assert channels_last_strides(input_layout(conv_net(), x)(x))
     first, second = train(conv_net().train()), train(conv_net().train())
     assert first.layouts[2:] == [True] * 6  # after the probe's two passes: 2 epochs of 3 batches
     for a, b in zip(first.parameters(), second.parameters()):
@@ -116,7 +116,20 @@ def test_training_feeds_a_conv_model_channels_last_batches_and_is_deterministic(
 
 def test_training_leaves_the_layout_alone_for_models_that_cannot_take_it():
     x = torch.randn(3, 1, 10, 10)
-    assert training_layout(ViewAfterConv(), x)(x) is x
-    assert training_layout(nn.Sequential(nn.Flatten(), nn.Linear(100, 3)), x)(x) is x
+    assert input_layout(ViewAfterConv(), x)(x) is x
+    assert input_layout(nn.Sequential(nn.Flatten(), nn.Linear(100, 3)), x)(x) is x
     viewing = train(nn.Sequential(nn.ZeroPad2d(-1), ViewAfterConv(), nn.Linear(3, 5)).train())
     assert viewing.layouts[2:] == [False] * 6  # view() would have raised in training
+
+
+def test_the_evaluation_passes_use_the_layout_and_count_exactly():
+    g = torch.Generator().manual_seed(1)
+    data = Split(torch.randn(1100, 1, 12, 12, generator=g), torch.randint(0, 5, (1100,), generator=g))
+    model = Recording(conv_net())
+    want = int((model.inner(data.x).argmax(1) != data.y).sum())  # the usual layout, one batch
+    model.layouts.clear()
+    assert error_count(model, data) == want
+    assert model.layouts[2:] == [True] * 3  # after the probe: 1100 examples in batches of 512
+    torch.testing.assert_close(predict(model, data.x), model.inner(data.x), rtol=1e-5, atol=1e-6)
+    viewing = nn.Sequential(nn.ZeroPad2d(-1), ViewAfterConv()).eval()
+    assert predict(viewing, data.x).shape == (1100, 3)  # steps aside: view() would raise

@@ -1,7 +1,7 @@
 """One training loop, with hooks, for every trainer: base models, centroid fine-tuning, masked
 retraining, Dynamic Network Surgery, subspace and quantization-aware training, VIBNet.
 
-Each minibatch (in the layout ``layout`` gives: see ``training_layout``): ``before_batch(step)``, zero the gradients, ``loss(forward(x), y)``, backward,
+Each minibatch (in the layout ``layout`` gives: see ``input_layout``): ``before_batch(step)``, zero the gradients, ``loss(forward(x), y)``, backward,
 ``before_step()`` (e.g. mask the gradients), the optimizer step, ``after_step()`` (e.g. re-apply a mask),
 the schedule's step. The shuffles come from ``generator`` (CPU, seeded), so the same call gives the
 same weights. Returns the last epoch's mean loss (and error, for classification).
@@ -16,7 +16,7 @@ from typing import Callable, Iterable
 import torch
 from torch import nn
 
-from bench.kit.evaluation import loss_fn, minibatches, training_layout
+from bench.kit.evaluation import PROBE, input_layout, loss_fn, minibatches
 from bench.kit.types import Split
 
 TRAINING_CODE_VERSION = "2"  # bump when training changes the weights it produces (2: channels-last batches)
@@ -56,7 +56,7 @@ def train_loop(opt: torch.optim.Optimizer, forward: Callable[[torch.Tensor], tor
     memory layout."""
     hooks = hooks or Hooks()
     module = layout if layout is not None else forward if isinstance(forward, nn.Module) else None
-    prepare = training_layout(module, train.x[:64]) if module is not None and len(train) else None
+    prepare = input_layout(module, train.x[:PROBE]) if module is not None and len(train) else None
     loss = loss or loss_fn(task_type)
     bar = progress(total=epochs, desc=desc) if progress else None
     stats = {"loss": float("nan"), "err": float("nan")}
