@@ -1,12 +1,14 @@
 """Regenerate the reference board that ships with the project (``reference/``).
 
 Runs the reference profiles from an empty model cache into this folder, keeps the rows, the ledger, the
-runs' sidecars and the artifacts of every certificate (so ``bench verify --results reference CELL``
-re-checks any of them from the message, the prior and the data), drops the other artifacts, and writes
+runs' sidecars and the artifact of each compressor's best certificate per task (so ``bench verify
+--results reference CELL`` re-checks it from the message, the prior and the data), drops the other
+artifacts, and writes
 ``README.md``: when and on what it was made, each profile's wall time, and the folder's size::
 
     python reference/regenerate.py                       # every reference profile (about 1.5 h on 2 cores)
     python reference/regenerate.py --profiles fashion-mnist
+    python reference/regenerate.py --screenshot-only     # the README's figure, from the board as it is
 
 Run it from the repository's root, with nothing else running (the wall times are part of the record).
 """
@@ -22,7 +24,6 @@ import subprocess
 import sys
 import tempfile
 import time
-from datetime import datetime, timezone
 from pathlib import Path
 
 HERE = Path(__file__).resolve().parent
@@ -48,11 +49,15 @@ def run_profile(profile: str, cache: Path) -> float:
 
 
 def keep_certificate_artifacts() -> tuple[int, int]:
-    """Drop the artifacts no certificate row uses; returns (kept, dropped)."""
+    """Keep the artifact of each compressor's best certificate on each task (what a reader re-checks
+    first, within a few MB: a K-means LeNet-5 artifact alone is about 1 MB); drop the others, whose rows
+    stay for the record. Returns (kept, dropped)."""
     from bench.results import ResultsStore
 
     rows = ResultsStore(HERE).read()
-    wanted = set(rows.loc[(rows["status"] == "ok") & (rows["bound_kind"] == "certificate"), "artifact_id"].dropna())
+    certs = rows[(rows["status"] == "ok") & (rows["bound_kind"] == "certificate") & ~rows["refuted"].fillna(False)]
+    best = certs.sort_values(["error_bound", "message_bits"]).drop_duplicates(["task", "compressor"])
+    wanted = set(best["artifact_id"].dropna())
     kept = dropped = 0
     for folder in sorted((HERE / "_artifacts").iterdir()):
         if folder.name in wanted:
@@ -68,26 +73,32 @@ def folder_bytes() -> int:
 
 
 def write_readme(times: dict[str, float], kept: int) -> None:
+    """The record of how the board was made: the commit and the time come from its own rows."""
     import torch
 
-    commit = subprocess.run(["git", "rev-parse", "--short", "HEAD"], capture_output=True, text=True).stdout.strip()
+    from bench.results import ResultsStore
+
+    rows = ResultsStore(HERE).read()
+    commits = ", ".join(f"`{c[:7]}`" for c in sorted(set(rows["git_commit"].dropna())))
+    made = rows["started_at"].max()
     lines = [
         "# The reference board",
         "",
         "Results that ship with the project, so a new compressor or bound can be ranked among the built-ins",
         "without rerunning them: `bench leaderboard --with-reference` and `bench report --with-reference` merge",
         "these rows with yours (every row pays its configuration's code word, so rows from anywhere rank",
-        "together), and `bench verify --results reference CELL` re-checks any certificate here from its",
+        "together), and `bench verify --results reference CELL` re-checks a certificate kept here from its",
         "message, the prior and the data.",
         "",
-        f"- Made on {datetime.now(timezone.utc):%Y-%m-%d %H:%M} UTC by `python reference/regenerate.py`, at commit "
-        f"`{commit}`, from an empty model cache.",
+        f"- Made on {made:%Y-%m-%d} (last row {made:%H:%M} UTC) by `python reference/regenerate.py`, at commit "
+        f"{commits}, from an empty model cache.",
         f"- Hardware: {cpu_model()}, {os.cpu_count()} logical cores, no GPU; Python {platform.python_version()}, "
         f"torch {torch.__version__}.",
-        f"- Size: {folder_bytes() / 2**20:.1f} MiB, with the artifacts of its {kept} certified models (the other "
-        "artifacts are dropped: their rows stay, for the record).",
+        f"- {len(rows)} rows. Size: {folder_bytes() / 2**20:.1f} MiB, with the artifacts of {kept} certified models: "
+        "each compressor's best certificate on each task (the other artifacts are dropped; their rows stay, "
+        "for the record, and `bench verify` says their evidence is not here).",
         "",
-        "| profile | wall time |",
+        "| profile | wall time on that machine |",
         "|---|---|",
         *[f"| `{p}` | {t / 60:.1f} min |" for p, t in times.items()],
         "",
@@ -95,10 +106,41 @@ def write_readme(times: dict[str, float], kept: int) -> None:
     (HERE / "README.md").write_text("\n".join(lines))
 
 
+def screenshot(task: str = "fashion-mnist-lenet5", out: Path = HERE.parent / "docs" / "report-fashion-mnist.png") -> None:
+    """The README's figure: the report's figures of ``task``, as Debian's Chromium renders them."""
+    from playwright.sync_api import sync_playwright
+
+    from bench import report
+
+    chromium = shutil.which("chromium") or shutil.which("chromium-browser")
+    if chromium is None:
+        raise SystemExit("the screenshot needs Debian's chromium (apt-get install -y chromium)")
+    with tempfile.TemporaryDirectory() as folder:
+        index = report.build(HERE, Path(folder), task)
+        with sync_playwright() as p:
+            browser = p.chromium.launch(executable_path=chromium, args=["--no-sandbox", "--disable-gpu"])
+            try:
+                page = browser.new_page(viewport={"width": 1200, "height": 900})
+                page.goto(index.as_uri())
+                page.locator(".figs").first.screenshot(path=str(out))
+            finally:
+                browser.close()
+    print(f"wrote {out}")
+
+
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--profiles", nargs="+", default=list(PROFILES))
+    parser.add_argument("--screenshot-only", action="store_true", help="only redo the README's figure")
+    parser.add_argument("--finish-only", action="store_true",
+                        help="only trim the artifacts and write README.md (times from times.json) and the figure")
     args = parser.parse_args(argv)
+    if args.screenshot_only:
+        screenshot()
+        return
+    if args.finish_only:
+        finish(json.loads((HERE / "times.json").read_text()))
+        return
     for path in HERE.iterdir():  # start afresh: only this script stays
         if path.name != "regenerate.py":
             shutil.rmtree(path) if path.is_dir() else path.unlink()
@@ -108,10 +150,16 @@ def main(argv: list[str] | None = None) -> None:
             times[profile] = run_profile(profile, Path(cache))
             print(f"{profile}: {times[profile] / 60:.1f} min", flush=True)
     (HERE / "times.json").write_text(json.dumps(times, indent=2))
+    finish(times)
+
+
+def finish(times: dict[str, float]) -> None:
     shutil.rmtree(HERE / "_claims", ignore_errors=True)  # the claims of jobs being computed: none now
     kept, dropped = keep_certificate_artifacts()
     write_readme(times, kept)
     print(f"reference/: {folder_bytes() / 2**20:.1f} MiB, {kept} artifacts kept, {dropped} dropped")
+    if "fashion-mnist" in times:
+        screenshot()
 
 
 if __name__ == "__main__":

@@ -206,10 +206,15 @@ def test_a_configuration_pays_the_same_bits_in_any_folder(third_party, workspace
     assert again.error_bound == pytest.approx(expected, rel=1e-12)
 
 
+def toy_folders(compressors: str, bounds: str, **variants: str) -> None:
+    """One toy grid per results folder: ``a="[0,1]"`` runs toy-sign's variants 0 and 1 into ``a``."""
+    grid = ["run", *TOY, "--compressors", compressors, "--bounds", bounds, "--no-leaderboard"]
+    for folder, values in variants.items():
+        assert main([*grid, "--set", f"compressor.toy-sign.variant={values}", "--results", folder]) == 0
+
+
 def test_a_leaderboard_over_two_folders_ranks_every_row_as_it_stands(third_party, workspace, run_bench):
-    grid = ["run", *TOY, "--compressors", "toy-sign,dense", "--bounds", "occam,catoni", "--no-leaderboard"]
-    assert main([*grid, "--set", "compressor.toy-sign.variant=[0,1]", "--results", "a"]) == 0
-    assert main([*grid, "--set", "compressor.toy-sign.variant=[1,5]", "--results", "b"]) == 0
+    toy_folders("toy-sign,dense", "occam,catoni", a="[0,1]", b="[1,5]")
     out = run_bench("leaderboard", "--results", "a", "--results", "b", "--format", "csv", cwd=workspace)
     assert out.returncode == 0, out.stderr
     board = pd.read_csv(io.StringIO(out.stdout))
@@ -228,9 +233,7 @@ def test_with_reference_ranks_a_folder_among_the_shipped_board(third_party, work
                                                               capsys):
     from bench import boards
 
-    grid = ["run", *TOY, "--compressors", "toy-sign", "--bounds", "occam", "--no-leaderboard"]
-    assert main([*grid, "--set", "compressor.toy-sign.variant=[0,1]", "--results", "shipped"]) == 0
-    assert main([*grid, "--set", "compressor.toy-sign.variant=5", "--results", "mine"]) == 0
+    toy_folders("toy-sign", "occam", shipped="[0,1]", mine="5")
     monkeypatch.setattr(boards, "REFERENCE", workspace / "shipped")
     capsys.readouterr()
     assert main(["leaderboard", "--results", "mine", "--with-reference", "--format", "csv"]) == 2  # no README there
@@ -243,9 +246,7 @@ def test_with_reference_ranks_a_folder_among_the_shipped_board(third_party, work
 
 
 def test_a_report_over_two_folders_drills_each_cell_down_in_its_own_folder(third_party, workspace, run_bench):
-    grid = ["run", *TOY, "--compressors", "toy-sign", "--bounds", "occam", "--no-leaderboard"]
-    assert main([*grid, "--set", "compressor.toy-sign.variant=[0,1]", "--results", "a"]) == 0
-    assert main([*grid, "--set", "compressor.toy-sign.variant=[1,5]", "--results", "b"]) == 0
+    toy_folders("toy-sign", "occam", a="[0,1]", b="[1,5]")
     out = run_bench("report", "--results", "a", "--results", "b", "--out", "page", cwd=workspace)
     assert out.returncode == 0, out.stderr
     page = (workspace / "page" / "index.html").read_text()
