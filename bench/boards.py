@@ -19,7 +19,7 @@ import pandas as pd
 
 from bench.anchors import Anchor, anchors_for, task_dataset
 from bench.api.params import ConfigError
-from bench.ledger import Ledger, merged_counts
+from bench.ledger import Ledger
 from bench.results import COLUMNS, ResultsStore
 
 FOLDER = "results_folder"  # the column naming the folder a row was read from
@@ -81,4 +81,10 @@ def read_board(folders: Sequence[Path]) -> Board:
             frames.append(frame.assign(**{FOLDER: str(folder)}))
     rows = (pd.concat(frames, ignore_index=True) if frames else
             pd.DataFrame({c: pd.Series(dtype=object) for c in [*COLUMNS, FOLDER]}))
-    return Board(folders, rows, merged_counts(folders), {str(f): Ledger(f).counts() for f in folders})
+    per_folder = {str(f): Ledger(f).configs() for f in folders}  # each ledger read once
+    merged: dict[str, set[str]] = {}
+    for configs in per_folder.values():  # one configuration tried in two folders counts once
+        for sample, tried in configs.items():
+            merged.setdefault(sample, set()).update(tried)
+    return Board(folders, rows, {s: len(c) for s, c in merged.items()},
+                 {f: {s: len(c) for s, c in configs.items()} for f, configs in per_folder.items()})

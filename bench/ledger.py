@@ -74,22 +74,16 @@ class Ledger:
                     out.append(entry)
         return out
 
-    def counts(self) -> dict[str, int]:
-        """Distinct configurations per training sample."""
+    def configs(self) -> dict[str, set[str]]:
+        """The distinct configurations tried on each training sample."""
         seen: dict[str, set[str]] = {}
         for entry in self.entries():
             seen.setdefault(entry["sample"], set()).add(entry["config"])
-        return {sample: len(configs) for sample, configs in seen.items()}
+        return seen
+
+    def counts(self) -> dict[str, int]:
+        """Distinct configurations per training sample."""
+        return {sample: len(configs) for sample, configs in self.configs().items()}
 
     def count(self, sample: str) -> int:
         return self.counts().get(sample, 0)
-
-
-def merged_counts(folders: Iterable[Path]) -> dict[str, int]:
-    """Distinct configurations per training sample over several results folders (one configuration
-    tried in two folders counts once)."""
-    seen: dict[str, set[str]] = {}
-    for folder in folders:
-        for entry in Ledger(folder).entries():
-            seen.setdefault(entry["sample"], set()).add(entry["config"])
-    return {sample: len(configs) for sample, configs in seen.items()}
