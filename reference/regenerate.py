@@ -9,6 +9,7 @@ artifacts, and writes
     python reference/regenerate.py                       # every reference profile (about 1.5 h on 2 cores)
     python reference/regenerate.py --profiles fashion-mnist
     python reference/regenerate.py --screenshot-only     # the README's figure, from the board as it is
+    python reference/regenerate.py --verify-only         # bench verify every row whose artifact is kept
 
 Run it from the repository's root, with nothing else running (the wall times are part of the record).
 """
@@ -68,6 +69,38 @@ def keep_certificate_artifacts() -> tuple[int, int]:
     return kept, dropped
 
 
+def compact() -> None:
+    """Rewrite the kept artifacts' layers in the compact format of ``save_artifact`` and pack the rows
+    into one file (``ResultsStore.pack_rows``): 8.6 MiB -> 4.6 MiB for the board of 2026-12-06."""
+    from bench.results import ResultsStore
+
+    store = ResultsStore(HERE)
+    for folder in sorted(store.artifacts.iterdir()):
+        message, meta, layers = store.load_artifact(folder.name)
+        store.save_artifact(folder.name, message, {k: v for k, v in meta.items() if k != "layers"}, layers)
+    store.pack_rows()
+
+
+def verify_kept() -> tuple[int, int]:
+    """``bench verify`` on every ok row whose artifact is kept; the output goes to ``verified.txt``.
+    Returns (agreeing, checked)."""
+    from bench.results import ResultsStore
+
+    store = ResultsStore(HERE)
+    rows = store.read()
+    cells = sorted(rows.loc[(rows["status"] == "ok") & rows["artifact_id"].map(store.has_artifact), "cell_id"])
+    start = time.perf_counter()
+    done = subprocess.run([sys.executable, "-m", "bench.cli", "verify", "--results", str(HERE), *cells],
+                          capture_output=True, text=True)
+    (HERE / "verified.txt").write_text(done.stdout + done.stderr)
+    agreeing = done.stdout.count(": AGREES")
+    (HERE / "verified.json").write_text(json.dumps({
+        "date": time.strftime("%Y-%m-%d"), "agreeing": agreeing, "checked": len(cells),
+        "minutes": (time.perf_counter() - start) / 60, "cells": cells}, indent=2))
+    print(f"bench verify: {agreeing} of {len(cells)} kept cells agree (reference/verified.txt)")
+    return agreeing, len(cells)
+
+
 def folder_bytes() -> int:
     return sum(p.stat().st_size for p in HERE.rglob("*") if p.is_file())
 
@@ -98,12 +131,24 @@ def write_readme(times: dict[str, float], kept: int) -> None:
         "each compressor's best certificate on each task (the other artifacts are dropped; their rows stay, "
         "for the record, and `bench verify` says their evidence is not here).",
         "",
+        *verified_lines(),
         "| profile | wall time on that machine |",
         "|---|---|",
         *[f"| `{p}` | {t / 60:.1f} min |" for p, t in times.items()],
         "",
     ]
     (HERE / "README.md").write_text("\n".join(lines))
+
+
+def verified_lines() -> list[str]:
+    """What the last ``--verify-only`` found (``verified.json``)."""
+    try:
+        found = json.loads((HERE / "verified.json").read_text())
+    except (OSError, ValueError):
+        return ["- `bench verify` has not been run over this board (`python reference/regenerate.py --verify-only`).", ""]
+    return [f"- `bench verify` re-checked every row whose artifact is kept, on {found['date']}: {found['agreeing']} of "
+            f"{found['checked']} agree (its output is `verified.txt`; `python reference/regenerate.py --verify-only` "
+            f"redoes it, {found['minutes']:.0f} min on that machine).", ""]
 
 
 def screenshot(task: str = "fashion-mnist-lenet5", out: Path = HERE.parent / "docs" / "report-fashion-mnist.png") -> None:
@@ -132,6 +177,8 @@ def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--profiles", nargs="+", default=list(PROFILES))
     parser.add_argument("--screenshot-only", action="store_true", help="only redo the README's figure")
+    parser.add_argument("--verify-only", action="store_true",
+                        help="only run bench verify over the kept cells and rewrite README.md")
     parser.add_argument("--finish-only", action="store_true",
                         help="only trim the artifacts and write README.md (times from times.json) and the figure")
     args = parser.parse_args(argv)
@@ -140,6 +187,10 @@ def main(argv: list[str] | None = None) -> None:
         return
     if args.finish_only:
         finish(json.loads((HERE / "times.json").read_text()))
+        return
+    if args.verify_only:
+        verify_kept()
+        write_readme(json.loads((HERE / "times.json").read_text()), len(list((HERE / "_artifacts").iterdir())))
         return
     for path in HERE.iterdir():  # start afresh: only this script stays
         if path.name != "regenerate.py":
@@ -156,6 +207,8 @@ def main(argv: list[str] | None = None) -> None:
 def finish(times: dict[str, float]) -> None:
     shutil.rmtree(HERE / "_claims", ignore_errors=True)  # the claims of jobs being computed: none now
     kept, dropped = keep_certificate_artifacts()
+    compact()
+    verify_kept()
     write_readme(times, kept)
     print(f"reference/: {folder_bytes() / 2**20:.1f} MiB, {kept} artifacts kept, {dropped} dropped")
     if "fashion-mnist" in times:
