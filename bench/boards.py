@@ -23,14 +23,14 @@ from bench.ledger import Ledger
 from bench.results import COLUMNS, ResultsStore
 
 FOLDER = "results_folder"  # the column naming the folder a row was read from
-#: The reference board that ships with the project (``reference/README.md`` says how it was made).
+#: The reference board that ships with the project (``reference/_README.md`` says how it was made).
 REFERENCE = Path(__file__).resolve().parent.parent / "reference"
 
 
 def with_reference(folders: Sequence[Path]) -> list[Path]:
     """``folders`` and the shipped reference board after them (a clear error where it is not shipped:
     an installed wheel has no ``reference/``; a clone of the repository has)."""
-    if not (REFERENCE / "README.md").exists():
+    if not (REFERENCE / "_README.md").exists():
         raise ConfigError(f"--with-reference: the reference board is not at {REFERENCE}: it ships with a clone of the repository "
                                 f"(reference/), not with an installed package")
     return [*folders, REFERENCE]

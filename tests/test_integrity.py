@@ -238,7 +238,7 @@ def test_with_reference_ranks_a_folder_among_the_shipped_board(third_party, work
     capsys.readouterr()
     assert main(["leaderboard", "--results", "mine", "--with-reference", "--format", "csv"]) == 2  # no README there
     assert "reference board is not at" in capsys.readouterr().err
-    (workspace / "shipped" / "README.md").write_text("# the reference board\n")
+    (workspace / "shipped" / "_README.md").write_text("# the reference board\n")
     assert main(["leaderboard", "--results", "mine", "--with-reference", "--format", "csv"]) == 0
     board = pd.read_csv(io.StringIO(capsys.readouterr().out))
     head = board[board["section"].str.startswith("Headline")].iloc[0]

@@ -87,3 +87,4 @@ def test_the_shipped_reference_board_is_a_few_mb_and_its_evidence_loads():
     for artifact_id in kept:
         message, meta, _ = store.load_artifact(artifact_id)  # checks the message against its sha256
         assert 8 * len(message) == meta["bits"]
+    assert len(pd.read_parquet(REFERENCE)) == len(rows)  # its notes and script start with "_"

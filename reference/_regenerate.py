@@ -4,12 +4,12 @@ Runs the reference profiles from an empty model cache into this folder, keeps th
 runs' sidecars and the artifact of each compressor's best certificate per task (so ``bench verify
 --results reference CELL`` re-checks it from the message, the prior and the data), drops the other
 artifacts, and writes
-``README.md``: when and on what it was made, each profile's wall time, and the folder's size::
+``_README.md``: when and on what it was made, each profile's wall time, and the folder's size::
 
-    python reference/regenerate.py                       # every reference profile (about 1.5 h on 2 cores)
-    python reference/regenerate.py --profiles fashion-mnist
-    python reference/regenerate.py --screenshot-only     # the README's figure, from the board as it is
-    python reference/regenerate.py --verify-only         # bench verify every row whose artifact is kept
+    python reference/_regenerate.py                       # every reference profile (about 1.5 h on 2 cores)
+    python reference/_regenerate.py --profiles fashion-mnist
+    python reference/_regenerate.py --screenshot-only     # the README's figure, from the board as it is
+    python reference/_regenerate.py --verify-only         # bench verify every row whose artifact is kept
 
 Run it from the repository's root, with nothing else running (the wall times are part of the record).
 """
@@ -82,7 +82,7 @@ def compact() -> None:
 
 
 def verify_kept() -> tuple[int, int]:
-    """``bench verify`` on every ok row whose artifact is kept; the output goes to ``verified.txt``.
+    """``bench verify`` on every ok row whose artifact is kept; the output goes to ``_verified.txt``.
     Returns (agreeing, checked)."""
     from bench.results import ResultsStore
 
@@ -92,12 +92,12 @@ def verify_kept() -> tuple[int, int]:
     start = time.perf_counter()
     done = subprocess.run([sys.executable, "-m", "bench.cli", "verify", "--results", str(HERE), *cells],
                           capture_output=True, text=True)
-    (HERE / "verified.txt").write_text(done.stdout + done.stderr)
+    (HERE / "_verified.txt").write_text(done.stdout + done.stderr)
     agreeing = done.stdout.count(": AGREES")
-    (HERE / "verified.json").write_text(json.dumps({
+    (HERE / "_verified.json").write_text(json.dumps({
         "date": time.strftime("%Y-%m-%d"), "agreeing": agreeing, "checked": len(cells),
         "minutes": (time.perf_counter() - start) / 60, "cells": cells}, indent=2))
-    print(f"bench verify: {agreeing} of {len(cells)} kept cells agree (reference/verified.txt)")
+    print(f"bench verify: {agreeing} of {len(cells)} kept cells agree (reference/_verified.txt)")
     return agreeing, len(cells)
 
 
@@ -123,7 +123,10 @@ def write_readme(times: dict[str, float], kept: int) -> None:
         "together), and `bench verify --results reference CELL` re-checks a certificate kept here from its",
         "message, the prior and the data.",
         "",
-        f"- Made on {made:%Y-%m-%d} (last row {made:%H:%M} UTC) by `python reference/regenerate.py`, at commit "
+        "It is a results folder like any other: every file that is not a row starts with `_`, so",
+        "`pandas.read_parquet(\"reference\")` reads exactly its rows (packed into `packed.parquet`).",
+        "",
+        f"- Made on {made:%Y-%m-%d} (last row {made:%H:%M} UTC) by `python reference/_regenerate.py`, at commit "
         f"{commits}, from an empty model cache.",
         f"- Hardware: {cpu_model()}, {os.cpu_count()} logical cores, no GPU; Python {platform.python_version()}, "
         f"torch {torch.__version__}.",
@@ -137,17 +140,17 @@ def write_readme(times: dict[str, float], kept: int) -> None:
         *[f"| `{p}` | {t / 60:.1f} min |" for p, t in times.items()],
         "",
     ]
-    (HERE / "README.md").write_text("\n".join(lines))
+    (HERE / "_README.md").write_text("\n".join(lines))
 
 
 def verified_lines() -> list[str]:
-    """What the last ``--verify-only`` found (``verified.json``)."""
+    """What the last ``--verify-only`` found (``_verified.json``)."""
     try:
-        found = json.loads((HERE / "verified.json").read_text())
+        found = json.loads((HERE / "_verified.json").read_text())
     except (OSError, ValueError):
-        return ["- `bench verify` has not been run over this board (`python reference/regenerate.py --verify-only`).", ""]
+        return ["- `bench verify` has not been run over this board (`python reference/_regenerate.py --verify-only`).", ""]
     return [f"- `bench verify` re-checked every row whose artifact is kept, on {found['date']}: {found['agreeing']} of "
-            f"{found['checked']} agree (its output is `verified.txt`; `python reference/regenerate.py --verify-only` "
+            f"{found['checked']} agree (its output is `_verified.txt`; `python reference/_regenerate.py --verify-only` "
             f"redoes it, {found['minutes']:.0f} min on that machine).", ""]
 
 
@@ -178,29 +181,29 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--profiles", nargs="+", default=list(PROFILES))
     parser.add_argument("--screenshot-only", action="store_true", help="only redo the README's figure")
     parser.add_argument("--verify-only", action="store_true",
-                        help="only run bench verify over the kept cells and rewrite README.md")
+                        help="only run bench verify over the kept cells and rewrite _README.md")
     parser.add_argument("--finish-only", action="store_true",
-                        help="only trim the artifacts and write README.md (times from times.json) and the figure")
+                        help="only trim the artifacts and write _README.md (times from _times.json) and the figure")
     args = parser.parse_args(argv)
     if args.screenshot_only:
         screenshot()
         return
     if args.finish_only:
-        finish(json.loads((HERE / "times.json").read_text()))
+        finish(json.loads((HERE / "_times.json").read_text()))
         return
     if args.verify_only:
         verify_kept()
-        write_readme(json.loads((HERE / "times.json").read_text()), len(list((HERE / "_artifacts").iterdir())))
+        write_readme(json.loads((HERE / "_times.json").read_text()), len(list((HERE / "_artifacts").iterdir())))
         return
     for path in HERE.iterdir():  # start afresh: only this script stays
-        if path.name != "regenerate.py":
+        if path.name != "_regenerate.py":
             shutil.rmtree(path) if path.is_dir() else path.unlink()
     times = {}
     with tempfile.TemporaryDirectory(prefix="bench-reference-cache-") as cache:
         for profile in args.profiles:
             times[profile] = run_profile(profile, Path(cache))
             print(f"{profile}: {times[profile] / 60:.1f} min", flush=True)
-    (HERE / "times.json").write_text(json.dumps(times, indent=2))
+    (HERE / "_times.json").write_text(json.dumps(times, indent=2))
     finish(times)
 
 
