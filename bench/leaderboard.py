@@ -4,7 +4,8 @@ Per task: a headline (the best certificate of the sample: every certificate alre
 configuration's code word, so by Kraft they all hold at once and the best needs no further union
 bound; the folder's ledger count stands beside it as the record of the search), then non-vacuous
 certificates (ranked), vacuous ones, expectation bounds and lower bounds (diagnostics, never
-certificates), refuted certificates (never ranked) and the failed and skipped cells. Rows are averaged
+certificates), refuted certificates (never ranked), the failed cells, and one line per pair that does
+not apply (skipped cells, by compressor and reason). Rows are averaged
 over seeds only when they are the same certificate: same task configuration, compressor and bound
 configurations, target and δ. Rows from several results folders merge as they are.
 """
@@ -176,6 +177,18 @@ def prior_diagnostics(ok: pd.DataFrame) -> Table | None:
                  "what compression changed", frame.reset_index(drop=True), list(rows["cell_id"]))
 
 
+def skipped_pairs(skipped: pd.DataFrame) -> Table | None:
+    """The pairs that do not apply to the task, one line per compressor and reason (which bounds, and
+    why), instead of a row per cell: the rows stay in the results as the record, but a first screen
+    shows only what means something."""
+    if skipped.empty:
+        return None
+    lines = []
+    for (compressor, reason), part in skipped.groupby(["compressor", "error"], sort=True, dropna=False):
+        lines.append(f"{compressor} × {', '.join(sorted(set(part['bound'])))}: {reason}")
+    return Table("Skipped: these pairs do not apply to the task", pd.DataFrame({"compressor × bounds: why": lines}))
+
+
 def _int(value: Any) -> int:
     return int(value) if value is not None and np.isfinite(value) else 0
 
@@ -241,10 +254,13 @@ def build(df: pd.DataFrame, task: str | None = None, ledger_counts: dict[str, in
         if violations:
             tables.append(Table("LOWER-BOUND VIOLATIONS (a floor above a certificate it should be below)",
                                 pd.DataFrame({"violation": violations})))
-        bad = tdf[tdf["status"] != "ok"]
-        if not bad.empty:
-            frame = bad[["status", "compressor", "bound", "seed", "error"]].sort_values(["status", "compressor", "bound"])
-            tables.append(Table("Failed and skipped cells", frame.reset_index(drop=True)))
+        failed = tdf[tdf["status"] == "failed"]
+        if not failed.empty:
+            frame = failed[["compressor", "bound", "seed", "error"]].sort_values(["compressor", "bound", "seed"])
+            tables.append(Table("Failed cells", frame.reset_index(drop=True)))
+        skipped = skipped_pairs(tdf[tdf["status"] == "skipped"])
+        if skipped is not None:
+            tables.append(skipped)
         out[str(task_name)] = tables
     return out
 

@@ -45,6 +45,19 @@ def test_a_bound_that_does_not_apply_is_skipped(workspace):
     assert list(df["status"]) == ["skipped"] and "classification" in df["error"].iloc[0]
 
 
+def test_the_leaderboard_says_in_one_line_per_compressor_which_pairs_do_not_apply(third_party, workspace, capsys):
+    assert main(["run", "--tasks", "toy-digits", "--compressors", "prior,dense,toy-sign", "--bounds", "occam,catoni",
+                 "--set", "compressor.toy-sign.fail=true", "--no-leaderboard"]) == 1
+    capsys.readouterr()
+    assert main(["leaderboard"]) == 0
+    out = capsys.readouterr().out
+    skipped = out.split("### Skipped: these pairs do not apply to the task")[1]
+    lines = [line for line in skipped.splitlines() if line.startswith("| prior")]
+    assert len(lines) == 1 and "prior × catoni, occam: needs a data-dependent prior" in lines[0]  # two cells, one line
+    failed = out.split("### Failed cells")[1].split("###")[0]
+    assert failed.count("| toy-sign") == 2 and "told to fail" in failed and "prior" not in failed
+
+
 def test_rerun_skips_finished_cells_and_each_pays_its_configuration(third_party, workspace):
     argv = ["run", "--tasks", "toy-digits", "--compressors", "toy-sign", "--bounds", "occam,catoni",
             "--set", "compressor.toy-sign.variant=[0,1,2,3]", "--no-leaderboard"]
