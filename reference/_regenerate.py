@@ -6,7 +6,7 @@ runs' sidecars and the artifact of each compressor's best certificate per task (
 artifacts, and writes
 ``_README.md``: when and on what it was made, each profile's wall time, and the folder's size::
 
-    python reference/_regenerate.py                       # every reference profile (about 1.5 h on 2 cores)
+    python reference/_regenerate.py                       # every reference profile (35 min on 2 cores, then 5 min of verify)
     python reference/_regenerate.py --profiles fashion-mnist
     python reference/_regenerate.py --screenshot-only     # the README's figure, from the board as it is
     python reference/_regenerate.py --verify-only         # bench verify every row whose artifact is kept
@@ -67,18 +67,6 @@ def keep_certificate_artifacts() -> tuple[int, int]:
             shutil.rmtree(folder)
             dropped += 1
     return kept, dropped
-
-
-def compact() -> None:
-    """Rewrite the kept artifacts' layers in the compact format of ``save_artifact`` and pack the rows
-    into one file (``ResultsStore.pack_rows``): 8.6 MiB -> 4.6 MiB for the board of 2026-12-06."""
-    from bench.results import ResultsStore
-
-    store = ResultsStore(HERE)
-    for folder in sorted(store.artifacts.iterdir()):
-        message, meta, layers = store.load_artifact(folder.name)
-        store.save_artifact(folder.name, message, {k: v for k, v in meta.items() if k != "layers"}, layers)
-    store.pack_rows()
 
 
 def verify_kept() -> tuple[int, int]:
@@ -208,9 +196,11 @@ def main(argv: list[str] | None = None) -> None:
 
 
 def finish(times: dict[str, float]) -> None:
+    from bench.results import ResultsStore
+
     shutil.rmtree(HERE / "_claims", ignore_errors=True)  # the claims of jobs being computed: none now
     kept, dropped = keep_certificate_artifacts()
-    compact()
+    ResultsStore(HERE).pack_rows()  # one file for the rows: 2.2 MB as files of one row, 0.1 MB packed
     verify_kept()
     write_readme(times, kept)
     print(f"reference/: {folder_bytes() / 2**20:.1f} MiB, {kept} artifacts kept, {dropped} dropped")
