@@ -44,7 +44,7 @@ cpu = torch.device("cpu")
 ctx = build_context(task, 0, cpu, BaseModels(ModelCache(default_cache_dir()), cpu, None), 0.05)
 comp = IntrinsicDim(dim=1000, codebook="lattice", symbol_code="gaussian", quantizer="progressive", qat_epochs=0,
                     progressive_stages=7, scale="init", progressive_lr=lr, progressive_epochs=epochs,
-                    scale_power=2.0, levels=9, epochs=40)
+                    scale_power=2.0, levels=9, epochs=40, lattice_step="max", layout="sections", weight_decay=0.0)
 t = time.time()
 out = comp.compress(ctx)
 err = error_count(out.model, ctx.task.data.train)

@@ -28,12 +28,19 @@ Where seed 002 differs, and the options that follow it:
   forced at the end of the surgery phase without margin, so the masks reach the target exactly;
 * the reference implementation also prunes biases; here biases are never pruned (they travel in the
   message's ``rest`` section).
+
+By default (``rule = "quantile"``, ``sparsity = None``, ``levels = None``) the encoder runs the surgery
+from the base model once per rung of ``SPARSITY_LADDER``, codes each at every codebook size of
+``LEVELS_LADDER``, and keeps the message with the lowest Occam certificate (``bench.api.best_compressed``);
+the message holds the kept positions and the codebooks, so the choice needs no header. Setting
+``sparsity``, ``layer_sparsity``, ``rule = "std"`` or ``levels`` by hand fixes that choice.
 """
 
 from __future__ import annotations
 
+import copy
 import math
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Annotated, ClassVar, Literal
 
 import numpy as np
@@ -41,7 +48,8 @@ import torch
 from torch import nn
 from torch.func import functional_call
 
-from bench.api import Between, Compressed, Compressor, Ge, Gt, Le, Prior, RunContext, hookimpl, sparse_compressed
+from bench.api import (Between, Compressed, Compressor, Ge, Gt, Le, Prior, RunContext, best_compressed, hookimpl,
+                       scored_trial, sparse_compressed)
 from bench.kit.quantization import coded_tensor_names
 from bench.kit.pruning import CodingParams, Masks, decode_sparse
 from bench.kit.training import Hooks, train_loop
@@ -74,15 +82,23 @@ def cubic_schedule(final: float, progress: float) -> float:
     return final * (1.0 - (1.0 - t) ** 3)
 
 
+#: The sparsities the encoder tries by default (one surgery from the base model each).
+SPARSITY_LADDER: tuple[float, ...] = (0.9, 0.97, 0.99, 0.997)
+#: The codebook sizes (per coded tensor) every surgery is coded at by default.
+LEVELS_LADDER: tuple[int, ...] = (4, 16)
+
+
 @dataclass(frozen=True)
 class DNSParams(CodingParams):
     epochs: Annotated[int, Ge(1)] = 4  # surgery training epochs (masks updated, all weights trained)
     lr: Annotated[float, Gt(0)] = 1e-3  # Adam's rate for the surgery training
-    rule: Literal["std", "quantile"] = "std"
+    rule: Literal["std", "quantile"] = "quantile"
     # std: threshold mean|w| + c·std|w| (the paper); quantile: a scheduled share of |w|
     c: tuple[float, ...] = (1.0,)  # rule "std": one multiple for every tensor, or one per coded tensor
     c_stages: Annotated[int, Ge(1)] = 1  # > 1: c ramps piecewise constant from 0 (seed 002)
-    sparsity: Annotated[float, Between(0, 1)] = 0.9  # rule "quantile": target fraction pruned per tensor
+    sparsity: Annotated[float | None, Between(0, 1)] = None  # rule "quantile": target fraction pruned per tensor;
+    # None: the encoder picks it from SPARSITY_LADDER by the certificate
+    levels: Annotated[int | None, Ge(1)] = None  # codebook size per coded tensor; None: each of LEVELS_LADDER
     layer_sparsity: Annotated[tuple[float, ...], Between(0, 1)] = ()  # rule "quantile": one target per coded tensor
     gamma: Annotated[float, Ge(0)] = 1e-4  # mask updates happen with probability (1 + gamma·t)^-power at step t
     power: Annotated[float, Ge(0)] = 1.0  # see gamma
@@ -105,7 +121,7 @@ class Surgery:
         self.masks: Masks = {n: torch.ones_like(model.get_parameter(n), dtype=torch.float32) for n in self.names}
         self.c = self._per_tensor(p.c, "c")
         self.sparsity = (self._per_tensor(p.layer_sparsity, "layer_sparsity") if p.layer_sparsity
-                         else {n: p.sparsity for n in self.names})
+                         else {n: p.sparsity or 0.0 for n in self.names})
         self.moments = {n: self._moments(model.get_parameter(n)) for n in self.names}
 
     def _per_tensor(self, values: tuple[float, ...], key: str) -> dict[str, float]:
@@ -178,7 +194,7 @@ class DNS(Compressor):
     # named random streams at the offsets they had before plugins declared them (same messages)
     streams: ClassVar[dict[str, int]] = {"dns.surgery": 2, "dns.finetune": 7}
     name: ClassVar[str] = "dns"
-    version: ClassVar[str] = "0.1.0"
+    version: ClassVar[str] = "0.2.0"  # 0.2: quantile rule, sparsity and codebook size chosen by the encoder
     description: ClassVar[str] = ("Dynamic Network Surgery (prune and splice), then per-layer codebook "
                                   "quantization and sparse entropy coding (seed 002 App. B)")
     Params = DNSParams
@@ -186,6 +202,20 @@ class DNS(Compressor):
 
     def compress(self, ctx: RunContext) -> Compressed:
         p = self.params
+        levels = (p.levels,) if p.levels is not None else LEVELS_LADDER
+        fixed = p.rule == "std" or p.sparsity is not None or bool(p.layer_sparsity)
+        if fixed and len(levels) == 1:
+            return self._code(*self._surgery(ctx, p), levels[0], ctx)
+        trials = []
+        for rung in ((p.sparsity,) if fixed else SPARSITY_LADDER):
+            model, masks, stats, extras = self._surgery(ctx, p if fixed else replace(p, sparsity=rung))
+            for size in levels:  # each on a copy: coding moves the weights
+                out = self._code(copy.deepcopy(model), masks, stats, extras, size, ctx)
+                trials.append(scored_trial(ctx, {"sparsity": rung, "levels": size}, out))
+        return best_compressed(ctx, trials)
+
+    def _surgery(self, ctx: RunContext, p: DNSParams) -> tuple[nn.Module, Masks, dict, dict]:
+        """The base model after surgery under ``p``, its masks, and what the row reports of it."""
         model = ctx.base_model()
         train = ctx.task.data.train
         batch_size = ctx.task.recipe.batch_size
@@ -206,7 +236,11 @@ class DNS(Compressor):
         masks = surgery.finish()
         stats = {"surgery_train_err": ctx.evaluate(model, train), "surgery_sparsity": surgery.sparsity_now()}
         thresholds = {n: surgery.threshold(n, surgery.stop_step) for n in surgery.names}
-        return sparse_compressed(model, masks, p, ctx, "dns.finetune", stats, {"final_thresholds": thresholds})
+        return model, masks, stats, {"final_thresholds": thresholds}
+
+    def _code(self, model: nn.Module, masks: Masks, stats: dict, extras: dict, levels: int,
+              ctx: RunContext) -> Compressed:
+        return sparse_compressed(model, masks, replace(self.params, levels=levels), ctx, "dns.finetune", stats, extras)
 
     def decode(self, message: bytes, prior: Prior) -> nn.Module:
         return decode_sparse(message, prior.make_model(), self.params)

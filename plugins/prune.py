@@ -10,24 +10,40 @@ fraction shrinks geometrically to ``1 - s``) by weight magnitude, over all coded
 per coded tensor), and retrains ``retrain_epochs`` epochs with the pruned weights held at zero
 (their gradients masked). Everything derives from the run's seed.
 
+By default (``sparsity = None``, ``levels = None``) the encoder chooses both: it walks ``SPARSITY_LADDER``
+upwards, one pruning round and its retraining per rung, codes every rung at each codebook size of
+``LEVELS_LADDER``, and keeps the message with the lowest Occam certificate (``bench.api.best_compressed``).
+The choice needs no header: the message already holds the kept positions and each tensor's codebook.
+Setting ``sparsity`` (or ``layer_sparsity``) or ``levels`` by hand fixes it.
+
 The masked training and the quantize-and-encode tail live in ``bench.kit.pruning`` (``dns`` uses them too).
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+import copy
+from dataclasses import dataclass, replace
 from typing import Annotated, ClassVar, Literal
 
 from torch import nn
 
-from bench.api import Between, Compressed, Compressor, Ge, Gt, Prior, RunContext, hookimpl, sparse_compressed
+from bench.api import (Between, Compressed, Compressor, Ge, Gt, Prior, RunContext, best_compressed, hookimpl,
+                       scored_trial, sparse_compressed)
 from bench.kit.pruning import CodingParams, Masks, decode_sparse, magnitude_masks, masked_fit
 from bench.kit.quantization import coded_tensor_names
+
+#: The sparsities the encoder tries by default, walked upwards (one pruning round and its retraining each).
+SPARSITY_LADDER: tuple[float, ...] = (0.5, 0.8, 0.9, 0.95, 0.98, 0.99, 0.995, 0.998, 0.999)
+#: The codebook sizes (per coded tensor) every rung is coded at by default.
+LEVELS_LADDER: tuple[int, ...] = (4, 16)
+
 
 # ------------------------------------------------------------------------------------- the plugin
 @dataclass(frozen=True)
 class PruneParams(CodingParams):
-    sparsity: Annotated[float, Between(0, 1)] = 0.8  # fraction of the coded weights pruned
+    sparsity: Annotated[float | None, Between(0, 1)] = None  # fraction of the coded weights pruned; None: the
+    # encoder picks it from SPARSITY_LADDER by the certificate
+    levels: Annotated[int | None, Ge(1)] = None  # codebook size per coded tensor; None: each of LEVELS_LADDER
     scope: Literal["global", "layer"] = "global"
     # global: one magnitude threshold over all coded tensors; layer: one per tensor
     layer_sparsity: Annotated[tuple[float, ...], Between(0, 1)] = ()  # one target per coded tensor; overrides both
@@ -40,13 +56,13 @@ class Prune(Compressor):
     # named random streams at the offsets they had before plugins declared them (same messages)
     streams: ClassVar[dict[str, int]] = {"prune.retrain": 1, "prune.finetune": 7}
     name: ClassVar[str] = "prune"
-    version: ClassVar[str] = "0.1.0"
+    version: ClassVar[str] = "0.2.0"  # 0.2: sparsity and codebook size chosen by the encoder by default
     description: ClassVar[str] = ("iterative magnitude pruning with retraining, then per-layer codebook "
                                   "quantization and sparse entropy coding (Han et al.)")
     Params = PruneParams
     decoder_params: ClassVar[tuple[str, ...]] = ("codebook_precision", "rest_precision")
 
-    def targets(self, model: nn.Module) -> dict[str, float] | float:
+    def targets(self, model: nn.Module, sparsity: float) -> dict[str, float] | float:
         p = self.params
         names = coded_tensor_names(model)
         if p.layer_sparsity:
@@ -55,17 +71,33 @@ class Prune(Compressor):
                                  f"tensor: {', '.join(names)}), got {len(p.layer_sparsity)}")
             return dict(zip(names, map(float, p.layer_sparsity)))
         if p.scope == "layer":
-            return {n: p.sparsity for n in names}
-        return p.sparsity
+            return {n: sparsity for n in names}
+        return sparsity
 
     def compress(self, ctx: RunContext) -> Compressed:
         p = self.params
         model = ctx.base_model()
-        final = self.targets(model)
         generator = ctx.generator("prune.retrain")
+        fixed = p.sparsity is not None or bool(p.layer_sparsity)
+        levels = (p.levels,) if p.levels is not None else LEVELS_LADDER
+        if fixed:  # one target, reached in `steps` rounds
+            masks = self._prune(model, self.targets(model, p.sparsity or 0.0), p.steps, generator, ctx)
+            if len(levels) == 1:
+                return self._code(model, masks, levels[0], ctx)
+            return best_compressed(ctx, self._trials(model, masks, p.sparsity, levels, ctx))
+        trials = []
+        for rung in SPARSITY_LADDER:  # one round per rung, each from the last
+            masks = self._prune(model, self.targets(model, rung), 1, generator, ctx)
+            trials += self._trials(model, masks, rung, levels, ctx)
+        return best_compressed(ctx, trials)
+
+    def _prune(self, model: nn.Module, final: dict[str, float] | float, steps: int, generator, ctx: RunContext) -> Masks:
+        """Prune in ``steps`` rounds to ``final`` (the kept fraction shrinking geometrically from what the
+        model keeps now), retraining after each."""
+        p = self.params
         masks: Masks = {}
-        for step in range(1, p.steps + 1):
-            frac = step / p.steps
+        for step in range(1, steps + 1):
+            frac = step / steps
             if isinstance(final, dict):
                 target: dict[str, float] | float = {n: 1 - (1 - s) ** frac for n, s in final.items()}
             else:
@@ -73,9 +105,19 @@ class Prune(Compressor):
             masks = magnitude_masks(model, target)
             masked_fit(model, masks, ctx.task.data.train, p.retrain_epochs, p.retrain_lr,
                        ctx.task.recipe.batch_size, generator, ctx.task.data.task_type, ctx.progress,
-                       desc=f"prune step {step}/{p.steps}")
+                       desc=f"prune step {step}/{steps}")
+        return masks
+
+    def _code(self, model: nn.Module, masks: Masks, levels: int, ctx: RunContext) -> Compressed:
         pruned_train_err = ctx.evaluate(model, ctx.task.data.train)
-        return sparse_compressed(model, masks, p, ctx, "prune.finetune", {"pruned_train_err": pruned_train_err})
+        return sparse_compressed(model, masks, replace(self.params, levels=levels), ctx, "prune.finetune",
+                                 {"pruned_train_err": pruned_train_err})
+
+    def _trials(self, model: nn.Module, masks: Masks, sparsity: float | None, levels: tuple[int, ...],
+                ctx: RunContext) -> list:
+        """The pruned model coded at each codebook size (each on a copy: coding moves the weights)."""
+        return [scored_trial(ctx, {"sparsity": sparsity, "levels": size},
+                             self._code(copy.deepcopy(model), masks, size, ctx)) for size in levels]
 
     def decode(self, message: bytes, prior: Prior) -> nn.Module:
         return decode_sparse(message, prior.make_model(), self.params)

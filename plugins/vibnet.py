@@ -18,6 +18,11 @@ shrunk network's weights through ``bench.kit.quantization`` (per-tensor k-means 
 centroid fine-tuning, entropy-coded assignments, the rest at ``rest_precision``). The decoder rebuilds
 the shrunk architecture from the masks and the seeded template alone.
 
+By default (``gamma = None``, ``levels = None``) the encoder trains the gates at every γ' of ``GAMMA_LADDER``
+(each training cached), codes each shrunk network at every codebook size of ``LEVELS_LADDER``, and keeps
+the message with the lowest Occam certificate (``bench.api.best_compressed``); the message holds the
+kept units and the codebooks, so the choice needs no header. Setting ``gamma`` or ``levels`` fixes it.
+
 Models are walked as a chain of layers (``nn.Sequential`` nesting, LeNet-5's features + classifier,
 the ConvNet); the chain must reproduce the model's own output, and every layer must be one of the
 kinds below, or the error names the layer it cannot gate.
@@ -36,19 +41,24 @@ import torch.nn.functional as F
 from torch import nn
 
 from bench.kit import coding
-from bench.api import Compressed, Compressor, Ge, Gt, Prior, RunContext, hookimpl
+from bench.api import Compressed, Compressor, Ge, Gt, Prior, RunContext, best_compressed, hookimpl, scored_trial
 from bench.kit.quantization import CodebookModel, decode_model, encode_model, quantize_tensors, section_names
 from bench.kit.training import Hooks, train_loop
 
 WEIGHT_LAYERS = (nn.Linear, nn.Conv2d)
 PASSIVE = (nn.ReLU, nn.Tanh, nn.MaxPool2d, nn.AvgPool2d, nn.AdaptiveAvgPool2d, nn.Dropout, nn.Identity)
 NORMS = (nn.BatchNorm1d, nn.BatchNorm2d)
+#: The γ' the encoder tries by default (one information-bottleneck training each, cached).
+GAMMA_LADDER: tuple[float, ...] = (1e-5, 1e-4, 1e-3)
+#: The codebook sizes (per coded tensor) every shrunk network is coded at by default.
+LEVELS_LADDER: tuple[int, ...] = (4, 16)
+GATES_VERSION = "0.2.0"  # the cache key of trained gates: bump when their training changes
 INIT_LOGVAR = -9.0  # the authors' initialization: μ ~ N(1, 0.01²), log σ² = -9
 
 
 @dataclass(frozen=True)
 class VIBNetParams:
-    gamma: Annotated[float, Ge(0)] = 1e-4  # γ'
+    gamma: Annotated[float | None, Ge(0)] = None  # γ'; None: the encoder picks it from GAMMA_LADDER
     epochs: Annotated[int, Ge(0)] = 10  # information-bottleneck training of weights and gates (cached)
     lr: Annotated[float, Gt(0)] = 1e-3  # the network's weights
     gate_lr: Annotated[float, Gt(0)] = 1e-2  # the gates' μ and log σ² (the authors' code has this separate rate too)
@@ -57,7 +67,8 @@ class VIBNetParams:
     finetune_lr: Annotated[float | None, Gt(0)] = None  # None: lr
     input_bottleneck: bool = True  # MLPs: gates on the input pixels too
     batch_size: Annotated[int | None, Ge(1)] = None  # None: the task's recipe
-    levels: Annotated[int, Ge(1)] = 16  # codebook size per coded tensor of the shrunk network
+    levels: Annotated[int | None, Ge(1)] = None  # codebook size per coded tensor of the shrunk network; None: each
+    # of LEVELS_LADDER
     codebook_epochs: Annotated[int, Ge(0)] = 0  # centroid fine-tuning after quantization
     codebook_lr: Annotated[float, Gt(0)] = 1e-4  # Adam's rate for centroid tuning
     codebook_precision: Literal["float16", "float32"] = "float16"  # how the codebook travels in the message
@@ -65,7 +76,7 @@ class VIBNetParams:
     # how biases and BatchNorm parameters and statistics travel in the message
 
     def validate(self) -> None:  # what a range cannot say
-        if not math.isfinite(self.gamma):
+        if self.gamma is not None and not math.isfinite(self.gamma):
             raise ValueError(f"parameter 'gamma' must be a finite number >= 0, got {self.gamma}")
 
 
@@ -309,7 +320,7 @@ class VIBNet(Compressor):
     streams: ClassVar[dict[str, int]] = {"vibnet.shuffle": 31, "vibnet.finetune": 32, "vibnet.codebook": 33,
                                           "vibnet.init": 34}
     name: ClassVar[str] = "vibnet"
-    version: ClassVar[str] = "0.2.0"  # 0.2: the gates' training noise from the run's seed alone
+    version: ClassVar[str] = "0.3.0"  # 0.3: γ' and codebook size chosen by the encoder by default
     description: ClassVar[str] = ("Variational Information Bottleneck neuron pruning (seed 003): gated units "
                                   "pruned and physically removed, the shrunk network coded")
     Params = VIBNetParams
@@ -327,13 +338,26 @@ class VIBNet(Compressor):
 
     def compress(self, ctx: RunContext) -> Compressed:
         p = self.params
+        gammas_tried = (p.gamma,) if p.gamma is not None else GAMMA_LADDER
+        levels = (p.levels,) if p.levels is not None else LEVELS_LADDER
+        if len(gammas_tried) == 1 and len(levels) == 1:
+            return self._coded(ctx, gammas_tried[0], levels)[0]
+        trials = []
+        for gamma in gammas_tried:
+            for size, out in zip(levels, self._coded(ctx, gamma, levels)):
+                trials.append(scored_trial(ctx, {"gamma": gamma, "levels": size}, out))
+        return best_compressed(ctx, trials)
+
+    def _coded(self, ctx: RunContext, gamma: float, levels: tuple[int, ...]) -> list[Compressed]:
+        """The base model gated and trained at ``gamma``, shrunk, and coded at each codebook size."""
+        p = self.params
         input_shape = ctx.task.data.input_shape
         model = ctx.base_model()
         original = copy.deepcopy(model)
         chain, sites = self._structure(model, input_shape)
-        gated = Gated(chain, sites, gammas(sites, p.gamma), ctx.generator("vibnet.init"))
+        gated = Gated(chain, sites, gammas(sites, gamma), ctx.generator("vibnet.init"))
         batch_size = p.batch_size or ctx.task.recipe.batch_size
-        cached = self._trained_gates(gated, ctx, batch_size)
+        cached = self._trained_gates(gated, ctx, batch_size, gamma)
         keeps, means, log_alpha = [], [], []
         for gate in gated.gates:
             la = gate.log_alpha().detach()
@@ -344,39 +368,40 @@ class VIBNet(Compressor):
             means.append(gate.mu.detach().cpu())
             log_alpha.append(la.cpu())
         gated_err = self._gated_error(gated, keeps, ctx)
-        small = shrink(list(gated.chain), sites, keeps, means)
+        shrunk = shrink(list(gated.chain), sites, keeps, means)
         if p.finetune_epochs:
-            self._train(small, ctx, p.finetune_epochs, p.finetune_lr or p.lr, batch_size, penalty=False,
+            self._train(shrunk, ctx, p.finetune_epochs, p.finetune_lr or p.lr, batch_size, penalty=False,
                         desc="vibnet fine-tune")
-        codes = quantize_tensors(small, p.levels, ctx.seed, "linear")
-        if p.codebook_epochs:
-            CodebookModel(small, codes).finetune(ctx.task.data.train, p.codebook_epochs, p.codebook_lr, batch_size,
-                                                 ctx.generator("vibnet.codebook"), ctx.task.data.task_type, ctx.progress)
-        encoded = encode_model(small, codes, False, p.codebook_precision, p.rest_precision)
         mask_names, weight_names = self._names(chain, sites)
-        weights = coding.unpack_sections(encoded.message, weight_names)
-        sections = {name: coding.encode_positions(keep.numpy(), s.units)
-                    for name, keep, s in zip(mask_names, keeps, sites)}
-        sections.update(weights)
-        message = coding.pack_sections(sections)
+        masks = {name: coding.encode_positions(keep.numpy(), s.units) for name, keep, s in zip(mask_names, keeps, sites)}
         kept = [int(k.numel()) for k in keeps]
-        stats = metrics(original, encoded.model, sites, kept, input_shape)
-        stats.update(n_params_kept=sum(t.numel() for t in encoded.model.parameters()), gated_train_err=gated_err)
-        return Compressed(
-            message=message, model=encoded.model, layers=encoded.layers, stats=stats,
-            extras={"kept": kept, "gates_cached": cached, "log_alpha_quantiles": [np.quantile(la.numpy(), [0.1, 0.5, 0.9]).tolist()
-                                                           for la in log_alpha],
-                    "gammas": gammas(sites, p.gamma)},
-            sections=[(name, 8 * len(body)) for name, body in sections.items()],
-        )
+        outs = []
+        for size in levels:
+            small = copy.deepcopy(shrunk) if len(levels) > 1 else shrunk
+            codes = quantize_tensors(small, size, ctx.seed, "linear")
+            if p.codebook_epochs:
+                CodebookModel(small, codes).finetune(ctx.task.data.train, p.codebook_epochs, p.codebook_lr, batch_size,
+                                                     ctx.generator("vibnet.codebook"), ctx.task.data.task_type,
+                                                     ctx.progress)
+            encoded = encode_model(small, codes, False, p.codebook_precision, p.rest_precision)
+            sections = {**masks, **coding.unpack_sections(encoded.message, weight_names)}
+            stats = metrics(original, encoded.model, sites, kept, input_shape)
+            stats.update(n_params_kept=sum(t.numel() for t in encoded.model.parameters()), gated_train_err=gated_err)
+            outs.append(Compressed(
+                message=coding.pack_sections(sections), model=encoded.model, layers=encoded.layers, stats=stats,
+                extras={"kept": kept, "gates_cached": cached,
+                        "log_alpha_quantiles": [np.quantile(la.numpy(), [0.1, 0.5, 0.9]).tolist() for la in log_alpha],
+                        "gammas": gammas(sites, gamma)},
+                sections=[(name, 8 * len(body)) for name, body in sections.items()]))
+        return outs
 
-    def _trained_gates(self, gated: Gated, ctx: RunContext, batch_size: int) -> bool:
+    def _trained_gates(self, gated: Gated, ctx: RunContext, batch_size: int, gamma: float) -> bool:
         """The information-bottleneck training, from the cache when a grid point already ran it: the
         threshold, fine-tuning and coding parameters do not change it, so a grid over them trains once."""
         p = self.params
-        config = {"task": ctx.task.config, "seed": ctx.seed, "device": ctx.device.type, "gamma": p.gamma,
+        config = {"task": ctx.task.config, "seed": ctx.seed, "device": ctx.device.type, "gamma": gamma,
                   "epochs": p.epochs, "lr": p.lr, "gate_lr": p.gate_lr, "batch_size": batch_size,
-                  "input_bottleneck": p.input_bottleneck, "plugin": self.version,
+                  "input_bottleneck": p.input_bottleneck, "plugin": GATES_VERSION,
                   "torch": torch.__version__.split("+")[0]}
         cache = ctx.cache("vibnet-gated")
         key = cache.key(config)

@@ -140,18 +140,15 @@ def test_the_fashion_mnist_id_block_item_by_item(registry):
     task = {**TASK, "dataset": "fashion-mnist", "model": "lenet5"}
     code = code_of(registry, task, 0, 0.05, "id", params, "occam", {"form": "binomial", "alpha": 1.0001})
     items = dict(code.itemized())
-    # 14 decoder-side parameters: a 4-bit index each; then the value
-    assert items["compressor id: 9 parameter(s) not at their defaults"] == len(cc.elias_delta(10)) == 8
-    assert items["compressor id: dim = 1000"] == 4 + 17  # Elias delta of zigzag(1000) + 1 = 2001
+    # 14 decoder-side parameters: a 4-bit index each; then the value. Since id 0.4.0 the block's recipe is
+    # the default one but for d, the alphabet and a fixed step.
+    assert items["compressor id: 4 parameter(s) not at their defaults"] == len(cc.elias_delta(5)) == 5
+    assert items["compressor id: dim = 1000"] == 4 + 1 + 17  # optional: one bit, then Elias delta of 2001
     assert items["compressor id: levels = 11"] == 4 + 9  # Elias delta of 23
     assert items["compressor id: step = 0.904"] == 4 + 1 + 22  # optional: one bit, then 904·10^-3
-    assert items["compressor id: scale_power = 2.0"] == 4 + 6  # 2·10^0: Elias delta of 5, then of 1
-    assert items['compressor id: codebook = "lattice"'] == 4 + 0  # the one other choice
-    assert items['compressor id: lattice_step = "fixed"'] == 4 + 0  # the only other choice
-    assert items['compressor id: symbol_code = "gaussian"'] == 4 + 0
-    assert items['compressor id: layout = "implied"'] == 4 + 0
-    assert items['compressor id: scale = "init"'] == 4 + 0
-    assert code.length == 114
+    assert items['compressor id: lattice_step = "fixed"'] == 4 + 1  # one of the two other choices
+    assert not any("scale" in what or "codebook" in what or "symbol_code" in what for what in items)
+    assert code.length == 87
     assert not any("epochs" in what or "weight_decay" in what or "quantizer" in what for what in items)
 
 
@@ -161,8 +158,9 @@ def test_encoder_side_parameters_are_free_and_decoder_side_ones_are_paid(registr
         return code_of(registry, TASK, 0, 0.05, "id", params, "occam", {}).length
 
     base = bits()
-    for encoder_side in ({"epochs": 3}, {"lr": 0.5}, {"weight_decay": 1e-3}, {"quantizer": "progressive"},
-                         {"qat_epochs": 5}, {"init": "kmeans++"}):
+    for encoder_side in ({"epochs": 3}, {"lr": 0.5}, {"weight_decay": 1e-3}, {"quantizer": "gptq"},
+                         {"progressive_epochs": 5}, {"init": "kmeans++"}, {"dims": (64, 128)},
+                         {"step_ratios": (0.5,)}):
         assert bits(**encoder_side) == base, encoder_side
     for decoder_side in ({"dim": 300}, {"levels": 9}, {"projector": "dense"}, {"z_precision": "float32"}):
         assert bits(**decoder_side) > base, decoder_side

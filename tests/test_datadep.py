@@ -115,7 +115,7 @@ def test_bounds_use_s_bound_and_the_prior_compressor_is_a_binomial_tail_bound(wo
 def test_id_from_the_prior_decodes_exactly(workspace, capsys):
     argv = ["run", "--compressors", "id", "--bounds", "occam", "--no-leaderboard", *DATADEP,
             "--set", 'compressor.id.origin="prior"', "--set", "compressor.id.dim=30",
-            "--set", "compressor.id.epochs=2", "--set", "compressor.id.qat_epochs=1"]
+            "--set", "compressor.id.epochs=2", "--set", "compressor.id.progressive_stages=2"]
     assert main(argv) == 0  # the decoded model (θ₀ = the prior's model) is the compressor's, bit for bit
     df = pd.read_parquet(workspace / "results")
     assert (df["status"] == "ok").all()

@@ -53,7 +53,7 @@ def train_step(surgery: Surgery, x: torch.Tensor, y: torch.Tensor, opt: torch.op
 
 def test_gradients_reach_masked_weights_and_a_spliced_weight_comes_back():
     model = toy_model()
-    p = DNSParams(c=(0.5,), gamma=0.0, margin=0.1, epochs=1)
+    p = DNSParams(rule="std", c=(0.5,), gamma=0.0, margin=0.1, epochs=1)
     surgery = Surgery(model, p, total_steps=100, rng=np.random.default_rng(0))
     surgery.maybe_update(0)  # p(0) = 1: the first update always happens
     mask = surgery.masks["1.weight"]
@@ -121,7 +121,7 @@ def test_params_are_validated_by_name():
         DNS(c=[])
     model = toy_model()
     with pytest.raises(ValueError, match="'c' needs 1 or 2"):
-        Surgery(model, DNSParams(c=(1.0, 2.0, 3.0)), 10, np.random.default_rng(0))
+        Surgery(model, DNSParams(rule="std", c=(1.0, 2.0, 3.0)), 10, np.random.default_rng(0))
 
 
 def test_dns_through_the_runner_decodes_exactly_and_verifies(workspace, capsys):

@@ -26,9 +26,15 @@ from bench.kit.subspace import (Subspace, init_codebook, nearest_level, progress
                             progressive_quantize, quantize_ste, recalibrate_batchnorm, row_scale)
 from bench.tasks import BaseModels, instantiate_task, merge_task
 from bench.cache import ModelCache, default_cache_dir
-from bench_plugins.intrinsic_dim import IntrinsicDim
+from bench.kit import ladders
+from bench_plugins.intrinsic_dim import DIM_LADDER, STEP_LADDER, IntrinsicDim, auto_dims, auto_epochs
 
-FAST = {"dim": 40, "epochs": 2, "lr": 0.05, "qat_epochs": 1, "levels": 5}
+#: id's defaults before 0.4.0 (a learned codebook, nearest rounding, its step and counts sent): the tests of
+#: those options start from here; the frontier recipe, today's defaults, has its own tests below.
+CLASSIC = {"scale": "none", "scale_power": 1.0, "levels": 7, "weight_decay": 0.0, "qat_epochs": 2,
+           "quantizer": "nearest", "progressive_stages": 4, "progressive_epochs": 1, "progressive_lr": 0.01,
+           "codebook": "learned", "lattice_step": "max", "symbol_code": "table", "layout": "sections"}
+FAST = {**CLASSIC, "dim": 40, "epochs": 2, "lr": 0.05, "qat_epochs": 1, "levels": 5}
 
 pytestmark = pytest.mark.usefixtures("one_thread")
 
@@ -106,9 +112,14 @@ def test_params_are_validated_by_name():
                      ({**FIXED, "qat_epochs": 1}, "qat_epochs"), ({**FIXED, "step": 0.0}, "parameter 'step'"),
                      ({**FIXED, "step": float("inf")}, "parameter 'step'"),
                      ({**FIXED, "step": 1e-50}, "parameter 'step'"), ({**FIXED, "levels": 0}, "lattice_step"),
-                     ({**FIXED, "codebook": "learned", "symbol_code": "table"}, "lattice_step")]:
+                     ({**FIXED, "codebook": "learned", "symbol_code": "table"}, "lattice_step"),
+                     ({"dim": None, "dims": (100,)}, "dims"), ({"dim": 64, "dims": (64,)}, "dims"),
+                     ({"step_ratios": (1.0,)}, "step_ratios"), ({"dim": None, "step_ratios": (0.0,)}, "step_ratios")]:
         with pytest.raises(ConfigError, match=key):
-            IntrinsicDim(**bad)
+            IntrinsicDim(**{**CLASSIC, **bad})
+    IntrinsicDim()  # the defaults are consistent
+    with pytest.raises(ConfigError, match="qat_epochs"):
+        IntrinsicDim(qat_epochs=1)  # QAT would move the ladder's step
 
 
 @pytest.mark.parametrize("retired, says", [
@@ -234,7 +245,7 @@ def test_progressive_shares_by_hand():
 def progressive_setup():
     ctx = context()
     comp = IntrinsicDim(**FAST)
-    space = comp.space(ctx)
+    space = comp.space(ctx, 40)
     z, _ = comp.trained_z(space, ctx)
     codebook = torch.linspace(-1, 1, 3) * float(z.abs().max())
     return ctx, space, z, codebook
@@ -271,9 +282,9 @@ def test_weight_decay_is_a_gaussian_prior_on_z_that_shrinks_it_and_keys_its_cach
     a fixed lattice step a smaller z costs fewer bits); it trains its own cached z."""
     ctx = context()
     plain, decayed = IntrinsicDim(**FAST), IntrinsicDim(**{**FAST, "weight_decay": 0.05})
-    assert plain.training_config(ctx) != decayed.training_config(ctx)
-    z0, _ = plain.trained_z(plain.space(ctx), ctx)
-    z1, _ = decayed.trained_z(decayed.space(ctx), ctx)
+    assert plain.training_config(ctx, 40) != decayed.training_config(ctx, 40)
+    z0, _ = plain.trained_z(plain.space(ctx, 40), ctx)
+    z1, _ = decayed.trained_z(decayed.space(ctx, 40), ctx)
     assert float(z1.pow(2).mean()) < 0.8 * float(z0.pow(2).mean())
 
 
@@ -353,7 +364,8 @@ def test_corrupted_messages_fail_cleanly():
 def test_through_the_runner_and_verify(workspace, capsys):
     argv = ["run", "--compressors", "id", "--bounds", "occam,catoni", "--no-leaderboard",
             "--set", "compressor.id.dim=30", "--set", "compressor.id.epochs=2", "--set", "compressor.id.lr=0.05",
-            "--set", "compressor.id.levels=[3,6]", "--set", "compressor.id.qat_epochs=1"]
+            "--set", "compressor.id.levels=[3,6]", "--set", "compressor.id.progressive_stages=2",
+            "--set", "compressor.id.progressive_epochs=1"]
     assert main(argv) == 0
     df = pd.read_parquet(workspace / "results")
     assert len(df) == 4 and (df["status"] == "ok").all()
@@ -368,3 +380,77 @@ def test_through_the_runner_and_verify(workspace, capsys):
     assert main(["verify", *df["cell_id"]]) == 0
     out = capsys.readouterr().out
     assert out.count("AGREES") == 4 and "DIFFERS" not in out
+
+
+# ----------------------------------------------------------------------- the encoder's own choices
+SEARCH = {"epochs": 3, "progressive_stages": 2, "progressive_epochs": 1, "levels": 9}
+
+
+def test_the_ladders_are_fixed_exact_and_fit_the_header_byte():
+    assert DIM_LADDER == (32, 64, 128, 256, 512, 1024, 2048, 4096)  # 3 bits
+    assert len(STEP_LADDER) == 32 and STEP_LADDER[20] == 1.0  # 5 bits; 2^((k - 20)/4)
+    for k in range(28):  # an octave is an exact doubling: every step is a literal times a power of two
+        assert STEP_LADDER[k + 4] == 2 * STEP_LADDER[k]
+    for k in range(31):
+        assert STEP_LADDER[k + 1] / STEP_LADDER[k] == pytest.approx(2 ** 0.25, rel=1e-15)
+
+
+def test_the_rules_in_n_by_hand():
+    # 4·√n: 146.8 at n = 1 347 (nearest 128), 979.8 at n = 60 000 (1 024); above 20 000 one neighbour only
+    assert auto_dims(1347, 2410) == (64, 128, 256)
+    assert auto_dims(1347, 200) == (64, 128)  # never above D
+    assert auto_dims(60000, 431_080) == (512, 1024)
+    assert auto_dims(10, 10) == (32,)
+    # 4 000 steps or 40 epochs, whichever is more: 22 batches of 64 at n = 1 347 -> ceil(4000/22) = 182
+    assert auto_epochs(1347, 64) == 182 and auto_epochs(60000, 128) == 40
+
+
+def test_the_encoder_picks_d_and_step_by_the_certificate_and_the_header_carries_them():
+    ctx = context()
+    comp = IntrinsicDim(dims=(32, 64), step_ratios=(0.7, 1.4), **SEARCH)
+    out = comp.compress(ctx)
+    trials = out.extras["search"]
+    assert [t["d"] for t in trials] == [32, 64, trials[2]["d"]] and len(trials) == 3
+    n = len(ctx.task.data.train)
+    for t in trials:  # each score is the Occam certificate of that message, recomputed by the oracle
+        kl = (t["message_bits"] + oracle.elias_delta_len(t["message_bits"] + 1)) * math.log(2)
+        assert t["score"] == pytest.approx(float(oracle.binomial_bound(t["train_errors"], n, kl, 0.05)), rel=1e-5)
+    won = min(trials, key=lambda t: (t["score"], t["message_bits"]))
+    assert out.extras["chosen"] == {"d": won["d"], "step": won["step"]} and 8 * len(out.message) == won["message_bits"]
+    assert ctx.evaluate(out.model, ctx.task.data.train) * n == pytest.approx(won["train_errors"])
+    header = out.message[0]  # d's index in the top 3 bits, the step's in the low 5
+    assert DIM_LADDER[header >> 5] == won["d"] and STEP_LADDER[header & 31] == won["step"]
+    fresh = context()
+    decoded = IntrinsicDim(**SEARCH).decode(out.message, fresh.prior)  # the candidates are encoder-side
+    assert models_agree(out.model, decoded, ctx.task.data.train.x[:256]) is None
+    assert sum(p.numel() for p in out.model.parameters()) == out.extras["D"]
+    for other in (header ^ 0b00100000, header ^ 0b00000001):  # another d, another step: another model
+        try:
+            wrong = IntrinsicDim(**SEARCH).decode(bytes([other]) + out.message[1:], fresh.prior)
+        except coding.CorruptMessage:
+            continue
+        assert models_agree(out.model, wrong, ctx.task.data.train.x[:256]) is not None
+
+
+def test_a_hand_set_dim_fixes_it_and_leaves_its_header_field_zero():
+    ctx = context()
+    comp = IntrinsicDim(dim=40, step_ratios=(1.0,), **SEARCH)
+    out = comp.compress(ctx)
+    assert out.message[0] >> 5 == 0 and out.extras["d"] == 40 and "search" not in out.extras
+    assert STEP_LADDER[out.message[0] & 31] == out.extras["header"]["step"]
+    with pytest.raises(coding.CorruptMessage, match="d in a message"):
+        comp.decode(bytes([out.message[0] | 0b00100000]) + out.message[1:], ctx.prior)
+    fixed = IntrinsicDim(dim=40, lattice_step="fixed", step=0.5, **SEARCH).compress(ctx)
+    header_free = IntrinsicDim(dim=40, lattice_step="fixed", step=0.5, **SEARCH)
+    assert not header_free.has_header and fixed.extras["section_bits"].get("header") is None
+    assert models_agree(fixed.model, header_free.decode(fixed.message, ctx.prior), ctx.task.data.train.x[:64]) is None
+
+
+def test_unreachable_note_by_hand():
+    def trial(bits, score):
+        return ladders.Trial({"d": 32}, bits, 0, score)
+    assert ladders.unreachable_note([trial(41_000, 1.0), trial(52_000, 1.0)], 1347) == (
+        "smallest message 41 kbit for n = 1 347: no candidate's certificate falls below 100 %")
+    assert ladders.unreachable_note([trial(800, 1.0)], 60000).startswith("smallest message 800 bits for n = 60 000")
+    assert ladders.unreachable_note([trial(41_000, 1.0), trial(900, 0.99)], 1347) is None
+    assert ladders.best_trial([trial(10, 0.5), trial(5, 0.5), trial(1, 0.6)]).message_bits == 5

@@ -44,8 +44,9 @@ levels = 4
 dim = 40
 epochs = 3
 lr = 0.05
-qat_epochs = 1
 levels = 5
+progressive_stages = 2
+progressive_epochs = 1
 
 [profiles.default.bound.occam]
 form = ["binomial", "kl", "catoni"]

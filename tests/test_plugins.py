@@ -97,7 +97,7 @@ def test_listing_one_plugin_marks_what_certificates_pay_for(capsys):
 
     assert main(["list", "compressors", "id"]) == 0
     out = capsys.readouterr().out
-    assert "dim = 250  [decoder-side, paid]  d, the dimension of the subspace z trains in" in out
-    assert "\n      epochs = null  None: the task's recipe" in out  # encoder-side: free, no mark
+    assert "dim = null  [decoder-side, paid]  d, the dimension of the subspace z trains in" in out
+    assert "\n      epochs = null  None: enough for AUTO_STEPS minibatch steps" in out  # encoder-side: free, no mark
     assert "removed options:" in out and "noise: training z against uniform noise" in out
     assert "\n  quantize " not in out and "\n  prune " not in out  # one plugin

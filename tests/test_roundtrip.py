@@ -24,10 +24,10 @@ COMPRESSORS = {
     "dense": {},
     "quantize": {"levels": 4},
     "prune": {"sparsity": 0.5, "steps": 1, "retrain_epochs": 1, "levels": 4},
-    "dns": {"epochs": 1, "levels": 4},
+    "dns": {"epochs": 1, "levels": 4, "sparsity": 0.9},
     "hw-kmeans": {"levels": 4, "curvature_examples": 256},
     "drhw-kmeans": {"levels": 4, "curvature_examples": 256, "beta": 0.01},
-    "id": {"dim": 30, "epochs": 1, "lr": 0.05, "qat_epochs": 1, "levels": 5},
+    "id": {"dim": 30, "epochs": 1, "lr": 0.05, "levels": 5, "progressive_stages": 2, "progressive_epochs": 1},
 }
 
 pytestmark = pytest.mark.usefixtures("one_thread")

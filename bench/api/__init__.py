@@ -27,7 +27,7 @@ _WHERE = {
                             "TaskInstance", "stream_seed"),
     "bench.api.specs": ("Recipe", "TaskSpec"),
     "bench.api.errors": ("DatasetUnavailable",),
-    "bench.api.helpers": ("classification_only", "sparse_compressed"),
+    "bench.api.helpers": ("best_compressed", "classification_only", "scored_trial", "sparse_compressed"),
     "bench.api.hookspecs": ("Register", "hookimpl"),
     "bench.api.jobs": ("Job", "JobReport", "JobResult", "Tick", "Work"),
     "bench.api.params": ("canonical_json", "content_hash"),
@@ -60,7 +60,7 @@ if TYPE_CHECKING:  # what the names are, for type checkers and editors
                                      TaskInstance, stream_seed)
     from bench.api.specs import Recipe, TaskSpec  # noqa: F401
     from bench.api.errors import DatasetUnavailable  # noqa: F401
-    from bench.api.helpers import classification_only, sparse_compressed  # noqa: F401
+    from bench.api.helpers import best_compressed, classification_only, scored_trial, sparse_compressed  # noqa: F401
     from bench.api.hookspecs import Register, hookimpl  # noqa: F401
     from bench.api.jobs import Job, JobReport, JobResult, Tick, Work  # noqa: F401
     from bench.api.params import canonical_json, content_hash  # noqa: F401

@@ -1,0 +1,64 @@
+"""The pruning family's encoder-side ladders: by default ``prune``, ``dns`` and ``vibnet`` try every rung of
+sparsity (or γ') and every codebook size fixed in advance, and keep the message with the lowest Occam
+certificate. Every candidate is a whole message that decodes on its own; the row says what was tried."""
+
+from __future__ import annotations
+
+import math
+
+import pytest
+import torch
+
+import oracle
+from bench.cell import models_agree
+from bench.context import build_context
+from bench.registry import load_registry
+from bench.tasks import BaseModels, instantiate_task
+from bench.cache import ModelCache, default_cache_dir
+from bench.progress import progress
+from bench_plugins import dns, prune, vibnet
+
+pytestmark = pytest.mark.usefixtures("one_thread")
+
+
+def context():
+    registry = load_registry()
+    task = instantiate_task(registry.get("tasks", "digits-mlp"), registry)
+    device = torch.device("cpu")
+    return build_context(task, 0, device, BaseModels(ModelCache(default_cache_dir()), device, progress), 0.05)
+
+
+CASES = [
+    (prune.Prune, {"retrain_epochs": 1, "codebook_epochs": 0}, "sparsity", prune.SPARSITY_LADDER, prune.LEVELS_LADDER),
+    (dns.DNS, {"epochs": 1, "codebook_epochs": 0}, "sparsity", dns.SPARSITY_LADDER, dns.LEVELS_LADDER),
+    (vibnet.VIBNet, {"epochs": 1}, "gamma", vibnet.GAMMA_LADDER, vibnet.LEVELS_LADDER),
+]
+
+
+@pytest.mark.parametrize("cls, fast, knob, rungs, sizes", CASES, ids=["prune", "dns", "vibnet"])
+def test_the_ladder_is_searched_by_the_certificate_and_the_winner_decodes(cls, fast, knob, rungs, sizes):
+    ctx = context()
+    comp = cls(**fast)
+    out = comp.compress(ctx)
+    trials = out.extras["search"]
+    assert [(t[knob], t["levels"]) for t in trials] == [(r, s) for r in rungs for s in sizes]
+    n = len(ctx.task.data.train)
+    for t in trials:  # each score is the Occam certificate of that message, recomputed by the oracle
+        kl = (t["message_bits"] + oracle.elias_delta_len(t["message_bits"] + 1)) * math.log(2)
+        assert t["score"] == pytest.approx(float(oracle.binomial_bound(t["train_errors"], n, kl, 0.05)), rel=1e-5)
+    won = min(trials, key=lambda t: (t["score"], t["message_bits"]))
+    assert out.extras["chosen"] == {knob: won[knob], "levels": won["levels"]}
+    assert 8 * len(out.message) == won["message_bits"]
+    assert round(ctx.evaluate(out.model, ctx.task.data.train) * n) == won["train_errors"]
+    assert ("note" in out.extras) == (won["score"] >= 1.0)
+    decoded = cls().decode(out.message, context().prior)  # the rungs are encoder-side: defaults decode it
+    assert models_agree(out.model, decoded, ctx.task.data.train.x[:256]) is None
+
+
+@pytest.mark.parametrize("cls, fast, knob, rungs, sizes", CASES, ids=["prune", "dns", "vibnet"])
+def test_setting_the_knob_and_the_levels_by_hand_fixes_them(cls, fast, knob, rungs, sizes):
+    ctx = context()
+    out = cls(**fast, **{knob: rungs[1], "levels": sizes[0]}).compress(ctx)
+    assert "search" not in out.extras
+    levels_only = cls(**fast, **{knob: rungs[1]}).compress(ctx)
+    assert [(t[knob], t["levels"]) for t in levels_only.extras["search"]] == [(rungs[1], s) for s in sizes]
