@@ -29,8 +29,8 @@ d from ``DIM_LADDER`` (32 to 4 096, doubling) and the step from ``STEP_LADDER`` 
 quarter octaves), both fixed in advance, and writes the two indices into one header byte in front of
 the message (3 bits for d, 5 for the step), so the decoder reads them from the message and the message's
 length pays for them. Which candidates it tries is encoder-side and free (``dims``, ``step_ratios``; by
-default three ladder values of d around a rule in n, each trained and rounded to its nearest lattice point,
-then the best one at up to two more steps relative to RMS(z)); every candidate is a
+default two or three ladder values of d around a rule in n, one more above while the largest wins, each
+coded at one step relative to RMS(z), then the best d at up to two more steps); every candidate is a
 whole message and the one with the lowest Occam certificate wins (``bench.kit.ladders``). Setting ``dim``
 or a fixed ``step`` by hand fixes that choice (a header field it no longer needs must be zero).
 
@@ -186,8 +186,9 @@ def nearest_ladder_step(value: float) -> int:
 
 def auto_dims(n: int, D: int) -> tuple[int, ...]:
     """The d tried by default: the ladder value nearest 4·√n (d = 1 024 at n = 60 000, where the frontier
-    was tuned) with its two neighbours up to SMALL_N, where each try is cheap, and with the one below it
-    above (a try costs minutes there); never above D."""
+    was tuned) with its two neighbours up to SMALL_N, where each try is cheap (and the search goes on
+    upwards while the largest d tried wins: ``IntrinsicDim.extends``), and with the one below it above
+    (a try costs minutes there); never above D."""
     centre = min(range(len(DIM_LADDER)), key=lambda k: (abs(np.log(DIM_LADDER[k] / (4 * np.sqrt(n)))), k))
     top = centre + 2 if n <= SMALL_N else centre + 1
     chosen = [DIM_LADDER[k] for k in range(max(centre - 1, 0), min(top, len(DIM_LADDER)))]
@@ -291,6 +292,14 @@ class IntrinsicDim(Compressor):
             return (p.dim,)
         return p.dims or auto_dims(len(ctx.task.data.train), D)
 
+    def extends(self, best: int, dims: tuple[int, ...], tried: dict, n: int, D: int) -> bool:
+        """Whether the default search goes one rung above its window: where the largest d tried won, the
+        next rung exists and fits in D, and n is small enough (SMALL_N) for another try to be cheap."""
+        if self.params.dim is not None or self.params.dims or n > SMALL_N or best != max(tried):
+            return False
+        k = DIM_LADDER.index(best) + 1
+        return k < len(DIM_LADDER) and DIM_LADDER[k] <= D and DIM_LADDER[k] not in tried
+
     def candidate_ratios(self, n: int) -> tuple[float, ...]:
         p = self.params
         if p.lattice_step != "ladder":
@@ -319,11 +328,15 @@ class IntrinsicDim(Compressor):
         trials: list[ladders.Trial] = []
         middle = ratios[len(ratios) // 2]
         spaces: dict[int, tuple[Subspace, torch.Tensor, dict]] = {}
-        for d in dims:  # every d, coded at the middle step
+        queue = list(dims)
+        while queue:  # every d, coded at the middle step
+            d = queue.pop(0)
             space = self.space(ctx, d)
             spaces[d] = (space, *self.trained_z(space, ctx))
             trials.append(self._trial(*spaces[d], self.choice(d, spaces[d][1], middle), ctx))
-        best_d = ladders.best_trial(trials).choice["d"]
+            best_d = ladders.best_trial(trials).choice["d"]
+            if not queue and self.extends(best_d, dims, spaces, n, D):
+                queue.append(DIM_LADDER[DIM_LADDER.index(best_d) + 1])  # the top one won: one rung higher
         for ratio in ratios:  # the best d at the other steps
             if ratio != middle:
                 trials.append(self._trial(*spaces[best_d], self.choice(best_d, spaces[best_d][1], ratio), ctx))
