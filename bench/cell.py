@@ -46,6 +46,8 @@ if TYPE_CHECKING:
 
 #: The offset of the harness's own random stream: the draws that measure a stochastic target's test error.
 TARGET_TEST_STREAM = 7_777_777
+#: What a compressor reports of its own search (bench.api.best_compressed) that each row repeats in its extras.
+SEARCH_EXTRAS = ("chosen", "note", "search")
 
 
 class CompressFailed(RuntimeError):
@@ -301,6 +303,7 @@ class CellRunner:
             say(f"{task.name} seed={seed} bound {name}: {error}")
             return {"status": "failed", "error": error,
                     "extras": canonical_json({"traceback": traceback.format_exc(limit=8)})}
+        searched = {k: evaluated.compressed.extras[k] for k in SEARCH_EXTRAS if k in evaluated.compressed.extras}
         cols["extras"] = canonical_json({"bound": result.extras, "stats": evaluated.compressed.stats,
-                                         "config": code.itemized()})
+                                         "config": code.itemized(), **({"compressor": searched} if searched else {})})
         return cols

@@ -4,12 +4,15 @@ certificate. Every candidate is a whole message that decodes on its own; the row
 
 from __future__ import annotations
 
+import json
 import math
 
+import pandas as pd
 import pytest
 import torch
 
 import oracle
+from bench.cli import main
 from bench.cell import models_agree
 from bench.context import build_context
 from bench.registry import load_registry
@@ -62,3 +65,24 @@ def test_setting_the_knob_and_the_levels_by_hand_fixes_them(cls, fast, knob, run
     assert "search" not in out.extras
     levels_only = cls(**fast, **{knob: rungs[1]}).compress(ctx)
     assert [(t[knob], t["levels"]) for t in levels_only.extras["search"]] == [(rungs[1], s) for s in sizes]
+
+
+def test_the_row_says_what_was_tried_and_why_nothing_certifies(workspace, capsys):
+    """Through the real entry point: the row repeats the search, and on digits (n = 1 347) the pruned
+    messages are too long for any certificate below 100 %, which the row says."""
+    argv = ["run", "--compressors", "vibnet", "--bounds", "occam", "--set", "compressor.vibnet.epochs=1",
+            "--no-leaderboard"]
+    assert main(argv) == 0
+    df = pd.read_parquet(workspace / "results")
+    assert len(df) == 1 and (df["status"] == "ok").all()
+    row = df.iloc[0]
+    searched = json.loads(row["extras"])["compressor"]
+    assert len(searched["search"]) == len(vibnet.GAMMA_LADDER) * len(vibnet.LEVELS_LADDER)
+    won = min(searched["search"], key=lambda t: (t["score"], t["message_bits"]))
+    assert searched["chosen"] == {"gamma": won["gamma"], "levels": won["levels"]}
+    assert row["message_bits"] == won["message_bits"] and row["train_errors"] == won["train_errors"]
+    assert ("note" in searched) == (won["score"] >= 1.0)
+    if "note" in searched:
+        assert searched["note"].startswith("smallest message ") and "for n = 1 347" in searched["note"]
+    capsys.readouterr()
+    assert main(["verify", *df["cell_id"]]) == 0
