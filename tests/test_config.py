@@ -119,3 +119,17 @@ def test_repository_default_profile_is_the_builtin_one():
     repo = load_config(Path(__file__).parents[1] / "bench.toml")
     repo.task_overrides = {}  # the repository defines more tasks, which the default profile does not use
     assert repo == load_config(None)
+
+
+def test_every_profile_of_the_repository_builds(capsys):
+    """Each profile of the shipped bench.toml validates against today's plugins: a default that changes
+    under a profile (as id's did in 0.4.0) fails here, not in a user's hour-long run."""
+    import tomllib
+    from pathlib import Path
+
+    path = Path(__file__).parents[1] / "bench.toml"
+    profiles = tomllib.loads(path.read_text())["profiles"]
+    assert len(profiles) >= 9
+    for name in profiles:
+        assert main(["calc", "config-bits", "--config", str(path), "--profile", name]) == 0, name
+    capsys.readouterr()
