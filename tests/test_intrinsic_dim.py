@@ -460,6 +460,7 @@ def test_unreachable_note_by_hand():
         return ladders.Trial({"d": 32}, bits, 0, score)
     assert ladders.unreachable_note([trial(41_000, 1.0), trial(52_000, 1.0)], 1347) == (
         "smallest message 41 kbit for n = 1 347: no candidate's certificate falls below 100 %")
-    assert ladders.unreachable_note([trial(800, 1.0)], 60000).startswith("smallest message 800 bits for n = 60 000")
+    assert ladders.unreachable_note([trial(800, 0.99996)], 60000).startswith("smallest message 800 bits for n = 60 000")
+    assert ladders.unreachable_note([trial(800, 0.9999)], 60000) is None  # 99.99 %: not vacuous
     assert ladders.unreachable_note([trial(41_000, 1.0), trial(900, 0.99)], 1347) is None
     assert ladders.best_trial([trial(10, 0.5), trial(5, 0.5), trial(1, 0.6)]).message_bits == 5
