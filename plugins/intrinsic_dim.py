@@ -51,7 +51,7 @@ import torch
 from torch import nn
 
 from bench.kit import coding, ladders
-from bench.api import (Between, Compressed, Compressor, Ge, Gt, Lt, Prior, RunContext, best_compressed, hookimpl,
+from bench.api import (Between, Compressed, Compressor, Ge, Gt, Prior, RunContext, best_compressed, hookimpl,
                        scored_trial, stream_seed)
 from bench.kit.gptq import fisher_z, gptq_quantize
 from bench.kit.projectors import PROJECTORS
