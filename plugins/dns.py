@@ -50,7 +50,7 @@ from torch.func import functional_call
 
 from bench.api import (Between, Compressed, Compressor, Ge, Gt, Le, Prior, RunContext, best_compressed, hookimpl,
                        scored_trial, sparse_compressed)
-from bench.kit.quantization import coded_tensor_names
+from bench.kit.quantization import LEVELS_LADDER, coded_tensor_names
 from bench.kit.pruning import CodingParams, Masks, decode_sparse
 from bench.kit.training import Hooks, train_loop
 
@@ -84,8 +84,6 @@ def cubic_schedule(final: float, progress: float) -> float:
 
 #: The sparsities the encoder tries by default (one surgery from the base model each).
 SPARSITY_LADDER: tuple[float, ...] = (0.9, 0.97, 0.99, 0.997)
-#: The codebook sizes (per coded tensor) every surgery is coded at by default.
-LEVELS_LADDER: tuple[int, ...] = (4, 16)
 
 
 @dataclass(frozen=True)

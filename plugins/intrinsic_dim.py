@@ -34,7 +34,7 @@ coded at one step relative to RMS(z), then the best d at up to two more steps); 
 whole message and the one with the lowest Occam certificate wins (``bench.kit.ladders``). Setting ``dim``
 or a fixed ``step`` by hand fixes that choice (a header field it no longer needs must be zero).
 
-Subspace training stops after its last epoch (nothing is selected by any error). Subspace training depends only on what
+Subspace training stops after its last epoch (nothing is selected by any error). It depends only on what
 ``IntrinsicDim.training_config`` lists (task, seed, dim, projector and its scale, the optimizer's settings,
 weight decay), so grid points that differ only in the quantization reuse it: it is cached on disk
 under ``$BENCH_CACHE_DIR/id-subspace``.
@@ -213,12 +213,6 @@ class _Choice:
 
     d: int
     step: float | None
-    d_index: int = 0
-    step_index: int = 0
-
-    @property
-    def byte(self) -> bytes:
-        return bytes([(self.d_index << 5) | self.step_index])
 
 
 class IntrinsicDim(Compressor):
@@ -292,7 +286,7 @@ class IntrinsicDim(Compressor):
             return (p.dim,)
         return p.dims or auto_dims(len(ctx.task.data.train), D)
 
-    def extends(self, best: int, dims: tuple[int, ...], tried: dict, n: int, D: int) -> bool:
+    def extends(self, best: int, tried: dict, n: int, D: int) -> bool:
         """Whether the default search goes one rung above its window: where the largest d tried won, the
         next rung exists and fits in D, and n is small enough (SMALL_N) for another try to be cheap."""
         if self.params.dim is not None or self.params.dims or n > SMALL_N or best != max(tried):
@@ -308,11 +302,19 @@ class IntrinsicDim(Compressor):
 
     def choice(self, d: int, z: torch.Tensor, ratio: float) -> _Choice:
         p = self.params
-        d_index = DIM_LADDER.index(d) if p.dim is None else 0
         if p.lattice_step == "ladder":
-            k = nearest_ladder_step(ratio * rms(z))
-            return _Choice(d, STEP_LADDER[k], d_index, k)
-        return _Choice(d, float(p.step) if p.lattice_step == "fixed" else None, d_index, 0)
+            return _Choice(d, STEP_LADDER[nearest_ladder_step(ratio * rms(z))])
+        return _Choice(d, float(p.step) if p.lattice_step == "fixed" else None)
+
+    def header(self, choice: _Choice) -> bytes:
+        """The header byte of ``choice``: d's ladder index in the top 3 bits, the step's in the low 5 (a field
+        the parameters fix is 0); nothing when the parameters fix both."""
+        p = self.params
+        if not self.has_header:
+            return b""
+        d_index = DIM_LADDER.index(choice.d) if p.dim is None else 0
+        step_index = STEP_LADDER.index(choice.step) if p.lattice_step == "ladder" else 0
+        return bytes([(d_index << 5) | step_index])
 
     def compress(self, ctx: RunContext) -> Compressed:
         """One candidate when d and the step are fixed; else every candidate d coded at the middle
@@ -335,7 +337,7 @@ class IntrinsicDim(Compressor):
             spaces[d] = (space, *self.trained_z(space, ctx))
             trials.append(self._trial(*spaces[d], self.choice(d, spaces[d][1], middle), ctx))
             best_d = ladders.best_trial(trials).choice["d"]
-            if not queue and self.extends(best_d, dims, spaces, n, D):
+            if not queue and self.extends(best_d, spaces, n, D):
                 queue.append(DIM_LADDER[DIM_LADDER.index(best_d) + 1])  # the top one won: one rung higher
         for ratio in ratios:  # the best d at the other steps
             if ratio != middle:
@@ -410,7 +412,7 @@ class IntrinsicDim(Compressor):
         sections["rest"] = coding.encode_floats(rest, p.rest_precision)
         sections = {name: sections[name] for name in SECTIONS}
         extras["section_bits"] = {k: 8 * len(v) for k, v in sections.items()}
-        header = choice.byte if self.has_header else b""
+        header = self.header(choice)
         if header:
             extras["section_bits"] = {"header": 8, **extras["section_bits"]}
             extras["header"] = {"d": choice.d, "step": choice.step}
@@ -436,7 +438,7 @@ class IntrinsicDim(Compressor):
         d = int(p.dim) if p.dim is not None else DIM_LADDER[d_index]
         step = STEP_LADDER[step_index] if p.lattice_step == "ladder" else (
             float(p.step) if p.lattice_step == "fixed" else None)
-        return _Choice(d, step, d_index, step_index), message[1:]
+        return _Choice(d, step), message[1:]
 
     def decode(self, message: bytes, prior: Prior) -> nn.Module:
         p = self.params

@@ -30,12 +30,10 @@ from torch import nn
 from bench.api import (Between, Compressed, Compressor, Ge, Gt, Prior, RunContext, best_compressed, hookimpl,
                        scored_trial, sparse_compressed)
 from bench.kit.pruning import CodingParams, Masks, decode_sparse, magnitude_masks, masked_fit
-from bench.kit.quantization import coded_tensor_names
+from bench.kit.quantization import LEVELS_LADDER, coded_tensor_names
 
 #: The sparsities the encoder tries by default, walked upwards (one pruning round and its retraining each).
 SPARSITY_LADDER: tuple[float, ...] = (0.5, 0.8, 0.9, 0.95, 0.98, 0.99, 0.995, 0.998, 0.999)
-#: The codebook sizes (per coded tensor) every rung is coded at by default.
-LEVELS_LADDER: tuple[int, ...] = (4, 16)
 
 
 # ------------------------------------------------------------------------------------- the plugin

@@ -42,7 +42,8 @@ from torch import nn
 
 from bench.kit import coding
 from bench.api import Compressed, Compressor, Ge, Gt, Prior, RunContext, best_compressed, hookimpl, scored_trial
-from bench.kit.quantization import CodebookModel, decode_model, encode_model, quantize_tensors, section_names
+from bench.kit.quantization import (LEVELS_LADDER, CodebookModel, decode_model, encode_model, quantize_tensors,
+                                    section_names)
 from bench.kit.training import Hooks, train_loop
 
 WEIGHT_LAYERS = (nn.Linear, nn.Conv2d)
@@ -50,8 +51,6 @@ PASSIVE = (nn.ReLU, nn.Tanh, nn.MaxPool2d, nn.AvgPool2d, nn.AdaptiveAvgPool2d, n
 NORMS = (nn.BatchNorm1d, nn.BatchNorm2d)
 #: The γ' the encoder tries by default (one information-bottleneck training each, cached).
 GAMMA_LADDER: tuple[float, ...] = (1e-5, 1e-4, 1e-3)
-#: The codebook sizes (per coded tensor) every shrunk network is coded at by default.
-LEVELS_LADDER: tuple[int, ...] = (4, 16)
 GATES_VERSION = "0.2.0"  # the cache key of trained gates: bump when their training changes
 INIT_LOGVAR = -9.0  # the authors' initialization: μ ~ N(1, 0.01²), log σ² = -9
 

@@ -406,12 +406,12 @@ def test_the_rules_in_n_by_hand():
     # the default search goes one rung up while the largest d tried wins, where tries are cheap
     tried = dict.fromkeys((64, 128, 256))
     comp = IntrinsicDim()
-    assert comp.extends(256, (64, 128, 256), tried, 1347, 2410)
-    assert not comp.extends(128, (64, 128, 256), tried, 1347, 2410)  # the top did not win
-    assert not comp.extends(256, (64, 128, 256), tried, 30000, 10**6)  # n above SMALL_N: each try costs minutes
-    assert not comp.extends(256, (64, 128, 256), tried, 1347, 500)  # 512 > D
-    assert not comp.extends(4096, (4096,), {4096: None}, 1347, 10**6)  # the ladder's top
-    assert not IntrinsicDim(dims=(64, 128, 256)).extends(256, (64, 128, 256), tried, 1347, 2410)  # set by hand
+    assert comp.extends(256, tried, 1347, 2410)
+    assert not comp.extends(128, tried, 1347, 2410)  # the top did not win
+    assert not comp.extends(256, tried, 30000, 10**6)  # n above SMALL_N: each try costs minutes
+    assert not comp.extends(256, tried, 1347, 500)  # 512 > D
+    assert not comp.extends(4096, {4096: None}, 1347, 10**6)  # the ladder's top
+    assert not IntrinsicDim(dims=(64, 128, 256)).extends(256, tried, 1347, 2410)  # set by hand
 
 
 def test_the_encoder_picks_d_and_step_by_the_certificate_and_the_header_carries_them():

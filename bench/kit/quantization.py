@@ -27,6 +27,9 @@ from bench.kit.types import LayerCode, Split
 from bench.kit.training import Hooks, train_loop
 
 Precision = Literal["float16", "float32"]
+#: The codebook sizes (per coded tensor) a compressor that searches its own strength codes every candidate
+#: at by default (``prune``, ``dns``, ``vibnet``); fixed in advance, the winner chosen by its certificate.
+LEVELS_LADDER: tuple[int, ...] = (4, 16)
 
 
 def coded_tensor_names(model: nn.Module) -> list[str]:
